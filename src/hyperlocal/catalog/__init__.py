@@ -1,0 +1,1 @@
+"""The model catalogue data: ``models.toml``. Loaded by ``hyperlocal.core.catalog``."""

@@ -1,0 +1,1 @@
+"""The domain, with no FastAPI: catalogue, keys, ledger, rate limits, jobs, generation."""

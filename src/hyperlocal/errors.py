@@ -1,0 +1,141 @@
+"""The domain exception tree. It knows nothing of HTTP; ``api/errors.py`` maps it.
+
+::
+
+    HyperlocalError
+    ├── AuthError                    no key, unknown key, revoked key
+    │   └── ForbiddenError           a valid key without the right (admin routes)
+    ├── RequestError                 the client asked for something wrong
+    │   ├── ModelRequiredError
+    │   ├── UnsupportedModelError    unknown id, or wrong category for the endpoint
+    │   ├── InputError               one field is invalid (E1004)
+    │   │   └── MediaInputError      an input URL could not be fetched or decoded
+    │   ├── BodyTooLargeError
+    │   └── IdempotencyConflictError
+    ├── NotFoundError
+    │   └── JobNotFoundError
+    ├── InsufficientCreditsError
+    ├── RateLimitedError
+    └── GenerationError              the engine failed (E1001)
+        ├── GenerationTimeoutError   (E1002)
+        └── UnexpectedError          (E9999)
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthError",
+    "BodyTooLargeError",
+    "ForbiddenError",
+    "GenerationError",
+    "GenerationTimeoutError",
+    "HyperlocalError",
+    "IdempotencyConflictError",
+    "InputError",
+    "InsufficientCreditsError",
+    "JobNotFoundError",
+    "MediaInputError",
+    "ModelRequiredError",
+    "NotFoundError",
+    "RateLimitedError",
+    "RequestError",
+    "UnexpectedError",
+    "UnsupportedModelError",
+]
+
+
+class HyperlocalError(Exception):
+    """Base of every error that hyperlocal raises on purpose."""
+
+    message: str = "Internal server error"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.message)
+        self.message = message or self.message
+
+
+class AuthError(HyperlocalError):
+    message = "Unauthorized. Please log in or provide a valid API key."
+
+
+class ForbiddenError(AuthError):
+    message = "Forbidden. This route needs the admin key."
+
+
+class RequestError(HyperlocalError):
+    message = "Bad request"
+
+
+class ModelRequiredError(RequestError):
+    message = "Model is required"
+
+
+class UnsupportedModelError(RequestError):
+    def __init__(self, model: str) -> None:
+        super().__init__(f"Unsupported model: {model}")
+        self.model = model
+
+
+class InputError(RequestError):
+    """One input field is invalid; the message names the field first."""
+
+    code = "E1004"
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+class MediaInputError(InputError):
+    """An input URL was refused, could not be fetched, or did not decode as the media claimed."""
+
+
+class BodyTooLargeError(RequestError):
+    def __init__(self, limit: int) -> None:
+        super().__init__("Request body too large")
+        self.limit = limit
+
+
+class IdempotencyConflictError(RequestError):
+    message = "Idempotency-Key was already used with a different request body"
+
+
+class NotFoundError(HyperlocalError):
+    message = "Not found"
+
+
+class JobNotFoundError(NotFoundError):
+    message = "Job not found"
+
+
+class InsufficientCreditsError(HyperlocalError):
+    def __init__(self, required: int, available: int) -> None:
+        super().__init__("Insufficient credits")
+        self.required = required
+        self.available = available
+
+
+class RateLimitedError(HyperlocalError):
+    def __init__(self, limit: int, reset_at: float, retry_after: int) -> None:
+        super().__init__("Rate limit exceeded")
+        self.limit = limit
+        self.reset_at = reset_at
+        self.retry_after = retry_after
+
+
+class GenerationError(HyperlocalError):
+    """The engine could not produce the output. Jobs record ``code`` with the message."""
+
+    message = "Generation failed"
+    code = "E1001"
+
+
+class GenerationTimeoutError(GenerationError):
+    message = "Generation timed out"
+    code = "E1002"
+
+
+class UnexpectedError(GenerationError):
+    message = "Unexpected error during generation"
+    code = "E9999"

@@ -1,0 +1,15 @@
+"""The storage interface: put bytes under a key, get back the URL that clients fetch."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+__all__ = ["Storage"]
+
+
+class Storage(Protocol):
+    async def put(self, key: str, data: bytes, content_type: str) -> str:
+        """Store ``data`` under ``key`` (``images/res_x.png``) and return its public URL."""
+        ...
+
+    async def aclose(self) -> None: ...

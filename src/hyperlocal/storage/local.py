@@ -1,0 +1,36 @@
+"""Outputs in a local directory, served by the app under ``/files/``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path, PurePosixPath
+
+__all__ = ["LocalStorage"]
+
+
+class LocalStorage:
+    def __init__(self, root: Path, base_url: str) -> None:
+        self.root = root
+        self.base_url = base_url.rstrip("/")
+
+    def path_for(self, key: str) -> Path:
+        clean = PurePosixPath(key)
+        if clean.is_absolute() or ".." in clean.parts:
+            raise ValueError(f"unsafe storage key: {key!r}")
+        return self.root.joinpath(*clean.parts)
+
+    async def put(self, key: str, data: bytes, content_type: str) -> str:  # noqa: ARG002
+        await asyncio.to_thread(self._write, self.path_for(key), data)
+        return f"{self.base_url}/files/{key}"
+
+    @staticmethod
+    def _write(path: Path, data: bytes) -> None:
+        # Write then rename, so a reader never sees half a file.
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+
+    async def aclose(self) -> None:
+        return None
