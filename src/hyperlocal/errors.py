@@ -16,6 +16,7 @@
     │   └── JobNotFoundError
     ├── InsufficientCreditsError
     ├── RateLimitedError
+    ├── EngineUnavailableError       the model's engine is not installed on this server
     └── GenerationError              the engine failed (E1001)
         ├── GenerationTimeoutError   (E1002)
         └── UnexpectedError          (E9999)
@@ -26,6 +27,7 @@ from __future__ import annotations
 __all__ = [
     "AuthError",
     "BodyTooLargeError",
+    "EngineUnavailableError",
     "ForbiddenError",
     "GenerationError",
     "GenerationTimeoutError",
@@ -122,6 +124,12 @@ class RateLimitedError(HyperlocalError):
         self.limit = limit
         self.reset_at = reset_at
         self.retry_after = retry_after
+
+
+class EngineUnavailableError(HyperlocalError):
+    def __init__(self, engine: str) -> None:
+        super().__init__(f"Engine '{engine}' is not installed on this server")
+        self.engine = engine
 
 
 class GenerationError(HyperlocalError):

@@ -3,7 +3,7 @@
 The built-in file is ``hyperlocal/catalog/models.toml``. An operator's file
 (``HYPERLOCAL_CATALOG``) has the same shape; each of its ``[[model]]`` entries replaces the
 built-in entry with the same id, or adds a new one. An entry may set ``enabled = false`` to
-remove a built-in model.
+remove a built-in model; such an entry needs nothing but its ``id``.
 """
 
 from __future__ import annotations
@@ -87,8 +87,10 @@ class PriceRule(_Strict):
       (``duration``), scaled linearly: 69 per 5 s makes 10 s cost 138.
     - ``per_resolution``: ``table[value of field]``, or ``credits`` when the value is missing.
     - ``per_minute``: ``credits`` for every started minute of input media (ASR).
-    - ``per_message``: at least ``credits``; one more for every ``chars_per_credit`` characters
-      of conversation beyond the first ``chars_per_credit``.
+    - ``per_message``: at least ``credits``; one more for every started ``chars_per_credit``
+      characters of conversation beyond the first ``chars_per_credit``.
+
+    ``multipliers`` then apply in order; the total is rounded up once, at the end.
     """
 
     kind: Literal["flat", "per_second", "per_resolution", "per_minute", "per_message"]
@@ -115,8 +117,15 @@ class ModelEntry(_Strict):
     engine_options: dict[str, Scalar] = Field(default_factory=dict)
 
 
+class _Removal(_Strict):
+    """``{id = "...", enabled = false}``: removes a built-in model without restating it."""
+
+    id: str
+    enabled: Literal[False]
+
+
 class _CatalogFile(_Strict):
-    model: list[ModelEntry] = Field(default_factory=list)
+    model: list[ModelEntry | _Removal] = Field(default_factory=list)
 
 
 class Catalog:
@@ -142,7 +151,7 @@ class Catalog:
         return [e for e in self._entries.values() if e.category is category]
 
 
-def _parse(text: str, origin: str) -> list[ModelEntry]:
+def _parse(text: str, origin: str) -> list[ModelEntry | _Removal]:
     try:
         return _CatalogFile.model_validate(tomllib.loads(text)).model
     except (tomllib.TOMLDecodeError, ValidationError) as exc:
@@ -152,8 +161,16 @@ def _parse(text: str, origin: str) -> list[ModelEntry]:
 def load_catalog(override: Path | None = None) -> Catalog:
     """The built-in catalogue, with ``override``'s entries replacing or adding by id."""
     builtin = resources.files("hyperlocal.catalog").joinpath("models.toml").read_text("utf-8")
-    merged = {e.id: e for e in _parse(builtin, "models.toml")}
+    merged: dict[str, ModelEntry] = {}
+    _merge(merged, _parse(builtin, "models.toml"))
     if override is not None:
-        for entry in _parse(override.read_text("utf-8"), str(override)):
-            merged[entry.id] = entry
+        _merge(merged, _parse(override.read_text("utf-8"), str(override)))
     return Catalog(list(merged.values()))
+
+
+def _merge(merged: dict[str, ModelEntry], entries: list[ModelEntry | _Removal]) -> None:
+    for entry in entries:
+        if isinstance(entry, _Removal):
+            merged.pop(entry.id, None)
+        else:
+            merged[entry.id] = entry

@@ -32,5 +32,8 @@ class LocalStorage:
         tmp.write_bytes(data)
         tmp.replace(path)
 
+    async def get(self, key: str) -> bytes:
+        return await asyncio.to_thread(self.path_for(key).read_bytes)
+
     async def aclose(self) -> None:
         return None

@@ -1,0 +1,3 @@
+from hyperlocal.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,54 @@
+"""Request dependencies, as ``Annotated`` aliases: ``Svc``, ``CurrentKey``, ``AdminKey``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request, Response
+
+from hyperlocal.core import keys
+from hyperlocal.core.keys import KeyInfo
+from hyperlocal.core.services import Services
+
+__all__ = ["AdminKey", "CurrentKey", "Svc"]
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+Svc = Annotated[Services, Depends(get_services)]
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+async def current_key(request: Request, response: Response, svc: Svc) -> KeyInfo:
+    """Authenticate, then count the request against the key's rolling-hour limit.
+
+    The limit is checked before any route logic runs, so a rejected request is never charged.
+    """
+    key = await keys.authenticate(svc.db, _bearer(request))
+    state = await svc.limiter.hit(key.id, key.rate_limit)
+    headers = {
+        "X-RateLimit-Limit": str(state.limit),
+        "X-RateLimit-Remaining": str(state.remaining),
+        "X-RateLimit-Reset": str(int(state.reset_at)),
+    }
+    request.state.rate_headers = headers
+    response.headers.update(headers)
+    return key
+
+
+CurrentKey = Annotated[KeyInfo, Depends(current_key)]
+
+
+async def admin_key(key: CurrentKey) -> KeyInfo:
+    return keys.require_admin(key)
+
+
+AdminKey = Annotated[KeyInfo, Depends(admin_key)]

@@ -1,0 +1,51 @@
+"""The shared submit-and-answer flow: 202 for jobs, or wait and answer in full."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from hyperlocal.api.routes._views import accepted
+from hyperlocal.core import jobs
+from hyperlocal.core.generation import SubmitRequest, submit
+from hyperlocal.core.jobs import JobStatus, JobView
+from hyperlocal.core.services import Services
+from hyperlocal.errors import GenerationError, GenerationTimeoutError, UnexpectedError
+
+__all__ = ["run_or_accept", "wants_async"]
+
+_ERRORS: dict[str, type[GenerationError]] = {
+    "E1002": GenerationTimeoutError,
+    "E9999": UnexpectedError,
+}
+
+
+def wants_async(request: Request, webhook_url: str | None) -> bool:
+    """A webhook, or ``Prefer: respond-async`` (RFC 7240), turns a sync call into a job."""
+    prefer = request.headers.get("prefer", "").lower()
+    return bool(webhook_url) or "respond-async" in prefer
+
+
+async def run_or_accept(
+    svc: Services,
+    request: Request,
+    req: SubmitRequest,
+    render: Callable[[JobView], BaseModel],
+) -> BaseModel | JSONResponse:
+    job = await submit(svc, req)
+    if wants_async(request, req.webhook_url):
+        return JSONResponse(accepted(svc.settings, job).model_dump(), status_code=202)
+    await svc.queue.wait(job.id, timeout=job_timeout(svc, job) + 5.0)
+    done = await jobs.get_job(svc.db, req.key, job.id)
+    if done.status is JobStatus.COMPLETED:
+        return render(done)
+    if done.status.terminal:
+        raise _ERRORS.get(done.error_code or "", GenerationError)(done.error or None)
+    return JSONResponse(accepted(svc.settings, done).model_dump(), status_code=202)
+
+
+def job_timeout(svc: Services, job: JobView) -> float:
+    return svc.catalog.get(job.model).timeout_s

@@ -1,0 +1,62 @@
+"""Domain values -> wire schemas, shared by the routes that show jobs."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from hyperlocal.api.schemas import ImageData, ImageResponse, JobAccepted, JobStatusResponse
+from hyperlocal.core.jobs import JobStatus, JobView
+from hyperlocal.settings import Settings
+
+__all__ = ["accepted", "image_response", "job_status", "poll_url"]
+
+
+def poll_url(settings: Settings, job: JobView) -> str:
+    query = urlencode({"model": job.model, "type": job.wire_type})
+    return settings.external_url(f"/v1/jobs/{job.id}?{query}")
+
+
+def accepted(settings: Settings, job: JobView) -> JobAccepted:
+    return JobAccepted(
+        jobId=job.id,
+        status="processing",
+        message="Generation started. Result will be sent to your webhook URL."
+        if job.webhook_url
+        else "Generation started. Poll pollUrl for the result.",
+        creditsUsed=job.credits,
+        pollUrl=poll_url(settings, job),
+    )
+
+
+def job_status(job: JobView) -> JobStatusResponse:
+    extra = {k: job.result[k] for k in ("text", "duration", "segments") if job.result.get(k)}
+    extra.update(job.result.get("extra") or {})
+    if job.result_id:
+        extra["resultId"] = job.result_id
+    if len(job.output_urls) > 1:
+        extra["outputUrls"] = list(job.output_urls)
+    return JobStatusResponse(
+        jobId=job.id,
+        status=job.status.wire,
+        model=job.model,
+        type=job.wire_type,
+        creditsUsed=job.credits,
+        outputUrl=job.output_url,
+        error=job.error,
+        code=job.error_code if job.status is not JobStatus.COMPLETED else None,
+        progress=round(job.progress, 3),
+        queuePosition=job.queue_position,
+        createdAt=int(job.created_at),
+        completedAt=int(job.finished_at) if job.finished_at else None,
+        **extra,
+    )
+
+
+def image_response(job: JobView) -> ImageResponse:
+    urls = job.output_urls or ((job.output_url,) if job.output_url else ())
+    return ImageResponse(
+        created=int(job.finished_at or job.created_at),
+        data=[ImageData(url=url, model=job.model) for url in urls],
+        resultId=job.result_id or job.id,
+        creditsUsed=job.credits,
+    )

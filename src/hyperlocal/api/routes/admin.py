@@ -1,0 +1,87 @@
+"""Key and credit management for the admin key only."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from hyperlocal.api.deps import AdminKey, Svc
+from hyperlocal.api.routes.account import ledger_line
+from hyperlocal.core import keys, ledger
+from hyperlocal.core.keys import KeyInfo, KeySpec
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+
+
+class KeyCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    credits: int = Field(0, ge=0)
+    rate_limit: int | None = Field(None, ge=1)
+    max_running_jobs: int | None = Field(None, ge=1)
+    admin: bool = False
+
+
+class CreditGrant(BaseModel):
+    credits: int = Field(gt=0)
+    note: str = Field("", max_length=200)
+
+
+def key_json(info: KeyInfo) -> dict[str, Any]:
+    return {
+        "id": info.id,
+        "name": info.name,
+        "prefix": info.prefix,
+        "admin": info.is_admin,
+        "credits": info.credits,
+        "rateLimit": info.rate_limit,
+        "maxRunningJobs": info.max_running_jobs,
+        "created": int(info.created_at),
+        "revoked": info.revoked,
+    }
+
+
+@router.get("/keys")
+async def list_keys(_: AdminKey, svc: Svc) -> dict[str, Any]:
+    return {"data": [key_json(k) for k in await keys.list_keys(svc.db)]}
+
+
+@router.post("/keys", status_code=201)
+async def create_key(body: KeyCreate, _: AdminKey, svc: Svc) -> JSONResponse:
+    spec = KeySpec(
+        name=body.name,
+        credits=body.credits,
+        rate_limit=body.rate_limit or svc.settings.default_rate_limit,
+        max_running_jobs=body.max_running_jobs or svc.settings.default_max_running_jobs,
+        is_admin=body.admin,
+    )
+    issued = await keys.create_key(svc.db, spec)
+    payload = {"key": issued.key, "webhookSecret": issued.webhook_secret, **key_json(issued.info)}
+    return JSONResponse(payload, status_code=201, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/keys/{key_id}")
+async def get_key(key_id: str, _: AdminKey, svc: Svc) -> dict[str, Any]:
+    return key_json(await keys.get_key(svc.db, key_id))
+
+
+@router.post("/keys/{key_id}/revoke")
+async def revoke_key(key_id: str, _: AdminKey, svc: Svc) -> dict[str, Any]:
+    await keys.revoke(svc.db, key_id)
+    return key_json(await keys.get_key(svc.db, key_id))
+
+
+@router.post("/keys/{key_id}/credits")
+async def grant_credits(key_id: str, body: CreditGrant, _: AdminKey, svc: Svc) -> dict[str, Any]:
+    await ledger.grant_to(svc.db, key_id, body.credits, body.note or "admin grant")
+    return key_json(await keys.get_key(svc.db, key_id))
+
+
+@router.get("/keys/{key_id}/ledger")
+async def key_ledger(
+    key_id: str, _: AdminKey, svc: Svc, limit: Annotated[int, Query(ge=1, le=500)] = 50
+) -> dict[str, Any]:
+    await keys.get_key(svc.db, key_id)
+    return {"data": [ledger_line(x) for x in await ledger.history(svc.db, key_id, limit=limit)]}

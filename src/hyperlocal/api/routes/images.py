@@ -1,0 +1,54 @@
+"""Images: synchronous generate and edit (spec §4)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from hyperlocal.api.deps import CurrentKey, Svc
+from hyperlocal.api.routes._submit import run_or_accept
+from hyperlocal.api.routes._views import image_response
+from hyperlocal.api.schemas import ImageEditBody, ImageGenerateBody, ImageResponse, JobAccepted
+from hyperlocal.core.generation import SubmitRequest
+from hyperlocal.engines.base import Category
+from hyperlocal.errors import ModelRequiredError
+
+router = APIRouter(tags=["images"])
+
+DEFAULT_IMAGE_MODEL = "gemini-3-1-flash-t2i"
+_RESPONSES = {202: {"model": JobAccepted, "description": "Accepted as a job"}}
+
+
+def _model(value: str | None, default: str | None = None) -> str:
+    model = default if value is None and default else value
+    if not model:
+        raise ModelRequiredError
+    return model
+
+
+@router.post("/images/generate", response_model=ImageResponse, responses=_RESPONSES)
+async def generate_image(
+    body: ImageGenerateBody, key: CurrentKey, svc: Svc, request: Request
+) -> ImageResponse | JSONResponse:
+    req = SubmitRequest(
+        key=key,
+        model=_model(body.model, DEFAULT_IMAGE_MODEL),
+        categories=(Category.IMAGE,),
+        inputs=body.model_dump(exclude_none=True, exclude={"model", "webhook_url"}),
+        webhook_url=body.webhook_url,
+    )
+    return await run_or_accept(svc, request, req, image_response)  # type: ignore[return-value]
+
+
+@router.post("/images/edit", response_model=ImageResponse, responses=_RESPONSES)
+async def edit_image(
+    body: ImageEditBody, key: CurrentKey, svc: Svc, request: Request
+) -> ImageResponse | JSONResponse:
+    req = SubmitRequest(
+        key=key,
+        model=_model(body.model),
+        categories=(Category.IMAGE_EDIT,),
+        inputs=body.model_dump(exclude_none=True, exclude={"model", "webhook_url"}),
+        webhook_url=body.webhook_url,
+    )
+    return await run_or_accept(svc, request, req, image_response)  # type: ignore[return-value]

@@ -1,0 +1,100 @@
+"""Wire schemas: the JSON that crosses HTTP, named and shaped as the Hypereal API has it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "AccountResponse",
+    "ImageData",
+    "ImageEditBody",
+    "ImageGenerateBody",
+    "ImageResponse",
+    "JobAccepted",
+    "JobListResponse",
+    "JobStatusResponse",
+]
+
+
+class _Open(BaseModel):
+    """Bodies ignore unknown fields: real clients send several aliases at once."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class ImageGenerateBody(_Open):
+    model: str | None = Field("gemini-3-1-flash-t2i", description="Image model id.")
+    prompt: str | None = Field(None, description="What to draw.", examples=["a sunset over the ocean"])
+    aspect_ratio: str | None = Field(None, examples=["16:9"])
+    size: str | None = Field(None, examples=["1024x1024"])
+    output_format: str | None = Field(None, examples=["png"])
+    image: str | None = Field(None, description="A source image URL or data URI.")
+    reference_images: list[str] | None = None
+    mode: str | None = Field(None, description="Accepted and ignored.")
+    webhook_url: str | None = Field(None, description="If set, the request becomes a job (202).")
+
+
+class ImageEditBody(_Open):
+    model: str | None = Field(None, examples=["nano-banana-edit"])
+    prompt: str | None = None
+    images: list[str] | str | None = Field(None, description="1-14 image URLs or data URIs.")
+    aspect_ratio: str | None = None
+    resolution: str | None = Field(None, examples=["1k"])
+    output_format: str | None = None
+    webhook_url: str | None = None
+
+
+class ImageData(BaseModel):
+    url: str
+    model: str
+
+
+class ImageResponse(BaseModel):
+    created: int
+    data: list[ImageData]
+    resultId: str  # noqa: N815 - wire name
+    creditsUsed: int  # noqa: N815
+
+
+class JobAccepted(BaseModel):
+    jobId: str  # noqa: N815
+    status: str
+    message: str
+    creditsUsed: int  # noqa: N815
+    pollUrl: str  # noqa: N815
+
+
+class JobStatusResponse(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    jobId: str  # noqa: N815
+    status: str
+    model: str
+    type: str
+    creditsUsed: int  # noqa: N815
+    outputUrl: str | None = None  # noqa: N815
+    error: str | None = None
+    code: str | None = None
+    progress: float | None = None
+    queuePosition: int | None = None  # noqa: N815
+    createdAt: int | None = None  # noqa: N815
+    completedAt: int | None = None  # noqa: N815
+
+
+class JobListResponse(BaseModel):
+    data: list[JobStatusResponse]
+    nextCursor: str | None = None  # noqa: N815
+
+
+class AccountResponse(BaseModel):
+    keyId: str  # noqa: N815
+    keyName: str  # noqa: N815
+    credits: int
+    rateLimit: int  # noqa: N815
+    maxRunningJobs: int  # noqa: N815
+
+
+def without_none(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(exclude_none=True)

@@ -1,0 +1,138 @@
+"""Submitting a generation: validate, fetch inputs, price, then charge and create the job in
+one transaction, and only then hand it to the queue."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hyperlocal.core import ledger
+from hyperlocal.core.catalog import InputType, ModelEntry
+from hyperlocal.core.jobs import JobStatus, JobView, view
+from hyperlocal.core.keys import KeyInfo
+from hyperlocal.core.pricing import price
+from hyperlocal.core.services import Services
+from hyperlocal.core.validation import media_fields, validate_inputs
+from hyperlocal.engines.base import Category, InputValue, MediaInput, MediaKind
+from hyperlocal.errors import EngineUnavailableError
+from hyperlocal.store import jobs as store
+from hyperlocal.store.tables import Job
+
+__all__ = ["SubmitRequest", "new_job_id", "submit"]
+
+_MEDIA_KIND = {
+    InputType.IMAGE: MediaKind.IMAGE,
+    InputType.IMAGES: MediaKind.IMAGE,
+    InputType.AUDIO: MediaKind.AUDIO,
+    InputType.VIDEO: MediaKind.VIDEO,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitRequest:
+    key: KeyInfo
+    model: str
+    categories: tuple[Category, ...]
+    inputs: Mapping[str, object]
+    webhook_url: str | None = None
+
+
+def new_job_id() -> str:
+    return "job_" + secrets.token_hex(12)
+
+
+async def submit(svc: Services, req: SubmitRequest) -> JobView:
+    """Create a paid, queued job, or raise before anything is charged."""
+    entry = svc.catalog.get(req.model, *req.categories)
+    if not svc.engines.available(entry.engine):
+        raise EngineUnavailableError(entry.engine)
+    params = validate_inputs(entry, req.inputs)
+    if req.webhook_url:
+        await svc.fetcher.check_url("webhook_url", req.webhook_url)
+    media = await _fetch_media(svc, entry, params)
+    job = _new_job(req, entry, params, price(entry, params))
+    job.inputs = await _store_inputs(svc, job.id, media)
+    async with svc.db.transaction() as session:
+        await ledger.charge(session, req.key.id, job.credits, job.id)
+        await store.insert(session, job)
+    await svc.queue.enqueue(job.id)
+    return view(job)
+
+
+def _new_job(
+    req: SubmitRequest, entry: ModelEntry, params: Mapping[str, InputValue], credits: int
+) -> Job:
+    return Job(
+        id=new_job_id(),
+        key_id=req.key.id,
+        model=entry.id,
+        category=entry.category.value,
+        status=JobStatus.QUEUED.value,
+        params={k: _redact_inline(v) for k, v in params.items()},
+        credits=credits,
+        result_id=_result_id(entry.category),
+        webhook_url=req.webhook_url,
+        timeout_s=entry.timeout_s,
+        progress=0.0,
+        attempts=0,
+        created_at=time.time(),
+    )
+
+
+def _result_id(category: Category) -> str | None:
+    # Image results carry the hosted API's res_ id; other media are named after the job.
+    if category in (Category.IMAGE, Category.IMAGE_EDIT):
+        return "res_" + secrets.token_hex(12)
+    return None
+
+
+def _redact_inline(value: InputValue) -> InputValue:
+    """Inline media (data: URIs) live in storage, not in the jobs table."""
+    if isinstance(value, str) and value.startswith("data:"):
+        return "data:"
+    if isinstance(value, list):
+        return ["data:" if v.startswith("data:") else v for v in value]
+    return value
+
+
+async def _fetch_media(
+    svc: Services, entry: ModelEntry, params: Mapping[str, InputValue]
+) -> dict[str, list[MediaInput]]:
+    fetched: dict[str, list[MediaInput]] = {}
+    for name, kind in media_fields(entry).items():
+        sources = _sources(params.get(name))
+        if sources:
+            fetched[name] = [
+                await svc.fetcher.fetch(_field_name(name, i, kind), src, _MEDIA_KIND[kind])
+                for i, src in enumerate(sources)
+            ]
+    return fetched
+
+
+def _sources(value: InputValue) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    return list(value) if isinstance(value, list) else []
+
+
+def _field_name(name: str, index: int, kind: InputType) -> str:
+    return f"{name}[{index}]" if kind is InputType.IMAGES else name
+
+
+async def _store_inputs(
+    svc: Services, job_id: str, media: Mapping[str, Sequence[MediaInput]]
+) -> dict[str, Any]:
+    stored: dict[str, Any] = {}
+    for name, items in media.items():
+        stored[name] = []
+        for i, item in enumerate(items):
+            key = f"inputs/{job_id}/{name}-{i}"
+            await svc.storage.put(key, item.data, item.content_type)
+            stored[name].append(
+                {"key": key, "kind": item.kind.value, "content_type": item.content_type,
+                 "field": item.field, "source": _redact_inline(item.source)}
+            )
+    return stored

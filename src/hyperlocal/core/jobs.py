@@ -1,0 +1,163 @@
+"""The job state machine and its read side.
+
+::
+
+    queued ──claim──▶ running ──▶ completed
+      │                 │  └────▶ failed    (refunded)
+      │                 └─lease expired──▶ queued (retry) or failed (refunded)
+      └──────cancel─────┴───────▶ canceled  (refunded; the wire shows failed/"canceled")
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from hyperlocal.core import ledger
+from hyperlocal.core.keys import KeyInfo
+from hyperlocal.engines.base import Category
+from hyperlocal.errors import JobNotFoundError
+from hyperlocal.store import jobs as store
+from hyperlocal.store.db import Database
+from hyperlocal.store.tables import Job
+
+__all__ = ["JobPage", "JobStatus", "JobView", "cancel_job", "get_job", "list_jobs", "view"]
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED)
+
+    @property
+    def wire(self) -> str:
+        """The hosted API shows three states; queued and running are both ``processing``."""
+        if self in (JobStatus.QUEUED, JobStatus.RUNNING):
+            return "processing"
+        return "completed" if self is JobStatus.COMPLETED else "failed"
+
+
+WIRE_TYPES: Mapping[Category, str] = {
+    Category.IMAGE: "image",
+    Category.IMAGE_EDIT: "image",
+    Category.VIDEO: "video",
+    Category.AUDIO: "audio",
+    Category.THREE_D: "3d",
+    Category.CHAT: "chat",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class JobView:
+    id: str
+    key_id: str
+    model: str
+    category: Category
+    status: JobStatus
+    credits: int
+    created_at: float
+    progress: float = 0.0
+    result_id: str | None = None
+    output_url: str | None = None
+    output_urls: Sequence[str] = ()
+    result: Mapping[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    error_code: str | None = None
+    webhook_url: str | None = None
+    attempts: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    queue_position: int | None = None
+
+    @property
+    def wire_type(self) -> str:
+        return WIRE_TYPES[self.category]
+
+
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    jobs: Sequence[JobView]
+    next_cursor: str | None
+
+
+def view(row: Job, queue_position: int | None = None) -> JobView:
+    return JobView(
+        id=row.id,
+        key_id=row.key_id,
+        model=row.model,
+        category=Category(row.category),
+        status=JobStatus(row.status),
+        credits=row.credits,
+        created_at=row.created_at,
+        progress=row.progress,
+        result_id=row.result_id,
+        output_url=row.output_url,
+        output_urls=tuple(row.output_urls or ()),
+        result=row.result or {},
+        error=row.error,
+        error_code=row.error_code,
+        webhook_url=row.webhook_url,
+        attempts=row.attempts,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        queue_position=queue_position,
+    )
+
+
+async def get_job(db: Database, key: KeyInfo, job_id: str) -> JobView:
+    """The job, if ``key`` owns it; another key's job is indistinguishable from none."""
+    async with db.read() as session:
+        row = await store.get(session, job_id)
+        if row is None or row.key_id != key.id:
+            raise JobNotFoundError
+        position = await store.queue_position(session, row) if row.status == "queued" else None
+    return view(row, position)
+
+
+def _cursor(row: Job) -> str:
+    return f"{row.created_at!r}:{row.id}"
+
+
+def _parse_cursor(cursor: str | None) -> tuple[float, str] | None:
+    if not cursor:
+        return None
+    created, _, job_id = cursor.partition(":")
+    try:
+        return float(created), job_id
+    except ValueError:
+        return None
+
+
+async def list_jobs(db: Database, key: KeyInfo, *, limit: int, cursor: str | None) -> JobPage:
+    async with db.read() as session:
+        rows = await store.list_for_key(session, key.id, limit=limit + 1, before=_parse_cursor(cursor))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return JobPage([view(r) for r in rows], _cursor(rows[-1]) if more and rows else None)
+
+
+async def cancel_job(db: Database, key: KeyInfo, job_id: str) -> JobView:
+    """Cancel a queued or running job and refund it; a finished job is returned unchanged."""
+    async with db.transaction() as session:
+        row = await store.get(session, job_id)
+        if row is None or row.key_id != key.id:
+            raise JobNotFoundError
+        moved = await store.transition(
+            session, job_id, store.ACTIVE,
+            status=JobStatus.CANCELED.value, error="canceled", error_code="canceled",
+            finished_at=time.time(),
+        )
+        if moved:
+            await ledger.refund(session, key.id, job_id, "canceled")
+        row = await store.get(session, job_id)
+    assert row is not None
+    return view(row)

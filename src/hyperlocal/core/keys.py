@@ -1,0 +1,167 @@
+"""API keys: issued once, stored only as a SHA-256 hash.
+
+A fast hash is right here (not bcrypt): keys carry 256 bits of randomness, so there is
+nothing to brute-force, and every request must be able to look its key up by hash in an index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hyperlocal.core import ledger
+from hyperlocal.errors import AuthError, ForbiddenError, JobNotFoundError, NotFoundError
+from hyperlocal.store import keys as store
+from hyperlocal.store.db import Database
+from hyperlocal.store.tables import ApiKey
+
+__all__ = [
+    "IssuedKey",
+    "KeyInfo",
+    "KeySpec",
+    "authenticate",
+    "bootstrap",
+    "create_key",
+    "hash_key",
+    "list_keys",
+    "require_admin",
+    "revoke",
+]
+
+KEY_PREFIX = "ck_"  # the hosted service's shape; clients sometimes check it
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    id: str
+    name: str
+    prefix: str
+    is_admin: bool
+    credits: int
+    rate_limit: int
+    max_running_jobs: int
+    created_at: float
+    revoked: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    """A freshly created key. ``key`` and ``webhook_secret`` are shown to the caller only once."""
+
+    info: KeyInfo
+    key: str
+    webhook_secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpec:
+    name: str
+    credits: int
+    rate_limit: int
+    max_running_jobs: int
+    is_admin: bool = False
+
+
+def hash_key(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _info(row: ApiKey) -> KeyInfo:
+    return KeyInfo(
+        id=row.id,
+        name=row.name,
+        prefix=row.key_prefix,
+        is_admin=row.is_admin,
+        credits=row.credits,
+        rate_limit=row.rate_limit,
+        max_running_jobs=row.max_running_jobs,
+        created_at=row.created_at,
+        revoked=row.revoked_at is not None,
+    )
+
+
+async def create_key(db: Database, spec: KeySpec) -> IssuedKey:
+    async with db.transaction() as session:
+        return await _create(session, spec)
+
+
+async def bootstrap(db: Database, admin: KeySpec, first: KeySpec) -> list[IssuedKey]:
+    """On a server's first start (no keys at all), create the admin key and a first key."""
+    async with db.transaction() as session:
+        if await store.count(session):
+            return []
+        return [await _create(session, admin), await _create(session, first)]
+
+
+async def _create(session: AsyncSession, spec: KeySpec) -> IssuedKey:
+    raw = KEY_PREFIX + secrets.token_urlsafe(32)
+    secret = "whsec_" + secrets.token_urlsafe(24)
+    row = ApiKey(
+        id="key_" + secrets.token_hex(8),
+        name=spec.name,
+        key_hash=hash_key(raw),
+        key_prefix=raw[:7],
+        is_admin=spec.is_admin,
+        credits=0,
+        rate_limit=spec.rate_limit,
+        max_running_jobs=spec.max_running_jobs,
+        webhook_secret=secret,
+        created_at=time.time(),
+    )
+    await store.insert(session, row)
+    if spec.credits:
+        row.credits = await ledger.grant(session, row.id, spec.credits, "initial credits")
+    return IssuedKey(info=_info(row), key=raw, webhook_secret=secret)
+
+
+async def authenticate(db: Database, raw: str | None) -> KeyInfo:
+    if not raw:
+        raise AuthError
+    async with db.read() as session:
+        row = await store.by_hash(session, hash_key(raw))
+    if row is None or row.revoked_at is not None:
+        raise AuthError
+    return _info(row)
+
+
+def require_admin(key: KeyInfo) -> KeyInfo:
+    if not key.is_admin:
+        raise ForbiddenError
+    return key
+
+
+async def list_keys(db: Database) -> list[KeyInfo]:
+    async with db.read() as session:
+        return [_info(row) for row in await store.list_all(session)]
+
+
+async def get_key(db: Database, key_id: str) -> KeyInfo:
+    async with db.read() as session:
+        row = await store.by_id(session, key_id)
+    if row is None:
+        raise NotFoundError("Key not found")
+    return _info(row)
+
+
+async def revoke(db: Database, key_id: str) -> None:
+    async with db.transaction() as session:
+        if await store.by_id(session, key_id) is None:
+            raise NotFoundError("Key not found")
+        await store.set_revoked(session, key_id, time.time())
+
+
+async def webhook_secret(db: Database, key_id: str) -> str:
+    async with db.read() as session:
+        row = await store.by_id(session, key_id)
+    if row is None:
+        raise JobNotFoundError
+    return row.webhook_secret
+
+
+async def count_keys(db: Database) -> int:
+    async with db.read() as session:
+        return await store.count(session)

@@ -1,0 +1,28 @@
+"""The resources a request or a job needs, opened once per process by ``runtime.open_services``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hyperlocal.core.catalog import Catalog
+from hyperlocal.core.ratelimit import RateLimiter
+from hyperlocal.engines.registry import EngineRegistry
+from hyperlocal.inputs import MediaFetcher
+from hyperlocal.queue.base import JobQueue
+from hyperlocal.settings import Settings
+from hyperlocal.storage.base import Storage
+from hyperlocal.store.db import Database
+
+__all__ = ["Services"]
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    db: Database
+    catalog: Catalog
+    engines: EngineRegistry
+    storage: Storage
+    fetcher: MediaFetcher
+    limiter: RateLimiter
+    queue: JobQueue

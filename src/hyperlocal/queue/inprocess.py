@@ -1,0 +1,120 @@
+"""The embedded queue: asyncio workers inside the API process, with the database as the
+source of truth. Nothing lives only in memory: on start it resumes every queued job and,
+through the lease sweep, every job that a killed process left running."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict, deque
+
+from hyperlocal.queue.runner import JobRunner, Outcome
+from hyperlocal.store import jobs as store
+from hyperlocal.store.db import Database
+
+__all__ = ["InProcessQueue"]
+
+log = logging.getLogger(__name__)
+
+
+class InProcessQueue:
+    def __init__(
+        self, db: Database, runner: JobRunner, *, concurrency: int, sweep_interval: float = 5.0
+    ) -> None:
+        self._db, self._runner = db, runner
+        self._concurrency, self._sweep_interval = concurrency, sweep_interval
+        self._queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self._pending: set[str] = set()
+        self._deferred: defaultdict[str, deque[str]] = defaultdict(deque)
+        self._done: dict[str, asyncio.Event] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
+
+    async def start(self) -> None:
+        await self._runner.recover_expired()
+        await self._enqueue_all_queued()
+        self._tasks = [asyncio.create_task(self._work()) for _ in range(self._concurrency)]
+        self._tasks.append(asyncio.create_task(self._sweep()))
+
+    async def enqueue(self, job_id: str) -> None:
+        if job_id not in self._pending:
+            self._pending.add(job_id)
+            self._queue.put_nowait(job_id)
+
+    async def wait(self, job_id: str, timeout: float) -> None:
+        event = self._done.setdefault(job_id, asyncio.Event())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not event.is_set() and loop.time() < deadline:
+            # Re-check the database now and then: another process may have finished it.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), min(1.0, deadline - loop.time()))
+            if not event.is_set() and await self._is_terminal(job_id):
+                break
+        self._done.pop(job_id, None)
+
+    async def _is_terminal(self, job_id: str) -> bool:
+        async with self._db.read() as session:
+            job = await store.get(session, job_id)
+        return job is None or job.status not in store.ACTIVE
+
+    async def _work(self) -> None:
+        while True:
+            job_id = await self._queue.get()
+            if job_id is None or self._closing:
+                return  # a job taken now stays queued in the database for the next start
+            self._pending.discard(job_id)
+            try:
+                await self._run_one(job_id)
+            except Exception:
+                log.exception("worker error", extra={"job_id": job_id})
+            finally:
+                self._queue.task_done()
+
+    async def _run_one(self, job_id: str) -> None:
+        result = await self._runner.run(job_id)
+        if result.outcome is Outcome.DEFERRED and result.key_id:
+            if job_id not in self._deferred[result.key_id]:
+                self._deferred[result.key_id].append(job_id)
+            return
+        if result.outcome is Outcome.FINISHED:
+            self._signal(job_id)
+            if result.key_id and self._deferred[result.key_id]:
+                await self.enqueue(self._deferred[result.key_id].popleft())
+
+    def _signal(self, job_id: str) -> None:
+        event = self._done.get(job_id)
+        if event is not None:
+            event.set()
+
+    async def _enqueue_all_queued(self) -> None:
+        async with self._db.read() as session:
+            ids = await store.queued_ids(session)
+        for job_id in ids:
+            await self.enqueue(job_id)
+
+    async def _sweep(self) -> None:
+        """Recover expired leases and pick up queued jobs that nobody holds in memory."""
+        while True:
+            await asyncio.sleep(self._sweep_interval)
+            try:
+                for job_id in await self._runner.recover_expired():
+                    await self.enqueue(job_id)
+                await self._enqueue_all_queued()
+            except Exception:
+                log.exception("lease sweep failed")
+
+    async def aclose(self, grace: float = 10.0) -> None:
+        """Stop taking jobs; give running ones ``grace`` seconds, then leave them to the lease."""
+        self._closing = True
+        tasks, self._tasks = self._tasks, []
+        for _ in tasks:
+            self._queue.put_nowait(None)  # wakes idle workers so they can exit
+        sweeper, workers = tasks[-1:], tasks[:-1]
+        for task in sweeper:
+            task.cancel()
+        _, still_running = await asyncio.wait(workers, timeout=grace) if workers else (set(), set())
+        for task in still_running:
+            task.cancel()  # its job keeps its lease and is resumed after the lease expires
+        await asyncio.gather(*tasks, return_exceptions=True)

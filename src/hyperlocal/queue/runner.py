@@ -1,0 +1,233 @@
+"""Runs one job from claim to terminal state. Shared by the in-process queue and Celery workers.
+
+Every state change is a conditional UPDATE guarded by the lease owner, so a job that two
+workers receive (a duplicate delivery, a recovered lease) is finished by exactly one of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from hyperlocal.core import ledger
+from hyperlocal.core.catalog import Catalog
+from hyperlocal.core.jobs import JobStatus
+from hyperlocal.engines.base import (
+    Category,
+    GenerationRequest,
+    GenerationResult,
+    MediaInput,
+    MediaKind,
+)
+from hyperlocal.engines.registry import EngineRegistry
+from hyperlocal.errors import GenerationError, GenerationTimeoutError, HyperlocalError, UnexpectedError
+from hyperlocal.storage.base import Storage
+from hyperlocal.store import jobs as store
+from hyperlocal.store import keys as key_store
+from hyperlocal.store.db import Database
+from hyperlocal.store.tables import Job
+
+__all__ = ["JobRunner", "Outcome", "RunResult"]
+
+log = logging.getLogger(__name__)
+
+_FOLDERS = {
+    Category.IMAGE: "images",
+    Category.IMAGE_EDIT: "images",
+    Category.VIDEO: "videos",
+    Category.AUDIO: "audio",
+    Category.THREE_D: "3d",
+    Category.CHAT: "chat",
+}
+
+
+class Outcome(StrEnum):
+    FINISHED = "finished"  # this worker moved the job to a terminal state
+    DEFERRED = "deferred"  # the key is at its running-jobs cap; the job stays queued
+    SKIPPED = "skipped"  # not queued any more (done, canceled, or claimed elsewhere)
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    outcome: Outcome
+    key_id: str | None = None
+
+
+class JobRunner:
+    def __init__(
+        self,
+        db: Database,
+        catalog: Catalog,
+        engines: EngineRegistry,
+        storage: Storage,
+        *,
+        owner: str,
+        lease_s: float = 30.0,
+        max_attempts: int = 3,
+    ) -> None:
+        self.db, self.catalog, self.engines, self.storage = db, catalog, engines, storage
+        self.owner, self.lease_s, self.max_attempts = owner, lease_s, max_attempts
+
+    async def run(self, job_id: str) -> RunResult:
+        job, outcome = await self._claim(job_id)
+        if job is None or outcome is not Outcome.FINISHED:
+            return RunResult(outcome, job.key_id if job else None)
+        try:
+            async with self._lease(job.id):
+                result = await self._execute(job)
+                urls = await self._store_outputs(job, result)
+        except Exception as exc:  # noqa: BLE001 - every failure must end the job and refund
+            await self._fail(job, _as_generation_error(exc))
+        else:
+            await self._complete(job, result, urls)
+        return RunResult(Outcome.FINISHED, job.key_id)
+
+    async def _claim(self, job_id: str) -> tuple[Job | None, Outcome]:
+        async with self.db.transaction() as session:
+            job = await store.get(session, job_id)
+            if job is None or job.status != JobStatus.QUEUED:
+                return None, Outcome.SKIPPED
+            key = await key_store.lock(session, job.key_id)
+            if await store.count_running_for_key(session, job.key_id) >= key.max_running_jobs:
+                return job, Outcome.DEFERRED
+            if not await store.claim(session, job_id, self.owner, time.time(), self.lease_s):
+                return None, Outcome.SKIPPED
+            job = await store.get(session, job_id)
+        return job, Outcome.FINISHED
+
+    @contextlib.asynccontextmanager
+    async def _lease(self, job_id: str) -> AsyncIterator[None]:
+        renewer = asyncio.create_task(self._renew(job_id))
+        try:
+            yield
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+
+    async def _renew(self, job_id: str) -> None:
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            async with self.db.transaction() as session:
+                await store.renew_lease(session, job_id, self.owner, time.time() + self.lease_s)
+
+    async def _execute(self, job: Job) -> GenerationResult:
+        entry = self.catalog.get(job.model)
+        engine = await self.engines.get(entry.engine)
+        request = GenerationRequest(
+            job_id=job.id,
+            model=job.model,
+            category=Category(job.category),
+            params=job.params,
+            media=await self._load_media(job.inputs),
+            options=entry.engine_options,
+        )
+        try:
+            return await asyncio.wait_for(
+                engine.generate(request, self._progress_for(job.id)), timeout=job.timeout_s
+            )
+        except TimeoutError as exc:
+            raise GenerationTimeoutError(f"Generation timed out after {job.timeout_s:g} s") from exc
+
+    def _progress_for(self, job_id: str):  # type: ignore[no-untyped-def]
+        last = [0.0]
+
+        async def report(fraction: float, _message: str | None) -> None:
+            now = time.monotonic()
+            if now - last[0] < 0.5 and fraction < 1.0:
+                return  # throttle: at most two progress writes a second
+            last[0] = now
+            async with self.db.transaction() as session:
+                await store.set_progress(session, job_id, self.owner, min(max(fraction, 0.0), 1.0))
+
+        return report
+
+    async def _load_media(self, stored: Mapping[str, Any]) -> dict[str, list[MediaInput]]:
+        media: dict[str, list[MediaInput]] = {}
+        for name, items in stored.items():
+            media[name] = [
+                MediaInput(
+                    field=item["field"],
+                    kind=MediaKind(item["kind"]),
+                    content_type=item["content_type"],
+                    data=await self.storage.get(item["key"]),
+                    source=item["source"],
+                )
+                for item in items
+            ]
+        return media
+
+    async def _store_outputs(self, job: Job, result: GenerationResult) -> list[str]:
+        if not result.artifacts:
+            raise GenerationError("The engine produced no output")
+        folder = _FOLDERS[Category(job.category)]
+        stem = job.result_id or job.id
+        urls = []
+        for i, artifact in enumerate(result.artifacts):
+            suffix = f"-{i}" if i else ""
+            key = f"{folder}/{stem}{suffix}.{artifact.extension}"
+            urls.append(await self.storage.put(key, artifact.data, artifact.content_type))
+        return urls
+
+    async def _complete(self, job: Job, result: GenerationResult, urls: list[str]) -> None:
+        async with self.db.transaction() as session:
+            await store.finish(
+                session, job.id, self.owner,
+                status=JobStatus.COMPLETED.value, output_url=urls[0], output_urls=urls,
+                result=_result_json(result), progress=1.0, finished_at=time.time(),
+            )
+
+    async def _fail(self, job: Job, error: GenerationError) -> None:
+        log.warning("job failed", extra={"job_id": job.id, "model": job.model, "code": error.code})
+        async with self.db.transaction() as session:
+            moved = await store.finish(
+                session, job.id, self.owner,
+                status=JobStatus.FAILED.value, error=error.message, error_code=error.code,
+                finished_at=time.time(),
+            )
+            if moved:
+                await ledger.refund(session, job.key_id, job.id, error.code)
+
+    async def recover_expired(self) -> list[str]:
+        """Requeue (or fail and refund) running jobs whose worker stopped renewing the lease."""
+        now, requeued = time.time(), []
+        async with self.db.transaction() as session:
+            for job in await store.expired_leases(session, now):
+                if job.attempts < self.max_attempts:
+                    if await store.requeue_expired(session, job.id, now):
+                        requeued.append(job.id)
+                elif await store.transition(
+                    session, job.id, [JobStatus.RUNNING.value], status=JobStatus.FAILED.value,
+                    error="The worker running this job stopped", error_code="E9999",
+                    finished_at=now,
+                ):
+                    await ledger.refund(session, job.key_id, job.id, "worker lost")
+        return requeued
+
+
+def _as_generation_error(exc: BaseException) -> GenerationError:
+    if isinstance(exc, GenerationError):
+        return exc
+    if isinstance(exc, HyperlocalError):
+        return GenerationError(exc.message)
+    log.exception("unexpected engine error", exc_info=exc)
+    return UnexpectedError()
+
+
+def _result_json(result: GenerationResult) -> dict[str, Any]:
+    return {
+        "duration": result.duration,
+        "text": result.text,
+        "segments": [
+            {"text": s.text, "start": s.start, "end": s.end,
+             "words": [{"word": w.word, "start": w.start, "end": w.end} for w in s.words]}
+            for s in result.segments
+        ],
+        "extra": dict(result.extra),
+    }

@@ -1,0 +1,85 @@
+"""The composition root: open every resource a process needs, and close them in reverse."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
+
+from hyperlocal.core.catalog import load_catalog
+from hyperlocal.core.ratelimit import RateLimiter
+from hyperlocal.core.services import Services
+from hyperlocal.engines.base import EngineContext, EngineFactory
+from hyperlocal.engines.registry import EngineRegistry, discover_factories
+from hyperlocal.inputs import MediaFetcher
+from hyperlocal.queue.inprocess import InProcessQueue
+from hyperlocal.queue.runner import JobRunner
+from hyperlocal.settings import Settings
+from hyperlocal.storage.base import Storage
+from hyperlocal.storage.local import LocalStorage
+from hyperlocal.store.db import Database
+
+__all__ = ["close_services", "open_database", "open_services", "open_storage", "worker_id"]
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+async def open_database(settings: Settings) -> Database:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.resolved_database_url())
+    await db.migrate()
+    return db
+
+
+def open_storage(settings: Settings) -> Storage:
+    url = urlparse(settings.resolved_storage_url())
+    if url.scheme == "file":
+        return LocalStorage(Path(url2pathname(url.path)), settings.public_url)
+    raise ValueError(f"unsupported storage URL scheme: {url.scheme!r}")
+
+
+async def open_services(
+    settings: Settings,
+    extra_engines: Mapping[str, EngineFactory] | None = None,
+    *,
+    start_queue: bool = True,
+) -> Services:
+    db = await open_database(settings)
+    catalog = load_catalog(settings.catalog)
+    engines = EngineRegistry(EngineContext(settings), discover_factories() | dict(extra_engines or {}))
+    storage = open_storage(settings)
+    runner = JobRunner(db, catalog, engines, storage, owner=worker_id())
+    services = Services(
+        settings=settings,
+        db=db,
+        catalog=catalog,
+        engines=engines,
+        storage=storage,
+        fetcher=MediaFetcher(
+            allow_private=settings.allow_private_urls,
+            max_bytes=settings.fetch_max_bytes,
+            timeout=settings.fetch_timeout,
+        ),
+        limiter=RateLimiter(
+            settings.redis_url.get_secret_value() if settings.redis_url else None
+        ),
+        queue=InProcessQueue(db, runner, concurrency=settings.worker_concurrency),
+    )
+    if start_queue:
+        await services.queue.start()
+    return services
+
+
+async def close_services(services: Services) -> None:
+    await services.queue.aclose()
+    await services.engines.aclose()
+    await services.fetcher.aclose()
+    await services.limiter.aclose()
+    await services.storage.aclose()
+    await services.db.aclose()

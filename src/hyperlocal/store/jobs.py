@@ -1,0 +1,136 @@
+"""Job queries. None of these commit. State changes are conditional UPDATEs, so a job moves
+out of a state at most once even when two workers (or a worker and a canceller) race."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hyperlocal.store.tables import Job
+
+__all__ = [
+    "claim",
+    "count_running_for_key",
+    "expired_leases",
+    "finish",
+    "get",
+    "insert",
+    "list_for_key",
+    "queue_position",
+    "queued_ids",
+    "renew_lease",
+    "requeue_expired",
+    "set_progress",
+    "transition",
+]
+
+QUEUED, RUNNING = "queued", "running"
+ACTIVE = (QUEUED, RUNNING)
+
+
+async def insert(session: AsyncSession, job: Job) -> None:
+    session.add(job)
+    await session.flush()
+
+
+async def get(session: AsyncSession, job_id: str) -> Job | None:
+    return await session.get(Job, job_id, populate_existing=True)
+
+
+async def list_for_key(
+    session: AsyncSession, key_id: str, *, limit: int, before: tuple[float, str] | None
+) -> Sequence[Job]:
+    stmt = select(Job).where(Job.key_id == key_id)
+    if before is not None:
+        created, job_id = before
+        stmt = stmt.where(
+            (Job.created_at < created) | ((Job.created_at == created) & (Job.id < job_id))
+        )
+    stmt = stmt.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
+    return (await session.scalars(stmt)).all()
+
+
+async def claim(session: AsyncSession, job_id: str, owner: str, now: float, lease_s: float) -> bool:
+    stmt = (
+        update(Job)
+        .where(Job.id == job_id, Job.status == QUEUED)
+        .values(
+            status=RUNNING,
+            lease_owner=owner,
+            lease_expires_at=now + lease_s,
+            attempts=Job.attempts + 1,
+            started_at=func.coalesce(Job.started_at, now),
+        )
+    )
+    return bool((await session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
+
+
+async def renew_lease(session: AsyncSession, job_id: str, owner: str, until: float) -> bool:
+    stmt = (
+        update(Job)
+        .where(Job.id == job_id, Job.status == RUNNING, Job.lease_owner == owner)
+        .values(lease_expires_at=until)
+    )
+    return bool((await session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
+
+
+async def set_progress(session: AsyncSession, job_id: str, owner: str, progress: float) -> None:
+    await session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == RUNNING, Job.lease_owner == owner)
+        .values(progress=progress)
+    )
+
+
+async def finish(session: AsyncSession, job_id: str, owner: str, **values: Any) -> bool:
+    """Move a running job that ``owner`` still holds to a terminal state."""
+    stmt = (
+        update(Job)
+        .where(Job.id == job_id, Job.status == RUNNING, Job.lease_owner == owner)
+        .values(lease_owner=None, lease_expires_at=None, **values)
+    )
+    return bool((await session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
+
+
+async def transition(
+    session: AsyncSession, job_id: str, from_states: Sequence[str], **values: Any
+) -> bool:
+    """Move a job out of any of ``from_states`` (cancel, lease recovery)."""
+    stmt = (
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_(from_states))
+        .values(lease_owner=None, lease_expires_at=None, **values)
+    )
+    return bool((await session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
+
+
+async def expired_leases(session: AsyncSession, now: float) -> Sequence[Job]:
+    stmt = select(Job).where(Job.status == RUNNING, Job.lease_expires_at < now)
+    return (await session.scalars(stmt)).all()
+
+
+async def requeue_expired(session: AsyncSession, job_id: str, now: float) -> bool:
+    stmt = (
+        update(Job)
+        .where(Job.id == job_id, Job.status == RUNNING, Job.lease_expires_at < now)
+        .values(status=QUEUED, lease_owner=None, lease_expires_at=None)
+    )
+    return bool((await session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
+
+
+async def queued_ids(session: AsyncSession, limit: int = 10_000) -> Sequence[str]:
+    stmt = select(Job.id).where(Job.status == QUEUED).order_by(Job.created_at).limit(limit)
+    return (await session.scalars(stmt)).all()
+
+
+async def count_running_for_key(session: AsyncSession, key_id: str) -> int:
+    stmt = select(func.count()).where(Job.key_id == key_id, Job.status == RUNNING)
+    return int(await session.scalar(stmt) or 0)
+
+
+async def queue_position(session: AsyncSession, job: Job) -> int:
+    stmt = select(func.count()).where(Job.status == QUEUED, Job.created_at < job.created_at)
+    return int(await session.scalar(stmt) or 0)

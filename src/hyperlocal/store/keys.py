@@ -1,0 +1,64 @@
+"""API key queries. None of these commit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hyperlocal.store.tables import ApiKey
+
+__all__ = ["by_hash", "by_id", "count", "insert", "list_all", "lock", "set_revoked", "update_limits"]
+
+
+async def insert(session: AsyncSession, key: ApiKey) -> None:
+    session.add(key)
+    await session.flush()
+
+
+async def by_hash(session: AsyncSession, key_hash: str) -> ApiKey | None:
+    return await session.scalar(select(ApiKey).where(ApiKey.key_hash == key_hash))
+
+
+async def by_id(session: AsyncSession, key_id: str) -> ApiKey | None:
+    return await session.get(ApiKey, key_id)
+
+
+async def list_all(session: AsyncSession) -> Sequence[ApiKey]:
+    return (await session.scalars(select(ApiKey).order_by(ApiKey.created_at))).all()
+
+
+async def count(session: AsyncSession) -> int:
+    return int(await session.scalar(select(func.count()).select_from(ApiKey)) or 0)
+
+
+async def set_revoked(session: AsyncSession, key_id: str, at: float) -> bool:
+    result = await session.execute(
+        update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None)).values(revoked_at=at)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def update_limits(
+    session: AsyncSession, key_id: str, *, rate_limit: int | None, max_running_jobs: int | None
+) -> None:
+    values: dict[str, int] = {}
+    if rate_limit is not None:
+        values["rate_limit"] = rate_limit
+    if max_running_jobs is not None:
+        values["max_running_jobs"] = max_running_jobs
+    if values:
+        await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(**values))
+
+
+async def lock(session: AsyncSession, key_id: str) -> ApiKey:
+    """The key row, locked until the transaction ends (PostgreSQL; SQLite locks the database)."""
+    row = await session.scalar(
+        select(ApiKey).where(ApiKey.id == key_id).with_for_update().execution_options(
+            populate_existing=True
+        )
+    )
+    if row is None:
+        raise LookupError(key_id)
+    return row

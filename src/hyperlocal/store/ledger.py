@@ -1,0 +1,69 @@
+"""Credit balance and ledger queries. None of these commit.
+
+The balance column moves only through ``debit``/``credit``, each a single conditional UPDATE:
+the row lock (PostgreSQL) or the write lock (SQLite) makes check-and-subtract atomic, so the
+balance cannot go below zero under any concurrency. The CHECK constraint is the backstop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hyperlocal.store.tables import ApiKey, LedgerEntry
+
+__all__ = ["append", "balance", "credit", "debit", "entries_for_key", "entry_for_job", "total"]
+
+
+async def debit(session: AsyncSession, key_id: str, amount: int) -> int | None:
+    """Subtract ``amount`` if the balance covers it; the new balance, or None if it does not."""
+    stmt = (
+        update(ApiKey)
+        .where(ApiKey.id == key_id, ApiKey.credits >= amount)
+        .values(credits=ApiKey.credits - amount)
+        .returning(ApiKey.credits)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def credit(session: AsyncSession, key_id: str, amount: int) -> int:
+    stmt = (
+        update(ApiKey)
+        .where(ApiKey.id == key_id)
+        .values(credits=ApiKey.credits + amount)
+        .returning(ApiKey.credits)
+    )
+    return (await session.execute(stmt)).scalar_one()
+
+
+async def balance(session: AsyncSession, key_id: str) -> int:
+    return int(await session.scalar(select(ApiKey.credits).where(ApiKey.id == key_id)) or 0)
+
+
+async def append(session: AsyncSession, entry: LedgerEntry) -> None:
+    session.add(entry)
+    await session.flush()
+
+
+async def entry_for_job(session: AsyncSession, job_id: str, kind: str) -> LedgerEntry | None:
+    return await session.scalar(
+        select(LedgerEntry).where(LedgerEntry.job_id == job_id, LedgerEntry.kind == kind)
+    )
+
+
+async def total(session: AsyncSession, key_id: str) -> int:
+    stmt = select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
+        LedgerEntry.key_id == key_id
+    )
+    return int(await session.scalar(stmt) or 0)
+
+
+async def entries_for_key(
+    session: AsyncSession, key_id: str, *, limit: int, before_id: int | None = None
+) -> Sequence[LedgerEntry]:
+    stmt = select(LedgerEntry).where(LedgerEntry.key_id == key_id)
+    if before_id is not None:
+        stmt = stmt.where(LedgerEntry.id < before_id)
+    return (await session.scalars(stmt.order_by(LedgerEntry.id.desc()).limit(limit))).all()

@@ -1,0 +1,113 @@
+"""The schema. Timestamps are unix seconds as floats: the wire speaks unix seconds, and the
+same arithmetic (``lease_expires_at < now``) then works unchanged on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = ["ApiKey", "Base", "IdempotencyRecord", "Job", "LedgerEntry"]
+
+JsonDict = dict[str, Any]
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {JsonDict: JSON}  # noqa: RUF012
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    __table_args__ = (CheckConstraint("credits >= 0", name="ck_api_keys_credits_nonnegative"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    key_prefix: Mapped[str] = mapped_column(String(16))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    credits: Mapped[int] = mapped_column(BigInteger, default=0)
+    rate_limit: Mapped[int] = mapped_column(Integer)
+    max_running_jobs: Mapped[int] = mapped_column(Integer)
+    webhook_secret: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[float] = mapped_column(Float)
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class LedgerEntry(Base):
+    """Append-only. ``amount`` is signed: grants and refunds add, charges subtract.
+
+    The unique (job_id, kind) index is the backstop for "exactly one charge and at most one
+    refund per job", whatever the worker does twice.
+    """
+
+    __tablename__ = "ledger"
+    __table_args__ = (
+        UniqueConstraint("job_id", "kind", name="uq_ledger_job_kind"),
+        Index("ix_ledger_key_created", "key_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    balance_after: Mapped[int] = mapped_column(BigInteger)
+    job_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    note: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_key_created", "key_id", "created_at"),
+        Index("ix_jobs_status_created", "status", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"))
+    model: Mapped[str] = mapped_column(String(100))
+    category: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(16))
+    params: Mapped[JsonDict] = mapped_column(JSON)
+    inputs: Mapped[JsonDict] = mapped_column(JSON, default=dict)  # field -> stored input keys
+    credits: Mapped[int] = mapped_column(BigInteger)
+    webhook_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    result_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    output_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    output_urls: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    result: Mapped[JsonDict | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error_code: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    lease_expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    timeout_s: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class IdempotencyRecord(Base):
+    __tablename__ = "idempotency"
+    __table_args__ = (UniqueConstraint("key_id", "idem_key", name="uq_idempotency_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"))
+    idem_key: Mapped[str] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    job_id: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[float] = mapped_column(Float)

@@ -1,0 +1,122 @@
+"""Every test builds the real app from test settings, against real databases."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+
+from hyperlocal.app import create_app
+from hyperlocal.core import keys
+from hyperlocal.core.keys import IssuedKey, KeySpec
+from hyperlocal.core.services import Services
+from hyperlocal.settings import Settings
+from tests.support import TEST_CATALOG, TEST_ENGINES
+
+POSTGRES_URL = os.environ.get(
+    "HYPERLOCAL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("HYPERLOCAL_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+SettingsFactory = Callable[..., Settings]
+KeyFactory = Callable[..., Awaitable[IssuedKey]]
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> SettingsFactory:
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "data_dir": tmp_path / "data",
+            "public_url": "http://testserver",
+            "allow_private_urls": True,
+            "bootstrap_keys": False,
+            "catalog": TEST_CATALOG,
+            "log_json": True,
+        }
+        values.update(overrides)
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: SettingsFactory) -> Settings:
+    return make_settings()
+
+
+async def _admin_connection() -> Any:
+    import asyncpg
+
+    return await asyncpg.connect(POSTGRES_URL)
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    name = "hl_test_" + secrets.token_hex(6)
+    conn = await _admin_connection()
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    base = POSTGRES_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    yield f"{base}/{name}"
+    conn = await _admin_connection()
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def db_settings(
+    request: pytest.FixtureRequest, make_settings: SettingsFactory
+) -> AsyncIterator[Settings]:
+    """Test settings on SQLite, then again on PostgreSQL."""
+    if request.param == "sqlite":
+        yield make_settings()
+        return
+    url = request.getfixturevalue("postgres_url")
+    yield make_settings(database_url=url)
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings, engines=TEST_ENGINES)
+    async with LifespanManager(application, startup_timeout=30, shutdown_timeout=30):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+def services_of(app: FastAPI) -> Services:
+    services: Services = app.state.services
+    return services
+
+
+@pytest.fixture
+def issue_key(app: FastAPI) -> KeyFactory:
+    async def issue(
+        credits: int = 1000, *, rate_limit: int = 1000, max_running: int = 15, admin: bool = False,
+        name: str = "test",
+    ) -> IssuedKey:
+        spec = KeySpec(name, credits, rate_limit, max_running, admin)
+        return await keys.create_key(services_of(app).db, spec)
+
+    return issue
+
+
+def auth(issued: IssuedKey) -> dict[str, str]:
+    return {"Authorization": f"Bearer {issued.key}"}
