@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -51,40 +53,37 @@ def settings(make_settings: SettingsFactory) -> Settings:
     return make_settings()
 
 
-async def _admin_connection() -> Any:
+def _admin_sql(statement: str) -> None:
+    """Run one statement on the maintenance database, on a private event loop."""
     import asyncpg
 
-    return await asyncpg.connect(POSTGRES_URL)
+    async def run() -> None:
+        conn = await asyncpg.connect(POSTGRES_URL)
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result()
 
 
 @pytest.fixture
-async def postgres_url() -> AsyncIterator[str]:
+def postgres_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
     name = "hl_test_" + secrets.token_hex(6)
-    conn = await _admin_connection()
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
+    _admin_sql(f'CREATE DATABASE "{name}"')
     base = POSTGRES_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
     yield f"{base}/{name}"
-    conn = await _admin_connection()
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    _admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def db_settings(
-    request: pytest.FixtureRequest, make_settings: SettingsFactory
-) -> AsyncIterator[Settings]:
+def db_settings(request: pytest.FixtureRequest, make_settings: SettingsFactory) -> Settings:
     """Test settings on SQLite, then again on PostgreSQL."""
     if request.param == "sqlite":
-        yield make_settings()
-        return
-    url = request.getfixturevalue("postgres_url")
-    yield make_settings(database_url=url)
+        return make_settings()
+    return make_settings(database_url=request.getfixturevalue("postgres_url"))
 
 
 @pytest.fixture

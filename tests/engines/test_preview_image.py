@@ -22,6 +22,8 @@ from hyperlocal.engines.base import (
 )
 from hyperlocal.engines.preview_image import PreviewImageEngine, create
 from hyperlocal.errors import GenerationError
+from hyperlocal.inputs import check_media
+from hyperlocal.inputs.datauri import decode_data_uri
 from hyperlocal.settings import Settings
 
 RATIOS = ["1:1", "3:2", "2:3", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9"]
@@ -63,9 +65,9 @@ def png_data_uri(colour: tuple[int, int, int], size: tuple[int, int] = (300, 200
 
 
 def media_from_uri(uri: str) -> MediaInput:
-    header, _, payload = uri.partition(",")
-    content_type = header.removeprefix("data:").removesuffix(";base64")
-    data = base64.b64decode(payload)
+    """Decodes and checks ``uri`` as the request pipeline does before an engine sees it."""
+    data = decode_data_uri("images", uri, Settings().fetch_max_bytes)
+    content_type = check_media("images", MediaKind.IMAGE, data)
     return MediaInput("images", MediaKind.IMAGE, content_type, data, source="data:")
 
 
@@ -211,10 +213,18 @@ async def test_extra_sources_appear_as_thumbnails(engine: PreviewImageEngine) ->
     blue = media_from_uri(png_data_uri((20, 40, 230)))
     image = opened(await run(engine, edit_request({"aspect_ratio": "1:1"}, red, blue)))
     r, _, b = image.crop((0, 0, image.width // 3, image.height // 4)).split()
-    blue = ImageChops.multiply(
+    bluish = ImageChops.multiply(
         b.point(lambda v: 255 * (v > 200)), r.point(lambda v: 255 * (v < 60))
     )
-    assert blue.histogram()[255] > 1000
+    assert bluish.histogram()[255] > 1000
+
+
+async def test_a_transparent_source_is_flattened_onto_white(engine: PreviewImageEngine) -> None:
+    buffer = io.BytesIO()
+    Image.new("RGBA", (200, 200), (0, 0, 0, 0)).save(buffer, "PNG")
+    clear = MediaInput("images", MediaKind.IMAGE, "image/png", buffer.getvalue(), "data:")
+    image = opened(await run(engine, edit_request({}, clear)))
+    assert min(ImageStat.Stat(image.crop((448, 448, 576, 576))).mean) > 245
 
 
 async def test_a_corrupt_source_raises_generation_error(engine: PreviewImageEngine) -> None:

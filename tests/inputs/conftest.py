@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from io import BytesIO
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 from PIL import Image
@@ -160,3 +161,38 @@ def image_bytes(fmt: str, size: tuple[int, int] = (8, 8)) -> bytes:
 @pytest.fixture(scope="session")
 def png() -> bytes:
     return image_bytes("PNG")
+
+
+@dataclass
+class FakeDNS:
+    answers: dict[str, tuple[str, ...]]
+    lookups: list[str]
+
+
+@pytest.fixture
+async def fake_dns(monkeypatch: pytest.MonkeyPatch) -> FakeDNS:
+    """Answers names from a table; every other name must be a numeric literal.
+
+    So no test can reach a DNS server, whatever the code under test does with a name.
+    ``localhost`` is answered here too, as most systems answer it.
+    """
+    loop = asyncio.get_running_loop()
+    real_getaddrinfo = loop.getaddrinfo
+    dns = FakeDNS({"localhost": ("127.0.0.1", "::1")}, [])
+
+    async def getaddrinfo(host: Any, port: Any, **kwargs: Any) -> Any:
+        name = str(host).lower()
+        if name not in dns.answers:
+            kwargs["flags"] = kwargs.get("flags", 0) | socket.AI_NUMERICHOST
+            return await real_getaddrinfo(host, port, **kwargs)
+        dns.lookups.append(name)
+        return [_address_info(ip, port) for ip in dns.answers[name]]
+
+    monkeypatch.setattr(loop, "getaddrinfo", getaddrinfo)
+    return dns
+
+
+def _address_info(ip: str, port: int) -> tuple[Any, ...]:
+    if ":" in ip:
+        return (socket.AF_INET6, socket.SOCK_STREAM, 6, "", (ip, port, 0, 0))
+    return (socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port))

@@ -433,6 +433,7 @@ def _render_edit(request: GenerationRequest, sources: Sequence[MediaInput]) -> I
 def _decode(media: MediaInput) -> Image.Image:
     try:
         with Image.open(io.BytesIO(media.data)) as opened:
+            opened.draft("RGB", (MAX_SIDE, MAX_SIDE))  # big JPEGs decode at a reduced scale
             opened.load()
             image = ImageOps.exif_transpose(opened)
     except (OSError, ValueError, Image.DecompressionBombError) as exc:

@@ -100,6 +100,8 @@ class MediaFetcher:
             raise MediaInputError(field, _FORBIDDEN) from exc
         except UnresolvableHostError as exc:
             raise _unfetchable(field, "host not found") from exc
+        except httpx.ProtocolError as exc:
+            raise _unfetchable(field, "invalid HTTP response") from exc
         except httpx.HTTPError as exc:
             raise _unfetchable(field, "connection failed") from exc
 
@@ -133,8 +135,10 @@ def _parse_url(field: str, url: str | httpx.URL) -> httpx.URL:
         parsed = httpx.URL(url)
     except httpx.InvalidURL as exc:
         raise MediaInputError(field, "not a valid URL") from exc
-    if parsed.scheme not in _DEFAULT_PORTS or not parsed.host:
+    if parsed.scheme not in _DEFAULT_PORTS:
         raise MediaInputError(field, "URL must be http or https")
+    if not parsed.host:
+        raise MediaInputError(field, "not a valid URL")
     if parsed.userinfo:
         raise MediaInputError(field, "URL must not contain credentials")
     return parsed
@@ -144,10 +148,8 @@ def _redirect_target(field: str, response: httpx.Response) -> httpx.URL | None:
     location = response.headers.get("Location")
     if response.status_code not in _REDIRECTS or location is None:
         return None
-    try:
-        return _parse_url(field, response.url.join(location))
-    except httpx.InvalidURL as exc:
-        raise MediaInputError(field, "redirected to an invalid URL") from exc
+    # A malformed Location never gets here: httpx refuses it with a ProtocolError already.
+    return _parse_url(field, response.url.join(location))
 
 
 def _declared_length(response: httpx.Response) -> int:
