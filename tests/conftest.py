@@ -108,7 +108,11 @@ def services_of(app: FastAPI) -> Services:
 @pytest.fixture
 def issue_key(app: FastAPI) -> KeyFactory:
     async def issue(
-        credits: int = 1000, *, rate_limit: int = 1000, max_running: int = 15, admin: bool = False,
+        credits: int = 1000,
+        *,
+        rate_limit: int = 1000,
+        max_running: int = 15,
+        admin: bool = False,
         name: str = "test",
     ) -> IssuedKey:
         spec = KeySpec(name, credits, rate_limit, max_running, admin)

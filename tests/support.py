@@ -40,7 +40,9 @@ def tiny_png(color: tuple[int, int, int] = (200, 30, 30), size: tuple[int, int] 
 class FailingEngine:
     """A model runtime that reports a failure."""
 
-    async def generate(self, request: GenerationRequest, progress: ProgressCallback) -> GenerationResult:
+    async def generate(
+        self, request: GenerationRequest, progress: ProgressCallback
+    ) -> GenerationResult:
         raise GenerationError("the model ran out of memory")
 
     async def aclose(self) -> None:
@@ -50,14 +52,18 @@ class FailingEngine:
 class CrashingEngine(FailingEngine):
     """A model runtime with a bug: an exception we did not plan for."""
 
-    async def generate(self, request: GenerationRequest, progress: ProgressCallback) -> GenerationResult:
+    async def generate(
+        self, request: GenerationRequest, progress: ProgressCallback
+    ) -> GenerationResult:
         raise RuntimeError("segfault-like crash inside the runtime")
 
 
 class SlowEngine(FailingEngine):
     """A model runtime that takes ``params['seconds']`` (default 0.5 s) and reports progress."""
 
-    async def generate(self, request: GenerationRequest, progress: ProgressCallback) -> GenerationResult:
+    async def generate(
+        self, request: GenerationRequest, progress: ProgressCallback
+    ) -> GenerationResult:
         seconds = float(request.params.get("seconds") or 0.5)  # type: ignore[arg-type]
         for step in range(5):
             await progress(step / 5, None)

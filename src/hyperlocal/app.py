@@ -41,7 +41,9 @@ def create_app(
         finally:
             await close_services(app.state.services)
 
-    app = FastAPI(title="hyperlocal", version=__version__, description=_DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="hyperlocal", version=__version__, description=_DESCRIPTION, lifespan=lifespan
+    )
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     install_error_handlers(app)
     api = _api_router()

@@ -26,7 +26,9 @@ def _parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="list the model catalogue")
     models.add_argument("--json", action="store_true")
     _keys_parser(sub.add_parser("keys", help="create, list and revoke API keys"))
-    credits = sub.add_parser("credits", help="grant credits").add_subparsers(dest="action", required=True)
+    credits = sub.add_parser("credits", help="grant credits").add_subparsers(
+        dest="action", required=True
+    )
     grant = credits.add_parser("grant", help="add credits to a key")
     grant.add_argument("key_id")
     grant.add_argument("amount", type=int)

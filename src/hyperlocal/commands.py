@@ -48,9 +48,13 @@ async def _bootstrap(settings: Settings) -> list[IssuedKey]:
         return []
     db = await open_database(settings)
     try:
-        admin = KeySpec("admin", 0, settings.default_rate_limit, settings.default_max_running_jobs, True)
+        admin = KeySpec(
+            "admin", 0, settings.default_rate_limit, settings.default_max_running_jobs, True
+        )
         first = KeySpec(
-            "default", settings.bootstrap_credits, settings.default_rate_limit,
+            "default",
+            settings.bootstrap_credits,
+            settings.default_rate_limit,
             settings.default_max_running_jobs,
         )
         return await key_core.bootstrap(db, admin, first)
@@ -60,7 +64,9 @@ async def _bootstrap(settings: Settings) -> list[IssuedKey]:
 
 def _announce(issued: IssuedKey) -> None:
     role = "Admin key" if issued.info.is_admin else f"API key ({issued.info.credits} credits)"
-    body = f"[bold]{issued.key}[/bold]\nwebhook secret: {issued.webhook_secret}\nid: {issued.info.id}"
+    body = (
+        f"[bold]{issued.key}[/bold]\nwebhook secret: {issued.webhook_secret}\nid: {issued.info.id}"
+    )
     # Printed to the terminal once, never logged; only its hash is stored.
     Console(stderr=False).print(Panel(body, title=f"{role}: shown only now, save it"))
 
@@ -77,9 +83,14 @@ def show_settings(_args: argparse.Namespace, settings: Settings) -> int:
 
 def show_models(args: argparse.Namespace, settings: Settings) -> int:
     catalog = load_catalog(settings.catalog)
-    rows = [
-        {"id": e.id, "category": e.category.value, "engine": e.engine,
-         "price": e.price.model_dump(exclude_defaults=True), "evidence": e.evidence.value}
+    rows: list[dict[str, Any]] = [
+        {
+            "id": e.id,
+            "category": e.category.value,
+            "engine": e.engine,
+            "price": e.price.model_dump(exclude_defaults=True),
+            "evidence": e.evidence.value,
+        }
         for e in catalog
     ]
     if args.json:
@@ -88,7 +99,13 @@ def show_models(args: argparse.Namespace, settings: Settings) -> int:
     table = Table("id", "category", "engine", "price", "evidence")
     for row in rows:
         price = row["price"]
-        table.add_row(row["id"], row["category"], row["engine"], f"{price['kind']} {price['credits']}", row["evidence"])
+        table.add_row(
+            row["id"],
+            row["category"],
+            row["engine"],
+            f"{price['kind']} {price['credits']}",
+            row["evidence"],
+        )
     Console(width=140).print(table)
     return 0
 
@@ -125,16 +142,29 @@ async def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         await db.aclose()
     if args.json:
-        _json({"id": issued.info.id, "key": issued.key, "webhookSecret": issued.webhook_secret,
-               "credits": issued.info.credits})
+        _json(
+            {
+                "id": issued.info.id,
+                "key": issued.key,
+                "webhookSecret": issued.webhook_secret,
+                "credits": issued.info.credits,
+            }
+        )
     else:
         _announce(issued)
     return 0
 
 
 def _key_row(info: KeyInfo) -> dict[str, Any]:
-    return {"id": info.id, "name": info.name, "prefix": info.prefix, "admin": info.is_admin,
-            "credits": info.credits, "rateLimit": info.rate_limit, "revoked": info.revoked}
+    return {
+        "id": info.id,
+        "name": info.name,
+        "prefix": info.prefix,
+        "admin": info.is_admin,
+        "credits": info.credits,
+        "rateLimit": info.rate_limit,
+        "revoked": info.revoked,
+    }
 
 
 async def _keys_list(args: argparse.Namespace, settings: Settings) -> int:

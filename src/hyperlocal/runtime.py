@@ -52,7 +52,9 @@ async def open_services(
 ) -> Services:
     db = await open_database(settings)
     catalog = load_catalog(settings.catalog)
-    engines = EngineRegistry(EngineContext(settings), discover_factories() | dict(extra_engines or {}))
+    engines = EngineRegistry(
+        EngineContext(settings), discover_factories() | dict(extra_engines or {})
+    )
     storage = open_storage(settings)
     runner = JobRunner(db, catalog, engines, storage, owner=worker_id())
     services = Services(
@@ -66,9 +68,7 @@ async def open_services(
             max_bytes=settings.fetch_max_bytes,
             timeout=settings.fetch_timeout,
         ),
-        limiter=RateLimiter(
-            settings.redis_url.get_secret_value() if settings.redis_url else None
-        ),
+        limiter=RateLimiter(settings.redis_url.get_secret_value() if settings.redis_url else None),
         queue=InProcessQueue(db, runner, concurrency=settings.worker_concurrency),
     )
     if start_queue:

@@ -43,7 +43,9 @@ async def _balance_and_ledger(settings: Settings, key_id: str) -> tuple[int, int
     db = Database(settings.resolved_database_url())
     try:
         async with db.read() as session:
-            return await ledger_store.balance(session, key_id), await ledger_store.total(session, key_id)
+            return await ledger_store.balance(session, key_id), await ledger_store.total(
+                session, key_id
+            )
     finally:
         await db.aclose()
 

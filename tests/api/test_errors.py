@@ -15,10 +15,16 @@ PROMPT = {"prompt": "a lighthouse at dusk"}
 
 @pytest.mark.parametrize(
     "headers",
-    [{}, {"Authorization": "Bearer ck_not_a_real_key"}, {"Authorization": "Basic abc"},
-     {"Authorization": "Bearer "}],
+    [
+        {},
+        {"Authorization": "Bearer ck_not_a_real_key"},
+        {"Authorization": "Basic abc"},
+        {"Authorization": "Bearer "},
+    ],
 )
-async def test_missing_or_bad_key_is_401(client: httpx.AsyncClient, headers: dict[str, str]) -> None:
+async def test_missing_or_bad_key_is_401(
+    client: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
     response = await client.post("/v1/images/generate", json=PROMPT, headers=headers)
     assert response.status_code == 401
     assert response.json() == UNAUTHORIZED
@@ -33,7 +39,9 @@ async def test_revoked_key_is_401(client: httpx.AsyncClient, issue_key: KeyFacto
     assert (response.status_code, response.json()) == (401, UNAUTHORIZED)
 
 
-async def test_model_missing_on_edit_is_400(client: httpx.AsyncClient, issue_key: KeyFactory) -> None:
+async def test_model_missing_on_edit_is_400(
+    client: httpx.AsyncClient, issue_key: KeyFactory
+) -> None:
     key = await issue_key()
     body = {"prompt": "make it blue", "images": ["data:image/png;base64,AAAA"]}
     response = await client.post("/v1/images/edit", json=body, headers=auth(key))
@@ -54,7 +62,10 @@ async def test_unsupported_model_is_400(
     key = await issue_key()
     body = {**PROMPT, "model": model, "images": ["data:image/png;base64,AAAA"]}
     response = await client.post(path, json=body, headers=auth(key))
-    assert (response.status_code, response.json()) == (400, {"error": f"Unsupported model: {model}"})
+    assert (response.status_code, response.json()) == (
+        400,
+        {"error": f"Unsupported model: {model}"},
+    )
 
 
 @pytest.mark.parametrize(
@@ -77,7 +88,9 @@ async def test_invalid_input_is_400_e1004(
     assert (await client.get("/v1/account", headers=auth(key))).json()["credits"] == 1000
 
 
-async def test_unknown_input_fields_are_ignored(client: httpx.AsyncClient, issue_key: KeyFactory) -> None:
+async def test_unknown_input_fields_are_ignored(
+    client: httpx.AsyncClient, issue_key: KeyFactory
+) -> None:
     key = await issue_key()
     body = {**PROMPT, "format": "png", "last_frame_image": "x", "tail_image": 3}
     response = await client.post("/v1/images/generate", json=body, headers=auth(key))
@@ -112,13 +125,17 @@ async def test_body_too_large_is_413(make_settings: SettingsFactory, issue_key: 
     from asgi_lifespan import LifespanManager
 
     app = create_app(make_settings(max_body_bytes=1000), engines=TEST_ENGINES)
-    async with LifespanManager(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
-    ) as client:
+    async with (
+        LifespanManager(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        ) as client,
+    ):
         big = {"prompt": "x" * 5000}
         response = await client.post("/v1/images/generate", json=big)
         assert (response.status_code, response.json()) == (
-            413, {"error": "Request body too large", "limit": 1000},
+            413,
+            {"error": "Request body too large", "limit": 1000},
         )
 
         async def chunks():  # no Content-Length: the limit holds while streaming
@@ -161,7 +178,9 @@ async def test_generation_failure_is_500_and_refunded(
     client: httpx.AsyncClient, issue_key: KeyFactory, model: str, error: str, code: str
 ) -> None:
     key = await issue_key(credits=100)
-    response = await client.post("/v1/images/generate", json={**PROMPT, "model": model}, headers=auth(key))
+    response = await client.post(
+        "/v1/images/generate", json={**PROMPT, "model": model}, headers=auth(key)
+    )
     assert (response.status_code, response.json()) == (500, {"error": error, "code": code})
     assert "Traceback" not in response.text
     assert (await client.get("/v1/account", headers=auth(key))).json()["credits"] == 100
@@ -191,8 +210,11 @@ async def test_engine_not_installed_is_503_and_not_charged(
 
 @pytest.mark.parametrize(
     ("method", "path", "status"),
-    [("GET", "/v1/nothing-here", 404), ("GET", "/v1/images/generate", 405),
-     ("DELETE", "/healthz", 405)],
+    [
+        ("GET", "/v1/nothing-here", 404),
+        ("GET", "/v1/images/generate", 405),
+        ("DELETE", "/healthz", 405),
+    ],
 )
 async def test_routing_errors_are_json(
     client: httpx.AsyncClient, method: str, path: str, status: int
@@ -205,13 +227,17 @@ async def test_routing_errors_are_json(
 async def test_invalid_json_is_400(client: httpx.AsyncClient, issue_key: KeyFactory) -> None:
     key = await issue_key()
     response = await client.post(
-        "/v1/images/generate", content=b"{not json", headers={**auth(key), "Content-Type": "application/json"}
+        "/v1/images/generate",
+        content=b"{not json",
+        headers={**auth(key), "Content-Type": "application/json"},
     )
     assert response.status_code == 400
     assert response.json() == {"error": "body: invalid JSON", "code": "E1004"}
 
 
-async def test_admin_routes_refuse_other_keys(client: httpx.AsyncClient, issue_key: KeyFactory) -> None:
+async def test_admin_routes_refuse_other_keys(
+    client: httpx.AsyncClient, issue_key: KeyFactory
+) -> None:
     user = await issue_key()
     for method, path in (("GET", "/admin/keys"), ("POST", "/admin/keys")):
         response = await client.request(method, path, headers=auth(user), json={"name": "x"})

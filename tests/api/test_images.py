@@ -23,9 +23,15 @@ def _open(content: bytes) -> Image.Image:
     return image
 
 
-async def test_seed_curl_example_returns_16_9_png(client: httpx.AsyncClient, issue_key: KeyFactory) -> None:
+async def test_seed_curl_example_returns_16_9_png(
+    client: httpx.AsyncClient, issue_key: KeyFactory
+) -> None:
     key = await issue_key()
-    body = {"model": "gemini-3-1-flash-t2i", "prompt": "a sunset over the ocean", "aspect_ratio": "16:9"}
+    body = {
+        "model": "gemini-3-1-flash-t2i",
+        "prompt": "a sunset over the ocean",
+        "aspect_ratio": "16:9",
+    }
     response = await client.post("/v1/images/generate", json=body, headers=auth(key))
     assert response.status_code == 200
     payload = response.json()
@@ -41,7 +47,9 @@ async def test_seed_curl_example_returns_16_9_png(client: httpx.AsyncClient, iss
     assert abs(image.width / image.height - 16 / 9) < 0.01
 
 
-async def test_default_model_and_api_v1_prefix(client: httpx.AsyncClient, issue_key: KeyFactory) -> None:
+async def test_default_model_and_api_v1_prefix(
+    client: httpx.AsyncClient, issue_key: KeyFactory
+) -> None:
     key = await issue_key()
     response = await client.post("/api/v1/images/generate", json={"prompt": "x"}, headers=auth(key))
     assert response.status_code == 200
@@ -50,7 +58,12 @@ async def test_default_model_and_api_v1_prefix(client: httpx.AsyncClient, issue_
 
 async def test_jpeg_and_size(client: httpx.AsyncClient, issue_key: KeyFactory) -> None:
     key = await issue_key()
-    body = {"model": "gpt-4o-image", "prompt": "a tall tower", "size": "1024x1792", "output_format": "jpeg"}
+    body = {
+        "model": "gpt-4o-image",
+        "prompt": "a tall tower",
+        "size": "1024x1792",
+        "output_format": "jpeg",
+    }
     response = await client.post("/v1/images/generate", json=body, headers=auth(key))
     assert response.status_code == 200, response.text
     fetched = await client.get(response.json()["data"][0]["url"])
@@ -58,10 +71,17 @@ async def test_jpeg_and_size(client: httpx.AsyncClient, issue_key: KeyFactory) -
     assert _open(fetched.content).size == (1024, 1792)
 
 
-async def test_edit_with_data_uri_keeps_the_source(client: httpx.AsyncClient, issue_key: KeyFactory) -> None:
+async def test_edit_with_data_uri_keeps_the_source(
+    client: httpx.AsyncClient, issue_key: KeyFactory
+) -> None:
     key = await issue_key()
     data_uri = "data:image/png;base64," + base64.b64encode(tiny_png((255, 0, 0), (64, 64))).decode()
-    body = {"model": "nano-banana-edit", "prompt": "make it pop", "images": [data_uri], "aspect_ratio": "1:1"}
+    body = {
+        "model": "nano-banana-edit",
+        "prompt": "make it pop",
+        "images": [data_uri],
+        "aspect_ratio": "1:1",
+    }
     response = await client.post("/v1/images/edit", json=body, headers=auth(key))
     assert response.status_code == 200, response.text
     image = _open((await client.get(response.json()["data"][0]["url"])).content).convert("RGB")
@@ -84,7 +104,10 @@ async def test_edit_fetches_source_url(client: httpx.AsyncClient, issue_key: Key
 @pytest.mark.parametrize(
     ("images", "error"),
     [
-        (["data:image/png;base64," + base64.b64encode(b"not an image at all").decode()], "images[0]: "),
+        (
+            ["data:image/png;base64," + base64.b64encode(b"not an image at all").decode()],
+            "images[0]: ",
+        ),
         (["ftp://example.invalid/x.png"], "images"),
         ([], "images"),
     ],
@@ -101,7 +124,8 @@ async def test_bad_edit_source_is_400_and_free(
 
 
 async def test_private_source_refused_unless_allowed(
-    make_settings, issue_key: KeyFactory  # type: ignore[no-untyped-def]
+    make_settings,
+    issue_key: KeyFactory,  # type: ignore[no-untyped-def]
 ) -> None:
     from asgi_lifespan import LifespanManager
 
@@ -116,9 +140,12 @@ async def test_private_source_refused_unless_allowed(
 
     app = create_app(make_settings(allow_private_urls=False))
     with serve_in_thread(Starlette(routes=[Route("/a.png", png)])) as base:  # type: ignore[arg-type]
-        async with LifespanManager(app), httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
-        ) as client:
+        async with (
+            LifespanManager(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+            ) as client,
+        ):
             from hyperlocal.core import keys
             from hyperlocal.core.keys import KeySpec
 
@@ -130,7 +157,9 @@ async def test_private_source_refused_unless_allowed(
     assert connections == 0
 
 
-async def test_webhook_url_turns_request_into_a_job(client: httpx.AsyncClient, issue_key: KeyFactory) -> None:
+async def test_webhook_url_turns_request_into_a_job(
+    client: httpx.AsyncClient, issue_key: KeyFactory
+) -> None:
     key = await issue_key()
     body = {"prompt": "x", "webhook_url": "http://127.0.0.1:9/hook"}
     response = await client.post("/v1/images/generate", json=body, headers=auth(key))
@@ -142,7 +171,9 @@ async def test_webhook_url_turns_request_into_a_job(client: httpx.AsyncClient, i
     )
 
 
-async def test_stored_inputs_are_not_served(app: FastAPI, client: httpx.AsyncClient, issue_key: KeyFactory) -> None:
+async def test_stored_inputs_are_not_served(
+    app: FastAPI, client: httpx.AsyncClient, issue_key: KeyFactory
+) -> None:
     key = await issue_key()
     data_uri = "data:image/png;base64," + base64.b64encode(tiny_png()).decode()
     body = {"model": "nano-banana-edit", "prompt": "x", "images": [data_uri]}

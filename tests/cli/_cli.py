@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,14 +33,23 @@ class Cli:
     def data_dir(self) -> Path:
         return Path(self.env["HYPERLOCAL_DATA_DIR"])
 
-    def run(self, *args: str, ok: bool = True, **env: str) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, *args: str, ok: bool = True, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
-            [*HYPERLOCAL, *args], cwd=self.cwd, env={**self.env, **env},
-            capture_output=True, text=True, timeout=60, check=False,
+            [*HYPERLOCAL, *args],
+            cwd=self.cwd,
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         if ok:
-            assert proc.returncode == 0, f"hyperlocal {args} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+            assert proc.returncode == 0, (
+                f"hyperlocal {args} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+            )
         return proc
 
-    def json(self, *args: str, **env: str) -> Any:
-        return json.loads(self.run(*args, **env).stdout)
+    def json(self, *args: str) -> Any:
+        return json.loads(self.run(*args).stdout)

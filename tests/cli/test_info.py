@@ -33,8 +33,10 @@ def test_settings_lists_every_setting_with_help(cli: Cli) -> None:
 def test_settings_masks_secrets(cli: Cli) -> None:
     proc = cli.run(
         "settings",
-        HYPERLOCAL_DATABASE_URL="sqlite+aiosqlite:////tmp/x-secretpw.db",
-        HYPERLOCAL_REDIS_URL="redis://:redispw-marker@127.0.0.1:6379/0",
+        env={
+            "HYPERLOCAL_DATABASE_URL": "sqlite+aiosqlite:////tmp/x-secretpw.db",
+            "HYPERLOCAL_REDIS_URL": "redis://:redispw-marker@127.0.0.1:6379/0",
+        },
     )
 
     output = proc.stdout + proc.stderr

@@ -78,7 +78,9 @@ def serving(cli: Cli, run: str, env: dict[str, str]) -> Iterator[Server]:
     argv = [*HYPERLOCAL, "serve", "--host", "127.0.0.1", "--port", str(port)]
     with out.open("wb") as stdout, err.open("wb") as stderr:
         launched = time.monotonic()
-        proc = subprocess.Popen(argv, cwd=cli.cwd, env={**cli.env, **env}, stdout=stdout, stderr=stderr)
+        proc = subprocess.Popen(
+            argv, cwd=cli.cwd, env={**cli.env, **env}, stdout=stdout, stderr=stderr
+        )
     try:
         yield Server(proc, f"http://127.0.0.1:{port}", out, err, launched)
     finally:
@@ -95,7 +97,9 @@ def torch_trap(tmp_path: Path) -> tuple[dict[str, str], Path]:
     (shim / "torch" / "__init__.py").write_text(TORCH_TRAP)
     env = {"PYTHONPATH": str(shim), "TORCH_TRAP_MARKER": str(marker)}
     # Prove the trap fires, so that an absent marker later means something.
-    armed = subprocess.run([sys.executable, "-c", "import torch"], env=env, capture_output=True, check=False)
+    armed = subprocess.run(
+        [sys.executable, "-c", "import torch"], env=env, capture_output=True, check=False
+    )
     assert armed.returncode != 0 and marker.exists()
     marker.unlink()
     return env, marker

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import socket
 from typing import Any
 from urllib.parse import quote_from_bytes
 
@@ -111,6 +112,26 @@ async def test_one_forbidden_answer_among_several_is_enough(
     fake_dns.answers["mixed.example"] = ("::1", "127.0.0.1")
     assert await refusal(make_fetcher(), listener.url(host="mixed.example")) == FORBIDDEN
     assert listener.connections == 0
+
+
+async def test_tries_each_vetted_address_in_turn(
+    make_fetcher: FetcherFactory, server: LocalServer, png: bytes, fake_dns: FakeDNS
+) -> None:
+    # Nothing listens on [::1] at this port, so the first connect is refused.
+    fake_dns.answers["media.example"] = ("::1", "127.0.0.1")
+    server.routes["/a.png"] = Reply(body=png)
+    fetcher = make_fetcher(allow_private=True)
+    assert (
+        await fetcher.fetch("image", server.url("/a.png", host="media.example"), IMAGE)
+    ).data == png
+
+
+async def test_connection_refused(make_fetcher: FetcherFactory) -> None:
+    with socket.socket() as probe:  # a loopback port that nothing listens on any more
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    message = await refusal(make_fetcher(allow_private=True), f"http://127.0.0.1:{port}/x.png")
+    assert message == "image: could not fetch URL (connection failed)"
 
 
 async def test_unknown_host(make_fetcher: FetcherFactory) -> None:
@@ -316,7 +337,9 @@ async def test_bad_data_uris(make_fetcher: FetcherFactory, uri: str, problem: st
     assert await refusal(make_fetcher(), uri) == f"image: {problem}"
 
 
-@pytest.mark.parametrize(("size", "fits"), [(100, True), (101, False), (102, False)])
+@pytest.mark.parametrize(
+    ("size", "fits"), [(99, True), (100, True), (101, False), (102, False), (10_000, False)]
+)
 async def test_data_uri_size_cap(make_fetcher: FetcherFactory, size: int, fits: bool) -> None:
     fetcher = make_fetcher(max_bytes=100)
     for uri in (

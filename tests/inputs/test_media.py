@@ -143,6 +143,7 @@ ADTS_FRAME = b"\xff\xf1\x50\x80\x02\x1f\xfc" + b"\x00" * 60
         (pcm_wav(), "audio/wav"),
         (float_wav(), "audio/wav"),
         (ID3 + MP3_FRAME, "audio/mpeg"),
+        (ID3 + b"\x00\xff\xe0\x00" * 5 + MP3_FRAME, "audio/mpeg"),  # junk before the first frame
         (MP3_FRAME, "audio/mpeg"),
         (ADTS_FRAME, "audio/aac"),
         (b"OggS\x00\x02" + b"\x00" * 60, "audio/ogg"),
@@ -167,7 +168,7 @@ def test_truncated_wav_is_refused() -> None:
         b"RIFF\x24\x00\x00\x00WAVEfmt " + JUNK[:40],  # garbage where the format should be
         b"",
         JUNK,
-        b"ID3" + JUNK,  # a malformed tag
+        b"ID3\x04\x00\x00\x80\x80\x80\x80" + MP3_FRAME,  # a malformed tag size
         ID3,  # a tag and no audio
         image_bytes("PNG"),
         ftyp(b"isom", b"isom", b"avc1"),  # an MP4 video is not audio
@@ -195,7 +196,15 @@ def test_valid_video(data: bytes, content_type: str) -> None:
 
 @pytest.mark.parametrize(
     "data",
-    [b"", JUNK, b"\x00\x00\x00\x08ftyp", ftyp(b"M4A ", b"M4A "), pcm_wav(), ebml(b"other")],
+    [
+        b"",
+        JUNK,
+        b"\x00\x00\x00\x08ftyp" + JUNK[:40],  # a box too short to hold a brand
+        ftyp(b"M4A ", b"M4A "),  # audio-only
+        pcm_wav(),
+        ebml(b"other"),
+        b"\x1a\x45\xdf\xa3" + JUNK[:60],  # EBML with no DocType
+    ],
 )
 def test_non_video_is_refused(data: bytes) -> None:
     assert refusal(VIDEO, data, "video") == "video: not a valid video"

@@ -26,7 +26,9 @@ class _Open(BaseModel):
 
 class ImageGenerateBody(_Open):
     model: str | None = Field("gemini-3-1-flash-t2i", description="Image model id.")
-    prompt: str | None = Field(None, description="What to draw.", examples=["a sunset over the ocean"])
+    prompt: str | None = Field(
+        None, description="What to draw.", examples=["a sunset over the ocean"]
+    )
     aspect_ratio: str | None = Field(None, examples=["16:9"])
     size: str | None = Field(None, examples=["1024x1024"])
     output_format: str | None = Field(None, examples=["png"])
@@ -54,46 +56,46 @@ class ImageData(BaseModel):
 class ImageResponse(BaseModel):
     created: int
     data: list[ImageData]
-    resultId: str  # noqa: N815 - wire name
-    creditsUsed: int  # noqa: N815
+    resultId: str
+    creditsUsed: int
 
 
 class JobAccepted(BaseModel):
-    jobId: str  # noqa: N815
+    jobId: str
     status: str
     message: str
-    creditsUsed: int  # noqa: N815
-    pollUrl: str  # noqa: N815
+    creditsUsed: int
+    pollUrl: str
 
 
 class JobStatusResponse(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    jobId: str  # noqa: N815
+    jobId: str
     status: str
     model: str
     type: str
-    creditsUsed: int  # noqa: N815
-    outputUrl: str | None = None  # noqa: N815
+    creditsUsed: int
+    outputUrl: str | None = None
     error: str | None = None
     code: str | None = None
     progress: float | None = None
-    queuePosition: int | None = None  # noqa: N815
-    createdAt: int | None = None  # noqa: N815
-    completedAt: int | None = None  # noqa: N815
+    queuePosition: int | None = None
+    createdAt: int | None = None
+    completedAt: int | None = None
 
 
 class JobListResponse(BaseModel):
     data: list[JobStatusResponse]
-    nextCursor: str | None = None  # noqa: N815
+    nextCursor: str | None = None
 
 
 class AccountResponse(BaseModel):
-    keyId: str  # noqa: N815
-    keyName: str  # noqa: N815
+    keyId: str
+    keyName: str
     credits: int
-    rateLimit: int  # noqa: N815
-    maxRunningJobs: int  # noqa: N815
+    rateLimit: int
+    maxRunningJobs: int
 
 
 def without_none(model: BaseModel) -> dict[str, Any]:

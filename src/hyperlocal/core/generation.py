@@ -132,7 +132,12 @@ async def _store_inputs(
             key = f"inputs/{job_id}/{name}-{i}"
             await svc.storage.put(key, item.data, item.content_type)
             stored[name].append(
-                {"key": key, "kind": item.kind.value, "content_type": item.content_type,
-                 "field": item.field, "source": _redact_inline(item.source)}
+                {
+                    "key": key,
+                    "kind": item.kind.value,
+                    "content_type": item.content_type,
+                    "field": item.field,
+                    "source": _redact_inline(item.source),
+                }
             )
     return stored

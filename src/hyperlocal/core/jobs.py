@@ -139,7 +139,9 @@ def _parse_cursor(cursor: str | None) -> tuple[float, str] | None:
 
 async def list_jobs(db: Database, key: KeyInfo, *, limit: int, cursor: str | None) -> JobPage:
     async with db.read() as session:
-        rows = await store.list_for_key(session, key.id, limit=limit + 1, before=_parse_cursor(cursor))
+        rows = await store.list_for_key(
+            session, key.id, limit=limit + 1, before=_parse_cursor(cursor)
+        )
     more = len(rows) > limit
     rows = rows[:limit]
     return JobPage([view(r) for r in rows], _cursor(rows[-1]) if more and rows else None)
@@ -152,8 +154,12 @@ async def cancel_job(db: Database, key: KeyInfo, job_id: str) -> JobView:
         if row is None or row.key_id != key.id:
             raise JobNotFoundError
         moved = await store.transition(
-            session, job_id, store.ACTIVE,
-            status=JobStatus.CANCELED.value, error="canceled", error_code="canceled",
+            session,
+            job_id,
+            store.ACTIVE,
+            status=JobStatus.CANCELED.value,
+            error="canceled",
+            error_code="canceled",
             finished_at=time.time(),
         )
         if moved:

@@ -36,7 +36,14 @@ class LedgerLine:
 
 
 async def _append(
-    session: AsyncSession, key_id: str, kind: EntryKind, amount: int, balance: int, job_id: str | None, note: str
+    session: AsyncSession,
+    key_id: str,
+    kind: EntryKind,
+    amount: int,
+    balance: int,
+    *,
+    job_id: str | None = None,
+    note: str = "",
 ) -> None:
     entry = LedgerEntry(
         key_id=key_id,
@@ -54,7 +61,7 @@ async def grant(session: AsyncSession, key_id: str, amount: int, note: str = "")
     if amount <= 0:
         raise ValueError("a grant must be positive")
     balance = await store.credit(session, key_id, amount)
-    await _append(session, key_id, EntryKind.GRANT, amount, balance, None, note)
+    await _append(session, key_id, EntryKind.GRANT, amount, balance, note=note)
     return balance
 
 
@@ -63,7 +70,7 @@ async def charge(session: AsyncSession, key_id: str, amount: int, job_id: str) -
     balance = await store.debit(session, key_id, amount)
     if balance is None:
         raise InsufficientCreditsError(amount, await store.balance(session, key_id))
-    await _append(session, key_id, EntryKind.CHARGE, -amount, balance, job_id, "")
+    await _append(session, key_id, EntryKind.CHARGE, -amount, balance, job_id=job_id)
     return balance
 
 
@@ -74,7 +81,7 @@ async def refund(session: AsyncSession, key_id: str, job_id: str, note: str) -> 
         return None
     amount = -charged.amount
     balance = await store.credit(session, key_id, amount)
-    await _append(session, key_id, EntryKind.REFUND, amount, balance, job_id, note)
+    await _append(session, key_id, EntryKind.REFUND, amount, balance, job_id=job_id, note=note)
     return balance
 
 
@@ -91,6 +98,8 @@ async def history(
     async with db.read() as session:
         rows = await store.entries_for_key(session, key_id, limit=limit, before_id=before_id)
     return [
-        LedgerLine(r.id, EntryKind(r.kind), r.amount, r.balance_after, r.job_id, r.note, r.created_at)
+        LedgerLine(
+            r.id, EntryKind(r.kind), r.amount, r.balance_after, r.job_id, r.note, r.created_at
+        )
         for r in rows
     ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from limits import RateLimitItemPerHour
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
@@ -47,7 +48,9 @@ class RateLimiter:
 
     async def aclose(self) -> None:
         if isinstance(self._storage, RedisStorage):
-            await self._storage.bridge.storage.aclose()
+            client: Any = getattr(self._storage.bridge, "storage", None)  # redis.asyncio.Redis
+            if client is not None:
+                await client.aclose()
 
 
 def _async_uri(url: str) -> str:

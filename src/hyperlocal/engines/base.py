@@ -68,7 +68,9 @@ class GenerationRequest:
     category: Category
     params: Mapping[str, InputValue]
     media: Mapping[str, Sequence[MediaInput]] = field(default_factory=dict)
-    options: Mapping[str, InputValue] = field(default_factory=dict)  # the catalogue's engine options
+    options: Mapping[str, InputValue] = field(
+        default_factory=dict
+    )  # the catalogue's engine options
 
 
 @dataclass(frozen=True, slots=True)

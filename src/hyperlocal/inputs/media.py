@@ -103,7 +103,7 @@ def _decode_image(data: bytes) -> str:
 
 def _ftyp_brands(data: bytes) -> list[bytes]:
     """The major and compatible brands of an ISO base media file (MP4, MOV, M4A), or []."""
-    if data[4:8] != b"ftyp" or len(data) < 16:
+    if data[4:8] != b"ftyp":
         return []
     size = min(int.from_bytes(data[:4], "big"), len(data))
     if size < 16:

@@ -26,7 +26,12 @@ from hyperlocal.engines.base import (
     MediaKind,
 )
 from hyperlocal.engines.registry import EngineRegistry
-from hyperlocal.errors import GenerationError, GenerationTimeoutError, HyperlocalError, UnexpectedError
+from hyperlocal.errors import (
+    GenerationError,
+    GenerationTimeoutError,
+    HyperlocalError,
+    UnexpectedError,
+)
 from hyperlocal.storage.base import Storage
 from hyperlocal.store import jobs as store
 from hyperlocal.store import keys as key_store
@@ -82,7 +87,7 @@ class JobRunner:
             async with self._lease(job.id):
                 result = await self._execute(job)
                 urls = await self._store_outputs(job, result)
-        except Exception as exc:  # noqa: BLE001 - every failure must end the job and refund
+        except Exception as exc:
             await self._fail(job, _as_generation_error(exc))
         else:
             await self._complete(job, result, urls)
@@ -178,17 +183,27 @@ class JobRunner:
     async def _complete(self, job: Job, result: GenerationResult, urls: list[str]) -> None:
         async with self.db.transaction() as session:
             await store.finish(
-                session, job.id, self.owner,
-                status=JobStatus.COMPLETED.value, output_url=urls[0], output_urls=urls,
-                result=_result_json(result), progress=1.0, finished_at=time.time(),
+                session,
+                job.id,
+                self.owner,
+                status=JobStatus.COMPLETED.value,
+                output_url=urls[0],
+                output_urls=urls,
+                result=_result_json(result),
+                progress=1.0,
+                finished_at=time.time(),
             )
 
     async def _fail(self, job: Job, error: GenerationError) -> None:
         log.warning("job failed", extra={"job_id": job.id, "model": job.model, "code": error.code})
         async with self.db.transaction() as session:
             moved = await store.finish(
-                session, job.id, self.owner,
-                status=JobStatus.FAILED.value, error=error.message, error_code=error.code,
+                session,
+                job.id,
+                self.owner,
+                status=JobStatus.FAILED.value,
+                error=error.message,
+                error_code=error.code,
                 finished_at=time.time(),
             )
             if moved:
@@ -203,8 +218,12 @@ class JobRunner:
                     if await store.requeue_expired(session, job.id, now):
                         requeued.append(job.id)
                 elif await store.transition(
-                    session, job.id, [JobStatus.RUNNING.value], status=JobStatus.FAILED.value,
-                    error="The worker running this job stopped", error_code="E9999",
+                    session,
+                    job.id,
+                    [JobStatus.RUNNING.value],
+                    status=JobStatus.FAILED.value,
+                    error="The worker running this job stopped",
+                    error_code="E9999",
                     finished_at=now,
                 ):
                     await ledger.refund(session, job.key_id, job.id, "worker lost")
@@ -225,8 +244,12 @@ def _result_json(result: GenerationResult) -> dict[str, Any]:
         "duration": result.duration,
         "text": result.text,
         "segments": [
-            {"text": s.text, "start": s.start, "end": s.end,
-             "words": [{"word": w.word, "start": w.start, "end": w.end} for w in s.words]}
+            {
+                "text": s.text,
+                "start": s.start,
+                "end": s.end,
+                "words": [{"word": w.word, "start": w.start, "end": w.end} for w in s.words],
+            }
             for s in result.segments
         ],
         "extra": dict(result.extra),

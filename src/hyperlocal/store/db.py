@@ -9,7 +9,12 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 __all__ = ["Database"]
 
@@ -79,6 +84,8 @@ def _upgrade(connection: Connection, *, is_postgres: bool) -> None:
     if is_postgres:
         connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_ID})")
     config = Config()
-    config.set_main_option("script_location", str(resources.files("hyperlocal.store") / "migrations"))
+    config.set_main_option(
+        "script_location", str(resources.files("hyperlocal.store") / "migrations")
+    )
     config.attributes["connection"] = connection
     command.upgrade(config, "head")

@@ -9,7 +9,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hyperlocal.store.tables import ApiKey
 
-__all__ = ["by_hash", "by_id", "count", "insert", "list_all", "lock", "set_revoked", "update_limits"]
+__all__ = [
+    "by_hash",
+    "by_id",
+    "count",
+    "insert",
+    "list_all",
+    "lock",
+    "set_revoked",
+    "update_limits",
+]
 
 
 async def insert(session: AsyncSession, key: ApiKey) -> None:
@@ -55,9 +64,10 @@ async def update_limits(
 async def lock(session: AsyncSession, key_id: str) -> ApiKey:
     """The key row, locked until the transaction ends (PostgreSQL; SQLite locks the database)."""
     row = await session.scalar(
-        select(ApiKey).where(ApiKey.id == key_id).with_for_update().execution_options(
-            populate_existing=True
-        )
+        select(ApiKey)
+        .where(ApiKey.id == key_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     )
     if row is None:
         raise LookupError(key_id)

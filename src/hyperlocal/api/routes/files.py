@@ -13,7 +13,12 @@ from hyperlocal.storage.local import LocalStorage
 
 router = APIRouter(tags=["files"])
 
-_TYPES = {".glb": "model/gltf-binary", ".mp3": "audio/mpeg", ".ogg": "audio/ogg", ".wav": "audio/wav"}
+_TYPES = {
+    ".glb": "model/gltf-binary",
+    ".mp3": "audio/mpeg",
+    ".ogg": "audio/ogg",
+    ".wav": "audio/wav",
+}
 
 
 @router.get("/files/{path:path}", include_in_schema=False)

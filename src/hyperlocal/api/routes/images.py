@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
@@ -16,7 +18,7 @@ from hyperlocal.errors import ModelRequiredError
 router = APIRouter(tags=["images"])
 
 DEFAULT_IMAGE_MODEL = "gemini-3-1-flash-t2i"
-_RESPONSES = {202: {"model": JobAccepted, "description": "Accepted as a job"}}
+_RESPONSES: dict[int | str, dict[str, Any]] = {202: {"model": JobAccepted, "description": "Accepted as a job"}}
 
 
 def _model(value: str | None, default: str | None = None) -> str:

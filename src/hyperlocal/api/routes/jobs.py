@@ -20,7 +20,7 @@ async def get_job(
     key: CurrentKey,
     svc: Svc,
     model: str | None = None,  # noqa: ARG001 - accepted for hosted-API compatibility
-    type: str | None = None,  # noqa: A002, ARG001
+    type: str | None = None,  # noqa: ARG001
 ) -> JobStatusResponse:
     return job_status(await jobs.get_job(svc.db, key, job_id))
 
