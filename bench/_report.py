@@ -26,7 +26,7 @@ __all__ = [
 
 LOAD_NOTE = "the load generator (httpx, one process) shares these cores with both servers"
 MARKDOWN_HEADER = (
-    "| date | machine | load | hyperlocal req/s, p50, p99 | bare req/s, p50, p99 "
+    "| date | machine | workload | hyperlocal req/s, p50, p99 | bare req/s, p50, p99 "
     "| ratios (throughput, p50, p99) |\n|---|---|---|---|---|---|\n"
 )
 
@@ -79,24 +79,29 @@ class Ratios:
 class Summary:
     date: str
     machine: Machine
-    load: str
+    workload: str
+    load_average: tuple[float, float]  # 1-minute, before and after: other work on the machine
     hyperlocal: TargetStats
     bare: TargetStats
     ratios: Ratios
 
 
-def summarize(rounds: Sequence[Round], machine: Machine, load: str) -> Summary:
+def summarize(
+    rounds: Sequence[Round], machine: Machine, workload: str, load_before: float
+) -> Summary:
     hyper = TargetStats.of("hyperlocal", [r for r in rounds if r.target == "hyperlocal"])
     bare = TargetStats.of("bare", [r for r in rounds if r.target == "bare"])
     ratios = Ratios(hyper.rps / bare.rps, hyper.p50_ms / bare.p50_ms, hyper.p99_ms / bare.p99_ms)
     now = datetime.now().astimezone().isoformat(timespec="seconds")
-    return Summary(now, machine, load, hyper, bare, ratios)
+    load = (round(load_before, 2), round(os.getloadavg()[0], 2))
+    return Summary(now, machine, workload, load, hyper, bare, ratios)
 
 
 def table(summary: Summary) -> Table:
-    m = summary.machine
-    out = Table(title="POST /v1/images/generate",
-                caption=f"{m.cpu}, {m.cores} cores; {m.note}. {summary.load}.")
+    m, (before, after) = summary.machine, summary.load_average
+    caption = (f"{m.cpu}, {m.cores} cores; {m.note}. {summary.workload}. "
+               f"Load average {before:.2f} before, {after:.2f} after.")
+    out = Table(title="POST /v1/images/generate", caption=caption)
     for column in ("", "req/s", "p50 ms", "p99 ms", "requests", "errors", "req/s by round"):
         out.add_column(column, justify="left" if not column else "right")
     for s in (summary.hyperlocal, summary.bare):
@@ -111,8 +116,10 @@ def table(summary: Summary) -> Table:
 
 def markdown_line(summary: Summary) -> str:
     m, h, b, r = summary.machine, summary.hyperlocal, summary.bare, summary.ratios
-    return (f"| {summary.date[:10]} | {m.cpu}, {m.cores} cores, shared with the load generator "
-            f"| {summary.load} | {h.rps:.0f}, {h.p50_ms:.1f} ms, {h.p99_ms:.1f} ms "
+    before, after = summary.load_average
+    return (f"| {summary.date[:10]} | {m.cpu}, {m.cores} cores shared with the load generator, "
+            f"load average {before:.1f} to {after:.1f} "
+            f"| {summary.workload} | {h.rps:.0f}, {h.p50_ms:.1f} ms, {h.p99_ms:.1f} ms "
             f"| {b.rps:.0f}, {b.p50_ms:.1f} ms, {b.p99_ms:.1f} ms "
             f"| {r.throughput:.2f}x, {r.p50:.2f}x, {r.p99:.2f}x |")
 

@@ -91,12 +91,20 @@ class Workspace:
         return f"sqlite+aiosqlite:///{self.root / 'hyperlocal' / 'hyperlocal.db'}"
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def parse_args(argv: Sequence[str] | None = None) -> Options:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--requests", type=int, default=2000, help="per target (default 2000)")
-    parser.add_argument("--concurrency", type=int, default=16, help="connections (default 16)")
-    parser.add_argument("--rounds", type=int, default=4, help="alternating rounds (default 4)")
-    parser.add_argument("--warmup", type=int, default=200, help="per target (default 200)")
+    add = partial(parser.add_argument, type=_positive)
+    add("--requests", default=2000, help="per target, over all rounds (default 2000)")
+    add("--concurrency", default=16, help="connections per target (default 16)")
+    add("--rounds", default=4, help="alternating rounds (default 4)")
+    add("--warmup", default=200, help="warm-up requests per target (default 200)")
     parser.add_argument("--results", type=Path, default=BENCH_DIR / "results")
     args = parser.parse_args(argv)
     return Options(args.requests, args.concurrency, args.rounds, args.warmup, args.results)
@@ -220,16 +228,17 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     options = parse_args(argv)
+    load_before = os.getloadavg()[0]
     machine = Machine.current(uvicorn_options())
     console.print(f"{machine.cpu}, {machine.cores} cores ({machine.note}); {options.describe()}")
     with tempfile.TemporaryDirectory(prefix="hyperlocal-bench-") as tmp, \
             asyncio.Runner(loop_factory=_loop_factory()) as runner:
         rounds = runner.run(bench(options, Path(tmp)))
-    summary = summarize(rounds, machine, options.describe())
+    summary = summarize(rounds, machine, options.describe(), load_before)
     console.print(table(summary))
     console.print(f"JSON: {write_json(summary, options.results)}")
     console.print(f"history: {append_markdown(summary, options.results)}")
-    console.print(markdown_line(summary), markup=False, highlight=False)
+    console.print(markdown_line(summary), markup=False, highlight=False, soft_wrap=True)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from fastapi import APIRouter, FastAPI
 from hyperlocal import __version__
 from hyperlocal.api.errors import install_error_handlers
 from hyperlocal.api.middleware import BodyLimitMiddleware
-from hyperlocal.api.routes import account, admin, files, health, images, jobs, models
+from hyperlocal.api.routes import account, admin, files, health, images, jobs, media, models
 from hyperlocal.engines.base import EngineFactory
 from hyperlocal.runtime import close_services, open_services
 from hyperlocal.settings import Settings
@@ -22,7 +22,7 @@ _DESCRIPTION = "A self-hosted media-generation server that speaks the Hypereal A
 
 def _api_router() -> APIRouter:
     router = APIRouter()
-    for module in (images, jobs, account, models):
+    for module in (images, media, jobs, account, models):
         router.include_router(module.router)
     return router
 
@@ -51,4 +51,5 @@ def create_app(
     app.include_router(api, prefix="/api/v1", include_in_schema=False)
     for module in (admin, health, files):
         app.include_router(module.router)
+    app.include_router(media.legacy_router)
     return app

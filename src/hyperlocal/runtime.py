@@ -11,11 +11,13 @@ from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 from hyperlocal.core.catalog import load_catalog
+from hyperlocal.core.events import open_event_bus
 from hyperlocal.core.ratelimit import RateLimiter
 from hyperlocal.core.services import Services
 from hyperlocal.engines.base import EngineContext, EngineFactory
 from hyperlocal.engines.registry import EngineRegistry, discover_factories
-from hyperlocal.inputs import MediaFetcher
+from hyperlocal.inputs import AddressPolicy, MediaFetcher
+from hyperlocal.queue.deliveries import WebhookDispatcher
 from hyperlocal.queue.inprocess import InProcessQueue
 from hyperlocal.queue.runner import JobRunner
 from hyperlocal.settings import Settings
@@ -23,7 +25,14 @@ from hyperlocal.storage.base import Storage
 from hyperlocal.storage.local import LocalStorage
 from hyperlocal.store.db import Database
 
-__all__ = ["close_services", "open_database", "open_services", "open_storage", "worker_id"]
+__all__ = [
+    "close_services",
+    "open_database",
+    "open_dispatcher",
+    "open_services",
+    "open_storage",
+    "worker_id",
+]
 
 
 def worker_id() -> str:
@@ -56,7 +65,19 @@ async def open_services(
         EngineContext(settings), discover_factories() | dict(extra_engines or {})
     )
     storage = open_storage(settings)
-    runner = JobRunner(db, catalog, engines, storage, owner=worker_id())
+    events = open_event_bus(_redis_url(settings))
+    dispatcher = open_dispatcher(settings, db)
+    runner = JobRunner(
+        db,
+        catalog,
+        engines,
+        storage,
+        owner=worker_id(),
+        events=events,
+        on_outbox=dispatcher.poke,
+        lease_s=settings.job_lease_seconds,
+        max_attempts=settings.job_max_attempts,
+    )
     services = Services(
         settings=settings,
         db=db,
@@ -68,16 +89,37 @@ async def open_services(
             max_bytes=settings.fetch_max_bytes,
             timeout=settings.fetch_timeout,
         ),
-        limiter=RateLimiter(settings.redis_url.get_secret_value() if settings.redis_url else None),
+        limiter=RateLimiter(_redis_url(settings)),
         queue=InProcessQueue(db, runner, concurrency=settings.worker_concurrency),
+        events=events,
+        webhooks=dispatcher,
     )
     if start_queue:
         await services.queue.start()
+        await services.webhooks.start()
     return services
+
+
+def _redis_url(settings: Settings) -> str | None:
+    return settings.redis_url.get_secret_value() if settings.redis_url else None
+
+
+def open_dispatcher(settings: Settings, db: Database) -> WebhookDispatcher:
+    return WebhookDispatcher(
+        db,
+        policy=AddressPolicy(allow_private=settings.allow_private_urls),
+        schedule=settings.webhook_schedule,
+        jitter=settings.webhook_jitter,
+        timeout=settings.webhook_timeout,
+        concurrency=settings.webhook_concurrency,
+        poll_interval=settings.webhook_poll_interval,
+    )
 
 
 async def close_services(services: Services) -> None:
     await services.queue.aclose()
+    await services.webhooks.aclose()
+    await services.events.aclose()
     await services.engines.aclose()
     await services.fetcher.aclose()
     await services.limiter.aclose()

@@ -61,6 +61,59 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(
         4, description="Jobs that the in-process worker runs at once (embedded mode)."
     )
+    webhook_schedule: list[float] = Field(
+        [0, 5, 300, 1800, 7200, 18000, 36000, 36000],
+        description="Seconds before each webhook attempt (Standard Webhooks: immediately, 5 s, "
+        "5 min, 30 min, 2 h, 5 h, 10 h, 10 h). JSON list.",
+    )
+    webhook_jitter: float = Field(
+        0.1, description="Random spread of each retry delay (0.1 = ±10%)."
+    )
+    webhook_timeout: float = Field(10.0, description="Seconds a receiver has to answer.")
+    webhook_concurrency: int = Field(64, description="Webhook requests in flight at once.")
+    webhook_poll_interval: float = Field(
+        0.5, description="Seconds between looks at the outbox for due deliveries."
+    )
+    job_lease_seconds: float = Field(
+        30.0, description="A running job's lease; a worker that stops renewing it loses the job."
+    )
+    job_max_attempts: int = Field(
+        3, description="Times a job is started before a lost worker fails it (and refunds)."
+    )
+    queue_namespace: str = Field(
+        "hyperlocal",
+        description="Scale-out (PostgreSQL + Redis): prefix of the Celery queue names "
+        "(<namespace>.<model id>) and of every Redis key they use. API servers and workers of "
+        "one deployment share it.",
+    )
+    worker_models: list[str] = Field(
+        ["*"],
+        description="`hyperlocal worker`: globs of the model ids whose queues it consumes "
+        "(default all). JSON list; `--models` overrides it.",
+    )
+    s3_endpoint_url: str | None = Field(
+        None,
+        description="S3-compatible endpoint (MinIO, R2, moto...) for s3:// storage; path-style "
+        "addressing is used with it. Default: AWS S3.",
+    )
+    s3_region: str = Field("us-east-1", description="Region of the s3:// storage bucket.")
+    s3_access_key_id: SecretStr | None = Field(
+        None, description="Access key id for s3:// storage. Default: boto3's credential chain."
+    )
+    s3_secret_access_key: SecretStr | None = Field(
+        None, description="Secret access key for s3:// storage."
+    )
+    s3_public_base_url: str | None = Field(
+        None,
+        description="Public base URL of the bucket (a CDN, or a public bucket's URL): outputs are "
+        "then <base>/<object key>. Default: presigned URLs.",
+    )
+    s3_presign_seconds: int = Field(
+        604_800,
+        ge=1,
+        le=604_800,
+        description="Lifetime of presigned output URLs (SigV4 allows at most 7 days).",
+    )
     bootstrap_credits: int = Field(
         1000, description="Credits given to the first API key created on first start."
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ def listed(cli: Cli, key_id: str, stdout: str | None = None) -> dict[str, Any]:
 
 
 def every_value(db_file: Path) -> list[str]:
-    with sqlite3.connect(db_file) as conn:
+    with closing(sqlite3.connect(db_file)) as conn:
         tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         return [str(v) for t in tables for row in conn.execute(f'SELECT * FROM "{t}"') for v in row]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import wave
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from io import BytesIO
@@ -155,6 +156,16 @@ async def make_fetcher() -> AsyncIterator[FetcherFactory]:
 def image_bytes(fmt: str, size: tuple[int, int] = (8, 8)) -> bytes:
     buffer = BytesIO()
     Image.new("RGB", size, (200, 30, 90)).save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def pcm_wav(frames: int = 800) -> bytes:
+    buffer = BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(b"\x01\x00" * frames)
     return buffer.getvalue()
 
 

@@ -19,8 +19,7 @@ import pytest
 from hyperlocal.engines.base import MediaKind
 from hyperlocal.errors import MediaInputError
 from hyperlocal.inputs import AddressPolicy, ForbiddenAddressError, GuardedTransport
-from tests.inputs.conftest import FakeDNS, FetcherFactory, LocalServer, Reply
-from tests.inputs.test_media import pcm_wav
+from tests.inputs.conftest import FakeDNS, FetcherFactory, LocalServer, Reply, pcm_wav
 
 pytestmark = pytest.mark.usefixtures("fake_dns")
 
@@ -181,6 +180,11 @@ async def test_operator_allowed_host_is_fetched_without_allow_private(
     server.routes["/cat.png"] = Reply(body=png, framing="chunked")
     fetcher = make_fetcher(allow_private=False, allowed_hosts=frozenset({"127.0.0.1"}))
     assert (await fetcher.fetch("image", server.url("/cat.png"), IMAGE)).data == png
+
+
+def test_allowed_hosts_are_spelled_as_the_guard_sees_them() -> None:
+    policy = AddressPolicy(allowed_hosts=frozenset({"[::1]", "Media.Example"}))
+    assert policy.allowed_hosts == {"::1", "media.example"}
 
 
 async def test_not_found(make_fetcher: FetcherFactory, server: LocalServer) -> None:

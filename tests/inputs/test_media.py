@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import struct
 import warnings
-import wave
 import zlib
 from io import BytesIO
 
@@ -15,7 +14,7 @@ from PIL import Image
 from hyperlocal.engines.base import MediaKind
 from hyperlocal.errors import MediaInputError
 from hyperlocal.inputs import MAX_PIXELS, check_media
-from tests.inputs.conftest import image_bytes
+from tests.inputs.conftest import image_bytes, pcm_wav
 
 IMAGE, AUDIO, VIDEO = MediaKind.IMAGE, MediaKind.AUDIO, MediaKind.VIDEO
 JUNK = bytes(random.Random(7).randrange(0, 0xE0) for _ in range(4096))  # never a frame sync
@@ -48,16 +47,6 @@ def bilevel_png(width: int, height: int) -> bytes:
 def png_chunk(kind: bytes, payload: bytes) -> bytes:
     crc = zlib.crc32(kind + payload)
     return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
-
-
-def pcm_wav(frames: int = 800) -> bytes:
-    buffer = BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(8000)
-        out.writeframes(b"\x01\x00" * frames)
-    return buffer.getvalue()
 
 
 def float_wav() -> bytes:

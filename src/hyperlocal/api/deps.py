@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Header, Request, Response
 
 from hyperlocal.core import keys
 from hyperlocal.core.keys import KeyInfo
 from hyperlocal.core.services import Services
 
-__all__ = ["AdminKey", "CurrentKey", "Svc"]
+__all__ = ["AdminKey", "CurrentKey", "IdempotencyKey", "Svc"]
 
 
 def get_services(request: Request) -> Services:
@@ -52,3 +52,9 @@ async def admin_key(key: CurrentKey) -> KeyInfo:
 
 
 AdminKey = Annotated[KeyInfo, Depends(admin_key)]
+
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", max_length=255, description="Replays within 24 h are free."),
+]

@@ -9,7 +9,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hyperlocal.core import ledger
+from sqlalchemy.exc import IntegrityError
+
+from hyperlocal.core import idempotency, ledger
 from hyperlocal.core.catalog import InputType, ModelEntry
 from hyperlocal.core.jobs import JobStatus, JobView, view
 from hyperlocal.core.keys import KeyInfo
@@ -38,6 +40,11 @@ class SubmitRequest:
     categories: tuple[Category, ...]
     inputs: Mapping[str, object]
     webhook_url: str | None = None
+    idempotency_key: str | None = None
+
+    def fingerprint(self) -> str:
+        cats = [c.value for c in self.categories]
+        return idempotency.fingerprint(self.model, cats, self.inputs, self.webhook_url)
 
 
 def new_job_id() -> str:
@@ -45,7 +52,35 @@ def new_job_id() -> str:
 
 
 async def submit(svc: Services, req: SubmitRequest) -> JobView:
-    """Create a paid, queued job, or raise before anything is charged."""
+    """Create a paid, queued job, or raise before anything is charged.
+
+    With an idempotency key, an identical earlier request's job is returned instead.
+    """
+    if req.idempotency_key:
+        earlier = await _earlier_job(svc, req)
+        if earlier is not None:
+            return earlier
+    try:
+        return await _submit_new(svc, req)
+    except IntegrityError:
+        # A concurrent request with the same idempotency key committed first.
+        earlier = await _earlier_job(svc, req) if req.idempotency_key else None
+        if earlier is None:
+            raise
+        return earlier
+
+
+async def _earlier_job(svc: Services, req: SubmitRequest) -> JobView | None:
+    assert req.idempotency_key
+    async with svc.db.transaction() as session:
+        job_id = await idempotency.lookup(
+            session, req.key.id, req.idempotency_key, req.fingerprint()
+        )
+        row = await store.get(session, job_id) if job_id else None
+    return view(row) if row is not None else None
+
+
+async def _submit_new(svc: Services, req: SubmitRequest) -> JobView:
     entry = svc.catalog.get(req.model, *req.categories)
     if not svc.engines.available(entry.engine):
         raise EngineUnavailableError(entry.engine)
@@ -58,6 +93,10 @@ async def submit(svc: Services, req: SubmitRequest) -> JobView:
     async with svc.db.transaction() as session:
         await ledger.charge(session, req.key.id, job.credits, job.id)
         await store.insert(session, job)
+        if req.idempotency_key:
+            await idempotency.remember(
+                session, req.key.id, req.idempotency_key, req.fingerprint(), job.id
+            )
     await svc.queue.enqueue(job.id)
     return view(job)
 

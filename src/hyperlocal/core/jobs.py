@@ -10,50 +10,34 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from hyperlocal.core import ledger
+from hyperlocal.core.events import EventBus, JobEvent
 from hyperlocal.core.keys import KeyInfo
+from hyperlocal.core.status import WIRE_TYPES, JobStatus
+from hyperlocal.core.webhooks import record_terminal
 from hyperlocal.engines.base import Category
 from hyperlocal.errors import JobNotFoundError
 from hyperlocal.store import jobs as store
 from hyperlocal.store.db import Database
 from hyperlocal.store.tables import Job
 
-__all__ = ["JobPage", "JobStatus", "JobView", "cancel_job", "get_job", "list_jobs", "view"]
-
-
-class JobStatus(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELED = "canceled"
-
-    @property
-    def terminal(self) -> bool:
-        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED)
-
-    @property
-    def wire(self) -> str:
-        """The hosted API shows three states; queued and running are both ``processing``."""
-        if self in (JobStatus.QUEUED, JobStatus.RUNNING):
-            return "processing"
-        return "completed" if self is JobStatus.COMPLETED else "failed"
-
-
-WIRE_TYPES: Mapping[Category, str] = {
-    Category.IMAGE: "image",
-    Category.IMAGE_EDIT: "image",
-    Category.VIDEO: "video",
-    Category.AUDIO: "audio",
-    Category.THREE_D: "3d",
-    Category.CHAT: "chat",
-}
+__all__ = [
+    "WIRE_TYPES",
+    "JobPage",
+    "JobStatus",
+    "JobView",
+    "cancel_job",
+    "get_job",
+    "list_jobs",
+    "view",
+    "watch",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +131,9 @@ async def list_jobs(db: Database, key: KeyInfo, *, limit: int, cursor: str | Non
     return JobPage([view(r) for r in rows], _cursor(rows[-1]) if more and rows else None)
 
 
-async def cancel_job(db: Database, key: KeyInfo, job_id: str) -> JobView:
+async def cancel_job(
+    db: Database, key: KeyInfo, job_id: str, events: EventBus | None = None
+) -> JobView:
     """Cancel a queued or running job and refund it; a finished job is returned unchanged."""
     async with db.transaction() as session:
         row = await store.get(session, job_id)
@@ -162,8 +148,43 @@ async def cancel_job(db: Database, key: KeyInfo, job_id: str) -> JobView:
             error_code="canceled",
             finished_at=time.time(),
         )
+        row = await store.get(session, job_id)
+        assert row is not None
         if moved:
             await ledger.refund(session, key.id, job_id, "canceled")
-        row = await store.get(session, job_id)
-    assert row is not None
+            await record_terminal(session, row, time.time())
+    if moved and events is not None:
+        await events.publish(JobEvent(job_id, "status", JobStatus.CANCELED.value, row.progress))
     return view(row)
+
+
+async def watch(
+    db: Database, events: EventBus, key: KeyInfo, job_id: str, heartbeat: float
+) -> AsyncIterator[JobView | float | None]:
+    """A job's life as a stream: a JobView on each status change, a float on progress, and
+    None when ``heartbeat`` seconds pass quietly. Ends after the terminal view.
+
+    It subscribes before reading the current state, so no change falls between the two, and
+    re-reads the database on every heartbeat, so a lost event only delays the stream.
+    """
+    async with events.subscribe(job_id) as stream:
+        current = await get_job(db, key, job_id)
+        yield current
+        while not current.status.terminal:
+            event = await _next_event(stream, heartbeat)
+            if event is not None and event.kind == "progress":
+                yield event.progress
+                continue
+            fresh = await get_job(db, key, job_id)
+            if event is None and fresh.status == current.status:
+                yield None
+                continue
+            current = fresh
+            yield current
+
+
+async def _next_event(stream: AsyncIterator[JobEvent], timeout: float) -> JobEvent | None:
+    try:
+        return await asyncio.wait_for(anext(stream), timeout)
+    except TimeoutError:
+        return None

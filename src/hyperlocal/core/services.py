@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hyperlocal.core.catalog import Catalog
+from hyperlocal.core.events import EventBus
 from hyperlocal.core.ratelimit import RateLimiter
 from hyperlocal.engines.registry import EngineRegistry
 from hyperlocal.inputs import MediaFetcher
 from hyperlocal.queue.base import JobQueue
+from hyperlocal.queue.deliveries import WebhookDispatcher
 from hyperlocal.settings import Settings
 from hyperlocal.storage.base import Storage
 from hyperlocal.store.db import Database
@@ -26,3 +28,5 @@ class Services:
     fetcher: MediaFetcher
     limiter: RateLimiter
     queue: JobQueue
+    events: EventBus
+    webhooks: WebhookDispatcher

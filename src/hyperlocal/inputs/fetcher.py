@@ -46,7 +46,7 @@ class MediaFetcher:
         max_redirects: int = 5,
         allowed_hosts: frozenset[str] = frozenset(),
     ) -> None:
-        self._policy = AddressPolicy(allow_private, frozenset(h.lower() for h in allowed_hosts))
+        self._policy = AddressPolicy(allow_private, allowed_hosts)
         self._max_bytes = max_bytes
         self._timeout = timeout
         self._max_redirects = max_redirects

@@ -81,13 +81,18 @@ class AddressPolicy:
     """Which hosts may be connected to.
 
     ``allow_private`` turns the address check off (development and tests). ``allowed_hosts``
-    is an operator's allow-list of host names, as written in URLs (lower case, IPv6 without
-    brackets), that skip the address check: for example internal object storage. A name
-    matches only as spelled, so allowing ``127.0.0.1`` does not allow ``localhost``.
+    is an operator's allow-list of host names, as written in URLs, that skip the address
+    check: for example internal object storage. A name matches only as spelled (case aside),
+    so allowing ``127.0.0.1`` does not allow ``localhost`` or ``127.1``.
     """
 
     allow_private: bool = False
     allowed_hosts: frozenset[str] = field(default_factory=frozenset)
+
+    def __post_init__(self) -> None:
+        # Spelled as httpcore hands hosts to the backend: lower case, IPv6 without brackets.
+        canonical = frozenset(host.lower().strip("[]") for host in self.allowed_hosts)
+        object.__setattr__(self, "allowed_hosts", canonical)
 
     async def vet(self, host: str, port: int) -> list[IPAddress]:
         """Resolve ``host`` and return its addresses, or raise :class:`AddressGuardError`."""
@@ -141,10 +146,10 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
     """
 
     def __init__(self, policy: AddressPolicy) -> None:
-        super().__init__(trust_env=False)
+        ssl_context = httpx.create_ssl_context(trust_env=False)
+        super().__init__(verify=ssl_context, trust_env=False)
         # httpx offers no way to hand its pool a network backend, so replace the pool. Safe for
         # the pinned httpx (<0.29); the discarded pool had opened nothing yet.
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
-            network_backend=GuardedBackend(policy),
+            ssl_context=ssl_context, network_backend=GuardedBackend(policy)
         )

@@ -10,13 +10,16 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from hyperlocal.core import ledger
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hyperlocal.core import ledger, webhooks
 from hyperlocal.core.catalog import Catalog
+from hyperlocal.core.events import EventBus, JobEvent
 from hyperlocal.core.jobs import JobStatus
 from hyperlocal.engines.base import (
     Category,
@@ -75,14 +78,32 @@ class JobRunner:
         owner: str,
         lease_s: float = 30.0,
         max_attempts: int = 3,
+        events: EventBus | None = None,
+        on_outbox: Callable[[], None] | None = None,
     ) -> None:
         self.db, self.catalog, self.engines, self.storage = db, catalog, engines, storage
         self.owner, self.lease_s, self.max_attempts = owner, lease_s, max_attempts
+        self.events, self.on_outbox = events, on_outbox
+
+    async def _publish(
+        self, job_id: str, status: JobStatus, progress: float, kind: str = "status"
+    ) -> None:
+        if self.events is not None:
+            try:
+                await self.events.publish(JobEvent(job_id, kind, status.value, progress))
+            except Exception:  # events are best effort; the database is the truth
+                log.warning("publishing a job event failed", extra={"job_id": job_id})
+
+    async def _after_terminal(self, job_id: str, status: JobStatus) -> None:
+        await self._publish(job_id, status, 1.0 if status is JobStatus.COMPLETED else 0.0)
+        if self.on_outbox is not None:
+            self.on_outbox()
 
     async def run(self, job_id: str) -> RunResult:
         job, outcome = await self._claim(job_id)
         if job is None or outcome is not Outcome.FINISHED:
             return RunResult(outcome, job.key_id if job else None)
+        await self._publish(job.id, JobStatus.RUNNING, 0.0)
         try:
             async with self._lease(job.id):
                 result = await self._execute(job)
@@ -148,8 +169,10 @@ class JobRunner:
             if now - last[0] < 0.5 and fraction < 1.0:
                 return  # throttle: at most two progress writes a second
             last[0] = now
+            clamped = min(max(fraction, 0.0), 1.0)
             async with self.db.transaction() as session:
-                await store.set_progress(session, job_id, self.owner, min(max(fraction, 0.0), 1.0))
+                await store.set_progress(session, job_id, self.owner, clamped)
+            await self._publish(job_id, JobStatus.RUNNING, clamped, "progress")
 
         return report
 
@@ -181,53 +204,72 @@ class JobRunner:
         return urls
 
     async def _complete(self, job: Job, result: GenerationResult, urls: list[str]) -> None:
-        async with self.db.transaction() as session:
-            await store.finish(
-                session,
-                job.id,
-                self.owner,
-                status=JobStatus.COMPLETED.value,
-                output_url=urls[0],
-                output_urls=urls,
-                result=_result_json(result),
-                progress=1.0,
-                finished_at=time.time(),
-            )
+        values = {
+            "status": JobStatus.COMPLETED.value,
+            "output_url": urls[0],
+            "output_urls": urls,
+            "result": _result_json(result),
+            "progress": 1.0,
+            "finished_at": time.time(),
+        }
+        if await self._finish(job, values, refund_note=None):
+            await self._after_terminal(job.id, JobStatus.COMPLETED)
 
     async def _fail(self, job: Job, error: GenerationError) -> None:
         log.warning("job failed", extra={"job_id": job.id, "model": job.model, "code": error.code})
+        values = {
+            "status": JobStatus.FAILED.value,
+            "error": error.message,
+            "error_code": error.code,
+            "finished_at": time.time(),
+        }
+        if await self._finish(job, values, refund_note=error.code):
+            await self._after_terminal(job.id, JobStatus.FAILED)
+
+    async def _finish(self, job: Job, values: dict[str, Any], refund_note: str | None) -> bool:
+        """One transaction: the terminal state, the refund if any, and the webhook outbox row."""
         async with self.db.transaction() as session:
-            moved = await store.finish(
-                session,
-                job.id,
-                self.owner,
-                status=JobStatus.FAILED.value,
-                error=error.message,
-                error_code=error.code,
-                finished_at=time.time(),
-            )
-            if moved:
-                await ledger.refund(session, job.key_id, job.id, error.code)
+            if not await store.finish(session, job.id, self.owner, **values):
+                return False  # canceled meanwhile, or the lease was lost to another worker
+            if refund_note is not None:
+                await ledger.refund(session, job.key_id, job.id, refund_note)
+            fresh = await store.get(session, job.id)
+            assert fresh is not None
+            await webhooks.record_terminal(session, fresh, time.time())
+        return True
 
     async def recover_expired(self) -> list[str]:
         """Requeue (or fail and refund) running jobs whose worker stopped renewing the lease."""
-        now, requeued = time.time(), []
+        now = time.time()
+        requeued: list[str] = []
+        lost: list[str] = []
         async with self.db.transaction() as session:
             for job in await store.expired_leases(session, now):
                 if job.attempts < self.max_attempts:
                     if await store.requeue_expired(session, job.id, now):
                         requeued.append(job.id)
-                elif await store.transition(
-                    session,
-                    job.id,
-                    [JobStatus.RUNNING.value],
-                    status=JobStatus.FAILED.value,
-                    error="The worker running this job stopped",
-                    error_code="E9999",
-                    finished_at=now,
-                ):
-                    await ledger.refund(session, job.key_id, job.id, "worker lost")
+                elif await self._fail_lost(session, job, now):
+                    lost.append(job.id)
+        for job_id in lost:
+            await self._after_terminal(job_id, JobStatus.FAILED)
         return requeued
+
+    async def _fail_lost(self, session: AsyncSession, job: Job, now: float) -> bool:
+        moved = await store.transition(
+            session,
+            job.id,
+            [JobStatus.RUNNING.value],
+            status=JobStatus.FAILED.value,
+            error="The worker running this job stopped",
+            error_code="E9999",
+            finished_at=now,
+        )
+        if moved:
+            await ledger.refund(session, job.key_id, job.id, "worker lost")
+            fresh = await store.get(session, job.id)
+            assert fresh is not None
+            await webhooks.record_terminal(session, fresh, now)
+        return moved
 
 
 def _as_generation_error(exc: BaseException) -> GenerationError:

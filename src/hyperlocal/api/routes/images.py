@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from hyperlocal.api.deps import CurrentKey, Svc
+from hyperlocal.api.deps import CurrentKey, IdempotencyKey, Svc
 from hyperlocal.api.routes._submit import run_or_accept
 from hyperlocal.api.routes._views import image_response
 from hyperlocal.api.schemas import ImageEditBody, ImageGenerateBody, ImageResponse, JobAccepted
@@ -18,7 +18,9 @@ from hyperlocal.errors import ModelRequiredError
 router = APIRouter(tags=["images"])
 
 DEFAULT_IMAGE_MODEL = "gemini-3-1-flash-t2i"
-_RESPONSES: dict[int | str, dict[str, Any]] = {202: {"model": JobAccepted, "description": "Accepted as a job"}}
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {"model": JobAccepted, "description": "Accepted as a job"}
+}
 
 
 def _model(value: str | None, default: str | None = None) -> str:
@@ -30,7 +32,11 @@ def _model(value: str | None, default: str | None = None) -> str:
 
 @router.post("/images/generate", response_model=ImageResponse, responses=_RESPONSES)
 async def generate_image(
-    body: ImageGenerateBody, key: CurrentKey, svc: Svc, request: Request
+    body: ImageGenerateBody,
+    key: CurrentKey,
+    svc: Svc,
+    request: Request,
+    idem: IdempotencyKey = None,
 ) -> ImageResponse | JSONResponse:
     req = SubmitRequest(
         key=key,
@@ -38,13 +44,18 @@ async def generate_image(
         categories=(Category.IMAGE,),
         inputs=body.model_dump(exclude_none=True, exclude={"model", "webhook_url"}),
         webhook_url=body.webhook_url,
+        idempotency_key=idem,
     )
     return await run_or_accept(svc, request, req, image_response)  # type: ignore[return-value]
 
 
 @router.post("/images/edit", response_model=ImageResponse, responses=_RESPONSES)
 async def edit_image(
-    body: ImageEditBody, key: CurrentKey, svc: Svc, request: Request
+    body: ImageEditBody,
+    key: CurrentKey,
+    svc: Svc,
+    request: Request,
+    idem: IdempotencyKey = None,
 ) -> ImageResponse | JSONResponse:
     req = SubmitRequest(
         key=key,
@@ -52,5 +63,6 @@ async def edit_image(
         categories=(Category.IMAGE_EDIT,),
         inputs=body.model_dump(exclude_none=True, exclude={"model", "webhook_url"}),
         webhook_url=body.webhook_url,
+        idempotency_key=idem,
     )
     return await run_or_accept(svc, request, req, image_response)  # type: ignore[return-value]

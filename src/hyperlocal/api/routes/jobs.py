@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
 
 from hyperlocal.api.deps import CurrentKey, Svc
 from hyperlocal.api.routes._views import job_status
 from hyperlocal.api.schemas import JobListResponse, JobStatusResponse
-from hyperlocal.core import jobs
+from hyperlocal.core import jobs, webhooks
 
 router = APIRouter(tags=["jobs"])
 
@@ -40,4 +43,58 @@ async def list_jobs(
     "/jobs/{job_id}/cancel", response_model=JobStatusResponse, response_model_exclude_none=True
 )
 async def cancel_job(job_id: str, key: CurrentKey, svc: Svc) -> JobStatusResponse:
-    return job_status(await jobs.cancel_job(svc.db, key, job_id))
+    return job_status(await jobs.cancel_job(svc.db, key, job_id, svc.events))
+
+
+@router.get("/jobs/{job_id}/events", response_class=StreamingResponse)
+async def job_events(job_id: str, key: CurrentKey, svc: Svc) -> StreamingResponse:
+    """Server-Sent Events: ``status`` (the job, as polling shows it) and ``progress`` events,
+    a ``: heartbeat`` comment every 15 s, and the stream ends after the terminal status."""
+    await jobs.get_job(svc.db, key, job_id)  # 404 before the stream starts
+    stream = jobs.watch(svc.db, svc.events, key, job_id, heartbeat=15.0)
+    return StreamingResponse(
+        _sse(job_id, stream),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _sse(
+    job_id: str, stream: AsyncIterator[jobs.JobView | float | None]
+) -> AsyncIterator[str]:
+    async for item in stream:
+        if item is None:
+            yield ": heartbeat\n\n"
+        elif isinstance(item, float):
+            yield _event("progress", {"jobId": job_id, "progress": round(item, 3)})
+        else:
+            yield _event("status", job_status(item).model_dump(exclude_none=True))
+
+
+def _event(name: str, data: dict[str, Any]) -> str:
+    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+@router.get("/jobs/{job_id}/deliveries")
+async def job_deliveries(job_id: str, key: CurrentKey, svc: Svc) -> dict[str, Any]:
+    attempts = await webhooks.list_attempts(svc.db, key, job_id)
+    return {
+        "data": [
+            {
+                "webhookId": a.message_id,
+                "url": a.url,
+                "attemptedAt": a.attempted_at,
+                "statusCode": a.status_code,
+                "latencyMs": round(a.latency_ms, 2),
+                "error": a.error,
+            }
+            for a in attempts
+        ]
+    }
+
+
+@router.post("/jobs/{job_id}/deliveries/replay", status_code=202)
+async def replay_deliveries(job_id: str, key: CurrentKey, svc: Svc) -> dict[str, Any]:
+    count = await webhooks.replay(svc.db, key, job_id)
+    svc.webhooks.poke()
+    return {"jobId": job_id, "scheduled": count}

@@ -1,0 +1,115 @@
+"""Videos (async, spec §5), audio (§7) and 3D (§8), plus the legacy ``/api/media/generate``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from hyperlocal.api.deps import CurrentKey, IdempotencyKey, Svc
+from hyperlocal.api.routes._submit import run_or_accept
+from hyperlocal.api.routes._views import accepted
+from hyperlocal.api.schemas import JobAccepted
+from hyperlocal.core.generation import SubmitRequest, submit
+from hyperlocal.core.jobs import JobView
+from hyperlocal.engines.base import Category
+from hyperlocal.errors import ModelRequiredError
+
+__all__ = ["legacy_router", "router"]
+
+router = APIRouter(tags=["media"])
+legacy_router = APIRouter(tags=["media"])
+
+
+class GenerationBody(BaseModel):
+    """``{"model", "input": {...}, "webhook_url"}``; a flat body with the input fields at the
+    top level is accepted too, as legacy clients send it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str | None = Field(None, examples=["sora-2-i2v"])
+    input: dict[str, Any] | None = Field(None, examples=[{"prompt": "waves", "duration": 5}])
+    webhook_url: str | None = None
+
+    def inputs(self) -> dict[str, Any]:
+        return dict(self.input) if self.input is not None else dict(self.model_extra or {})
+
+
+def _request(
+    body: GenerationBody, key: CurrentKey, categories: tuple[Category, ...], idem: str | None
+) -> SubmitRequest:
+    if not body.model:
+        raise ModelRequiredError
+    return SubmitRequest(
+        key=key,
+        model=body.model,
+        categories=categories,
+        inputs=body.inputs(),
+        webhook_url=body.webhook_url,
+        idempotency_key=idem,
+    )
+
+
+def media_response(job: JobView) -> BaseModel:
+    """``{"success": true, "outputUrl", "creditsUsed"}``, plus what the engine reported:
+    ``duration`` for audio, ``text``/``segments`` for ASR, ``similarity`` for voice clone."""
+    body: dict[str, Any] = {"success": True, "jobId": job.id, "outputUrl": job.output_url}
+    for name in ("text", "duration", "segments"):
+        if job.result.get(name) not in (None, [], ""):
+            body[name] = job.result[name]
+    body.update(job.result.get("extra") or {})
+    body["creditsUsed"] = job.credits
+    return _Loose(**body)
+
+
+class _Loose(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+_ACCEPTED = {202: {"model": JobAccepted, "description": "Accepted as a job"}}
+
+
+@router.post("/videos/generate", status_code=202, response_model=JobAccepted)
+async def generate_video(
+    body: GenerationBody, key: CurrentKey, svc: Svc, idem: IdempotencyKey = None
+) -> JSONResponse:
+    job = await submit(svc, _request(body, key, (Category.VIDEO,), idem))
+    return JSONResponse(accepted(svc.settings, job).model_dump(), status_code=202)
+
+
+@router.post("/audio/generate", responses=_ACCEPTED)  # type: ignore[arg-type]
+async def generate_audio(
+    body: GenerationBody,
+    key: CurrentKey,
+    svc: Svc,
+    request: Request,
+    idem: IdempotencyKey = None,
+) -> Any:
+    req = _request(body, key, (Category.AUDIO,), idem)
+    return await run_or_accept(svc, request, req, media_response)
+
+
+@router.post("/3d/generate", responses=_ACCEPTED)  # type: ignore[arg-type]
+async def generate_3d(
+    body: GenerationBody,
+    key: CurrentKey,
+    svc: Svc,
+    request: Request,
+    idem: IdempotencyKey = None,
+) -> Any:
+    req = _request(body, key, (Category.THREE_D,), idem)
+    return await run_or_accept(svc, request, req, media_response)
+
+
+@legacy_router.post("/api/media/generate", responses=_ACCEPTED)  # type: ignore[arg-type]
+async def legacy_generate(
+    body: GenerationBody,
+    key: CurrentKey,
+    svc: Svc,
+    request: Request,
+    idem: IdempotencyKey = None,
+) -> Any:
+    req = _request(body, key, (Category.AUDIO, Category.THREE_D), idem)
+    return await run_or_accept(svc, request, req, media_response)

@@ -1,0 +1,361 @@
+"""Chat (spec §9): price the conversation, then charge and record a ``chat`` job row in one
+transaction, stream the engine's reply, and record on the same row how the reply ended.
+
+::
+
+    open_chat ── validate, price ── charge + job row (running) ── first delta ──▶ ChatStream
+                                                      └─ backend fails before it ──▶ failed,
+                                                         refunded, and the error is raised
+    ChatStream ── last delta ──────────────────▶ completed (finish_reason, usage)
+               ── aclose() before the end ─────▶ completed, "disconnect", usage so far
+               ── backend fails after a token ─▶ completed, "error" (tokens were delivered,
+                                                 so the charge stands)
+
+The chat's id (``chatcmpl-...``) is its job id, so ``GET /v1/jobs/{id}`` shows what it cost
+and how it ended. Message text is never stored: the row keeps counts only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from hyperlocal.core import ledger
+from hyperlocal.core.catalog import Catalog, ModelEntry
+from hyperlocal.core.jobs import JobStatus
+from hyperlocal.core.keys import KeyInfo
+from hyperlocal.core.pricing import price
+from hyperlocal.core.services import Services
+from hyperlocal.engines.base import Category
+from hyperlocal.engines.chat.base import (
+    ChatDelta,
+    ChatMessage,
+    ChatRequest,
+    ChatUsage,
+    message_text,
+)
+from hyperlocal.errors import (
+    EngineUnavailableError,
+    GenerationTimeoutError,
+    HyperlocalError,
+    InputError,
+    UnexpectedError,
+)
+from hyperlocal.store import jobs as store
+from hyperlocal.store.db import Database
+from hyperlocal.store.tables import Job
+
+__all__ = [
+    "DEFAULT_CHAT_MODEL",
+    "ChatReply",
+    "ChatStream",
+    "ChatSubmit",
+    "FinishReason",
+    "complete_chat",
+    "conversation_chars",
+    "open_chat",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CHAT_MODEL = "smollm2-135m"
+ROLES = ("system", "developer", "user", "assistant", "tool")
+MAX_STOP_SEQUENCES = 4  # as OpenAI
+
+
+class FinishReason(StrEnum):
+    STOP = "stop"
+    LENGTH = "length"
+    DISCONNECT = "disconnect"  # the client went away mid-stream; usage is what was streamed
+    ERROR = "error"  # the backend failed after the first token
+
+
+@dataclass(frozen=True, slots=True)
+class ChatSubmit:
+    key: KeyInfo
+    model: str | None  # None: the default chat model
+    messages: Sequence[ChatMessage]
+    temperature: float
+    max_tokens: int
+    stop: tuple[str, ...] = ()
+    stream: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ChatReply:
+    id: str
+    model: str
+    created: int
+    content: str
+    finish_reason: str
+    usage: ChatUsage
+    credits: int
+
+
+def conversation_chars(messages: Sequence[ChatMessage]) -> int:
+    """What the ``per_message`` price rule counts: the text of every message."""
+    return sum(len(message_text(m)) for m in messages)
+
+
+def default_chat_model(catalog: Catalog) -> str:
+    """The built-in local model, or else the operator's first chat model."""
+    chat_models = [e.id for e in catalog.by_category(Category.CHAT)]
+    if DEFAULT_CHAT_MODEL in chat_models or not chat_models:
+        return DEFAULT_CHAT_MODEL
+    return chat_models[0]
+
+
+async def open_chat(svc: Services, submit: ChatSubmit) -> ChatStream:
+    """Charge for the chat and wait for its first delta, or raise with nothing charged."""
+    entry = _entry(svc, submit.model)
+    _validate(submit)
+    engine = await svc.chat.get(entry.engine)
+    credits = price(entry, {}, conversation_chars=conversation_chars(submit.messages))
+    job = await _insert_paid_job(svc.db, submit, entry, credits)
+    stream = ChatStream(svc.db, job, engine.stream(_engine_request(entry, submit)))
+    await stream.prime()
+    return stream
+
+
+async def complete_chat(svc: Services, submit: ChatSubmit) -> ChatReply:
+    """The whole reply at once (``stream: false``)."""
+    stream = await open_chat(svc, submit)
+    try:
+        content = "".join([delta.content async for delta in stream])
+    finally:
+        await stream.aclose()
+    return ChatReply(
+        stream.id,
+        stream.model,
+        stream.created,
+        content,
+        stream.finish_reason or FinishReason.STOP,
+        stream.usage,
+        stream.credits,
+    )
+
+
+def _entry(svc: Services, model: str | None) -> ModelEntry:
+    entry = svc.catalog.get(model or default_chat_model(svc.catalog), Category.CHAT)
+    if not svc.chat.available(entry.engine):
+        raise EngineUnavailableError(entry.engine)
+    return entry
+
+
+def _validate(submit: ChatSubmit) -> None:
+    if not submit.messages:
+        raise InputError("messages", "at least one message is required")
+    for i, message in enumerate(submit.messages):
+        if message.role not in ROLES:
+            raise InputError(f"messages[{i}].role", f"must be one of {', '.join(ROLES)}")
+    if not 0 <= submit.temperature <= 2:
+        raise InputError("temperature", "must be between 0 and 2")
+    if submit.max_tokens < 1:
+        raise InputError("max_tokens", "must be at least 1")
+    if len(submit.stop) > MAX_STOP_SEQUENCES:
+        raise InputError("stop", f"at most {MAX_STOP_SEQUENCES} sequences")
+
+
+def _engine_request(entry: ModelEntry, submit: ChatSubmit) -> ChatRequest:
+    return ChatRequest(
+        model=entry.id,
+        messages=tuple(submit.messages),
+        temperature=submit.temperature,
+        max_tokens=submit.max_tokens,
+        stop=tuple(s for s in submit.stop if s),
+        stream=submit.stream,
+        options=entry.engine_options,
+    )
+
+
+def new_chat_id() -> str:
+    return "chatcmpl-" + secrets.token_hex(12)
+
+
+async def _insert_paid_job(
+    db: Database, submit: ChatSubmit, entry: ModelEntry, credits: int
+) -> Job:
+    now = time.time()
+    job = Job(
+        id=new_chat_id(),
+        key_id=submit.key.id,
+        model=entry.id,
+        category=Category.CHAT.value,
+        status=JobStatus.RUNNING.value,
+        params=_params(submit),
+        inputs={},
+        credits=credits,
+        timeout_s=entry.timeout_s,
+        progress=0.0,
+        attempts=1,
+        created_at=now,
+        started_at=now,
+    )
+    async with db.transaction() as session:
+        await ledger.charge(session, submit.key.id, credits, job.id)
+        await store.insert(session, job)
+    return job
+
+
+def _params(submit: ChatSubmit) -> dict[str, Any]:
+    # Counts, not text: a conversation can be private and long.
+    return {
+        "messages": len(submit.messages),
+        "conversation_chars": conversation_chars(submit.messages),
+        "temperature": submit.temperature,
+        "max_tokens": submit.max_tokens,
+        "stop": list(submit.stop),
+        "stream": submit.stream,
+    }
+
+
+def _domain_error(exc: Exception) -> HyperlocalError:
+    if isinstance(exc, HyperlocalError):
+        return exc
+    if isinstance(exc, TimeoutError):
+        return GenerationTimeoutError()
+    log.exception("unexpected chat engine error", exc_info=exc)
+    return UnexpectedError()
+
+
+class ChatStream:
+    """A paid chat in flight. Iterate for its deltas (the first is already fetched); after the
+    last one, ``finish_reason`` and ``usage`` hold the outcome, already recorded on the job.
+
+    ``aclose()`` must be called however the consumer stops: it closes the engine's stream
+    (stopping the backend) and, if the reply had not ended, records a disconnect with the
+    usage streamed so far. It is idempotent.
+    """
+
+    def __init__(self, db: Database, job: Job, deltas: AsyncIterator[ChatDelta]) -> None:
+        self.id, self.model, self.credits = job.id, job.model, job.credits
+        self.created = int(job.created_at)
+        self.finish_reason: str | None = None
+        self._db, self._key_id, self._deltas = db, job.key_id, deltas
+        self._deadline = asyncio.get_running_loop().time() + job.timeout_s
+        self._first: ChatDelta | None = None
+        self._reported: ChatUsage | None = None  # the engine's latest count
+        self._chunks = self._chars = 0
+        self._closed = False
+
+    @property
+    def usage(self) -> ChatUsage:
+        """The engine's count up to the last delta handed out; or, if it gave none, the
+        number of content deltas as completion tokens and an unknown prompt size."""
+        return self._reported or ChatUsage(None, self._chunks)
+
+    async def prime(self) -> None:
+        """Fetch the first delta; on failure, fail the job, refund it and raise."""
+        try:
+            self._first = await self._advance()
+        except Exception as exc:
+            error = _domain_error(exc)
+            await self._fail(error)
+            raise error from exc
+
+    def __aiter__(self) -> ChatStream:
+        return self
+
+    async def __anext__(self) -> ChatDelta:
+        if self.finish_reason is not None or self._closed:
+            raise StopAsyncIteration
+        delta, self._first = self._first, None
+        if delta is None:
+            delta = await self._next_after_first()
+        self._count(delta)
+        if delta.finish_reason:
+            await self._finish(delta.finish_reason)
+        return delta
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._close_engine()
+        if self.finish_reason is None:
+            await self._finish(FinishReason.DISCONNECT)
+
+    async def _advance(self) -> ChatDelta:
+        try:
+            async with asyncio.timeout_at(self._deadline):
+                return await anext(self._deltas)
+        except StopAsyncIteration:
+            return ChatDelta(finish_reason=FinishReason.STOP)  # ended without saying why
+
+    async def _next_after_first(self) -> ChatDelta:
+        try:
+            return await self._advance()
+        except Exception as exc:
+            error = _domain_error(exc)
+            await self._finish(FinishReason.ERROR, error)
+            raise error from exc
+
+    def _count(self, delta: ChatDelta) -> None:
+        if delta.content:
+            self._chunks += 1
+            self._chars += len(delta.content)
+        self._reported = delta.usage or self._reported
+
+    async def _close_engine(self) -> None:
+        aclose = getattr(self._deltas, "aclose", None)
+        if aclose is None:
+            return
+        try:
+            await aclose()
+        except Exception:
+            log.exception("chat engine failed to stop", extra={"job_id": self.id})
+
+    def _record(self, error: HyperlocalError | None) -> dict[str, Any]:
+        usage = self.usage
+        record: dict[str, Any] = {
+            "finish_reason": self.finish_reason,
+            "usage": {
+                "prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens,
+                "total_tokens": usage.total_tokens,
+            },
+            "streamed_chunks": self._chunks,
+            "streamed_chars": self._chars,
+        }
+        if error is not None:
+            record["error"] = {"message": error.message, "code": _code(error)}
+        return record
+
+    async def _finish(self, reason: str, error: HyperlocalError | None = None) -> None:
+        self.finish_reason = reason
+        async with self._db.transaction() as session:
+            await store.transition(
+                session,
+                self.id,
+                [JobStatus.RUNNING.value],
+                status=JobStatus.COMPLETED.value,
+                result=self._record(error),
+                progress=1.0,
+                finished_at=time.time(),
+            )
+
+    async def _fail(self, error: HyperlocalError) -> None:
+        self._closed = True
+        log.warning("chat failed", extra={"job_id": self.id, "code": _code(error)})
+        async with self._db.transaction() as session:
+            moved = await store.transition(
+                session,
+                self.id,
+                [JobStatus.RUNNING.value],
+                status=JobStatus.FAILED.value,
+                error=error.message,
+                error_code=_code(error),
+                finished_at=time.time(),
+            )
+            if moved:
+                await ledger.refund(session, self._key_id, self.id, _code(error))
+
+
+def _code(error: HyperlocalError) -> str:
+    return str(getattr(error, "code", "E9999"))

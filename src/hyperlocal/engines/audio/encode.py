@@ -1,0 +1,121 @@
+"""Audio in and out: float samples to mp3/wav/ogg artifacts, and uploaded media back to samples.
+
+Samples are float32 in [-1, 1], shaped ``(n,)`` for mono or ``(n, channels)``. MP3 goes through
+lameenc, WAV and Ogg Vorbis through libsndfile (soundfile). Decoding tries libsndfile first
+(wav, flac, ogg, and mp3 on libsndfile >= 1.1) and falls back to FFmpeg through PyAV for the
+rest (m4a, webm, ...).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+import numpy.typing as npt
+from scipy.signal import resample_poly
+
+from hyperlocal.engines.base import Artifact
+from hyperlocal.errors import GenerationError, MediaInputError
+
+__all__ = ["FORMATS", "Audio", "decode", "encode", "resample"]
+
+Samples = npt.NDArray[np.float32]
+
+FORMATS = {"mp3": "audio/mpeg", "wav": "audio/wav", "ogg": "audio/ogg"}
+MP3_KBPS = {1: 96, 2: 160}
+
+
+@dataclass(frozen=True, slots=True)
+class Audio:
+    samples: Samples
+    rate: int
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / self.rate
+
+
+def encode(audio: Audio, fmt: str) -> Artifact:
+    """Encodes ``audio`` as ``fmt`` (mp3, wav or ogg)."""
+    if fmt not in FORMATS:
+        raise GenerationError(f"unsupported audio format {fmt!r}")
+    pcm = np.clip(audio.samples, -1.0, 1.0).astype(np.float32)
+    data = _mp3(pcm, audio.rate) if fmt == "mp3" else _sndfile(pcm, audio.rate, fmt)
+    return Artifact(data=data, content_type=FORMATS[fmt], extension=fmt)
+
+
+def _mp3(pcm: Samples, rate: int) -> bytes:
+    import lameenc  # type: ignore[import-untyped]
+
+    channels = 1 if pcm.ndim == 1 else pcm.shape[1]
+    encoder = lameenc.Encoder()
+    encoder.set_bit_rate(MP3_KBPS.get(channels, 160))
+    encoder.set_in_sample_rate(rate)
+    encoder.set_channels(channels)
+    encoder.set_quality(2)  # 2 = high quality; lameenc's 7 is fastest
+    interleaved = (pcm * 32767.0).astype("<i2").tobytes()
+    return bytes(encoder.encode(interleaved) + encoder.flush())
+
+
+def _sndfile(pcm: Samples, rate: int, fmt: str) -> bytes:
+    import soundfile as sf
+
+    out = io.BytesIO()
+    if fmt == "wav":
+        sf.write(out, pcm, rate, format="WAV", subtype="PCM_16")
+    else:
+        sf.write(out, pcm, rate, format="OGG", subtype="VORBIS")
+    return out.getvalue()
+
+
+def decode(data: bytes, field: str = "audio") -> Audio:
+    """Decodes an uploaded file to mono float32 at its own sample rate."""
+    try:
+        audio = _decode_sndfile(data)
+    except Exception:  # libsndfile does not know every container; FFmpeg does
+        audio = _decode_av(data, field)
+    if not len(audio.samples):
+        raise MediaInputError(field, "the audio holds no samples")
+    return audio
+
+
+def _decode_sndfile(data: bytes) -> Audio:
+    import soundfile as sf
+
+    samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    return Audio(samples.mean(axis=1).astype(np.float32), int(rate))
+
+
+def _decode_av(data: bytes, field: str) -> Audio:
+    import av
+
+    try:
+        with av.open(io.BytesIO(data)) as container:
+            stream = container.streams.audio[0]
+            rate = int(stream.codec_context.sample_rate or stream.rate)
+            chunks = [frame.to_ndarray() for frame in container.decode(stream)]
+    except (av.FFmpegError, IndexError, ValueError) as exc:
+        raise MediaInputError(field, "could not decode the audio") from exc
+    return Audio(_mono(chunks), rate)
+
+
+def _mono(chunks: list[npt.NDArray[np.generic]]) -> Samples:
+    """FFmpeg frames are planar (channels, n) or packed (1, n * channels); ints or floats."""
+    if not chunks:
+        return np.zeros(0, dtype=np.float32)
+    planes = np.concatenate([c.reshape(c.shape[0], -1) for c in chunks], axis=1)
+    if np.issubdtype(planes.dtype, np.integer):
+        scale = float(np.iinfo(planes.dtype).max)  # type: ignore[arg-type]
+        return (planes.mean(axis=0) / scale).astype(np.float32)
+    return planes.mean(axis=0).astype(np.float32)
+
+
+def resample(audio: Audio, rate: int) -> Audio:
+    """Polyphase resampling; exact for any pair of integer rates."""
+    if audio.rate == rate:
+        return audio
+    ratio = Fraction(rate, audio.rate)
+    out = resample_poly(audio.samples, ratio.numerator, ratio.denominator)
+    return Audio(out.astype(np.float32), rate)

@@ -1,0 +1,1 @@
+"""Chat backends: the interface (``base``), the registry, and one module per backend."""

@@ -1,0 +1,162 @@
+"""The webhook dispatcher: sends due outbox rows, records every attempt, schedules retries.
+
+Sends run concurrently under a semaphore with a per-request timeout, apart from job
+execution, so a slow or dead receiver delays only its own deliveries. A claimed row is held
+for ``timeout + 5`` s; if this process dies mid-send, any dispatcher sends it again later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+
+import httpx
+
+from hyperlocal.core import webhooks
+from hyperlocal.inputs import AddressGuardError, AddressPolicy, GuardedTransport
+from hyperlocal.store import keys as key_store
+from hyperlocal.store import webhooks as store
+from hyperlocal.store.db import Database
+from hyperlocal.store.tables import WebhookAttempt, WebhookDelivery
+
+__all__ = ["WebhookDispatcher"]
+
+log = logging.getLogger(__name__)
+
+
+class WebhookDispatcher:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        policy: AddressPolicy,
+        schedule: Sequence[float] = webhooks.DEFAULT_SCHEDULE,
+        jitter: float = 0.1,
+        timeout: float = 10.0,
+        concurrency: int = 64,
+        poll_interval: float = 0.5,
+    ) -> None:
+        self._db, self._schedule, self._jitter = db, tuple(schedule), jitter
+        self._timeout, self._poll = timeout, poll_interval
+        self._slots = asyncio.Semaphore(concurrency)
+        self._concurrency = concurrency
+        self._client = httpx.AsyncClient(
+            transport=GuardedTransport(policy), timeout=timeout, trust_env=False
+        )
+        self._wake = asyncio.Event()
+        self._sending: set[asyncio.Task[None]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._loop_task = asyncio.create_task(self._run())
+
+    def poke(self) -> None:
+        """A new outbox row was committed in this process: look now, not at the next poll."""
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                due = await self._claim()
+            except Exception:
+                log.exception("webhook claim failed")
+                due = []
+            for delivery in due:
+                task = asyncio.create_task(self._send(delivery))
+                self._sending.add(task)
+                task.add_done_callback(self._sending.discard)
+            if not due:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._poll)
+                self._wake.clear()
+
+    async def _claim(self) -> Sequence[WebhookDelivery]:
+        free = self._concurrency - len(self._sending)
+        if free <= 0:
+            await asyncio.sleep(0.05)
+            return []
+        async with self._db.transaction() as session:
+            return await store.claim_due(session, time.time(), free, self._timeout + 5)
+
+    async def _send(self, delivery: WebhookDelivery) -> None:
+        async with self._slots:
+            started = time.monotonic()
+            code, error = await self._post(delivery)
+            latency_ms = (time.monotonic() - started) * 1000
+        try:
+            await self._record(delivery, code, error, latency_ms)
+        except Exception:
+            log.exception("recording a webhook attempt failed", extra={"job_id": delivery.job_id})
+
+    async def _post(self, delivery: WebhookDelivery) -> tuple[int | None, str | None]:
+        try:
+            headers = await self._headers(delivery)
+            response = await self._client.post(
+                delivery.url, content=delivery.payload, headers=headers
+            )
+        except AddressGuardError:
+            return None, "refused: the URL resolves to a private or loopback address"
+        except httpx.TimeoutException:
+            return None, f"timed out after {self._timeout:g} s"
+        except httpx.HTTPError as exc:
+            return None, f"connection failed: {type(exc).__name__}"
+        ok = 200 <= response.status_code < 300
+        return response.status_code, None if ok else f"HTTP {response.status_code}"
+
+    async def _headers(self, delivery: WebhookDelivery) -> dict[str, str]:
+        async with self._db.read() as session:
+            key = await key_store.by_id(session, delivery.key_id)
+        assert key is not None
+        timestamp = int(time.time())
+        signature = webhooks.sign(
+            key.webhook_secret, delivery.message_id, timestamp, delivery.payload
+        )
+        return {
+            "content-type": "application/json",
+            "webhook-id": delivery.message_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": signature,
+            "user-agent": "hyperlocal-webhooks/1",
+        }
+
+    async def _record(
+        self, delivery: WebhookDelivery, code: int | None, error: str | None, latency_ms: float
+    ) -> None:
+        now = time.time()
+        attempts = delivery.attempts + 1
+        status, delay = webhooks.next_step(attempts, code, self._schedule, self._jitter)
+        async with self._db.transaction() as session:
+            await store.add_attempt(
+                session,
+                WebhookAttempt(
+                    delivery_id=delivery.id,
+                    attempted_at=now,
+                    status_code=code,
+                    latency_ms=latency_ms,
+                    error=error,
+                ),
+            )
+            await store.update_delivery(
+                session,
+                delivery.id,
+                attempts=attempts,
+                status=status.value,
+                next_attempt_at=None if delay is None else now + delay,
+                last_status_code=code,
+                last_error=error,
+                delivered_at=now if status is webhooks.DeliveryStatus.DELIVERED else None,
+            )
+
+    async def aclose(self, grace: float = 5.0) -> None:
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        if self._sending:
+            await asyncio.wait(self._sending, timeout=grace)
+        for task in self._sending:
+            task.cancel()
+        await self._client.aclose()

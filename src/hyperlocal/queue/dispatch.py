@@ -1,0 +1,132 @@
+"""Scale-out dispatch: jobs go to Celery workers through Redis, one queue per model.
+
+API servers hold no job state in memory. The database row is the job; Redis carries only job
+ids, plus a short-lived *dispatch mark* per job (``SET NX``) that makes a second ``enqueue`` of
+the same id a no-op, and lets a worker's sweep find queued jobs that no message carries (an
+API server that died between its commit and its send).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from redis.asyncio import Redis
+
+from hyperlocal.core.events import EventBus, JobEvent
+from hyperlocal.queue.celery_app import TASK_NAME, make_celery, queue_name
+from hyperlocal.store import jobs as store
+from hyperlocal.store.db import Database
+
+__all__ = ["MARK_TTL_S", "CeleryQueue"]
+
+log = logging.getLogger(__name__)
+
+# A job still queued this long after its last send is sent again by the sweep: a lost message
+# (Redis restarted without persistence) costs at most this delay, and a job that merely waits
+# in a long queue gets one harmless duplicate message per period.
+MARK_TTL_S = 3600
+_POLL_S = 1.0  # how often ``wait`` re-reads the database in case an event was missed
+
+
+class CeleryQueue:
+    """The ``JobQueue`` of API servers (and of workers re-dispatching) in scale-out mode."""
+
+    def __init__(self, db: Database, events: EventBus, *, redis_url: str, namespace: str) -> None:
+        self._db, self._events, self.namespace = db, events, namespace
+        self.celery: Any = make_celery(redis_url, namespace)
+        self._redis: Redis = Redis.from_url(redis_url)
+
+    async def start(self) -> None:
+        """Nothing to resume on an API server: workers sweep for lost and orphaned jobs."""
+
+    async def enqueue(self, job_id: str) -> None:
+        """Send the job to its model's queue once; never raises (the sweep is the fallback)."""
+        try:
+            if await self._mark(job_id, only_new=True):
+                await self._send(job_id)
+        except Exception:
+            log.exception("dispatch failed; the sweep will retry", extra={"job_id": job_id})
+            await self._unmark(job_id)
+
+    async def redispatch(
+        self, job_id: str, *, deferrals: int = 0, countdown: float | None = None
+    ) -> None:
+        """Send the job again, whatever was sent before: a recovered lease, a deferred job."""
+        await self._mark(job_id, only_new=False)
+        await self._send(job_id, deferrals, countdown)
+
+    async def dispatch_orphans(self) -> list[str]:
+        """Send every queued job that carries no dispatch mark; return their ids."""
+        async with self._db.read() as session:
+            ids = list(await store.queued_ids(session))
+        if not ids:
+            return []
+        marks = await self._redis.mget([self._mark_key(job_id) for job_id in ids])
+        orphans = [job_id for job_id, mark in zip(ids, marks, strict=True) if mark is None]
+        for job_id in orphans:
+            await self.enqueue(job_id)
+        return orphans
+
+    async def wait(self, job_id: str, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        async with self._events.subscribe(job_id) as events:
+            watcher = asyncio.ensure_future(_first_terminal(events))
+            try:
+                while not watcher.done() and not await self._is_terminal(job_id):
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        return
+                    await asyncio.wait({watcher}, timeout=min(_POLL_S, remaining))
+            finally:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await watcher
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
+        await asyncio.to_thread(self.celery.close)
+
+    async def _send(
+        self, job_id: str, deferrals: int = 0, countdown: float | None = None
+    ) -> None:
+        model = await self._model_of(job_id)
+        if model is None:
+            return
+        await asyncio.to_thread(
+            self.celery.send_task,
+            TASK_NAME,
+            args=(job_id, deferrals),
+            queue=queue_name(self.namespace, model),
+            countdown=countdown,
+        )
+
+    async def _model_of(self, job_id: str) -> str | None:
+        async with self._db.read() as session:
+            job = await store.get(session, job_id)
+        return job.model if job is not None else None
+
+    async def _is_terminal(self, job_id: str) -> bool:
+        async with self._db.read() as session:
+            job = await store.get(session, job_id)
+        return job is None or job.status not in store.ACTIVE
+
+    def _mark_key(self, job_id: str) -> str:
+        return f"{self.namespace}:dispatched:{job_id}"
+
+    async def _mark(self, job_id: str, *, only_new: bool) -> bool:
+        return bool(await self._redis.set(self._mark_key(job_id), 1, ex=MARK_TTL_S, nx=only_new))
+
+    async def _unmark(self, job_id: str) -> None:
+        with contextlib.suppress(Exception):
+            await self._redis.delete(self._mark_key(job_id))
+
+
+async def _first_terminal(events: AsyncIterator[JobEvent]) -> None:
+    async for event in events:
+        if event.terminal:
+            return
