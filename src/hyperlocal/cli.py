@@ -22,6 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the API server")
     serve.add_argument("--host", help="bind address (HYPERLOCAL_HOST)")
     serve.add_argument("--port", type=int, help="bind port (HYPERLOCAL_PORT)")
+    _worker_parser(sub.add_parser("worker", help="run a scale-out worker (Celery on Redis)"))
     sub.add_parser("settings", help="print every setting with its help and current value")
     models = sub.add_parser("models", help="list the model catalogue")
     models.add_argument("--json", action="store_true")
@@ -34,6 +35,16 @@ def _parser() -> argparse.ArgumentParser:
     grant.add_argument("amount", type=int)
     grant.add_argument("--note", default="cli grant")
     return parser
+
+
+def _worker_parser(worker: argparse.ArgumentParser) -> None:
+    worker.add_argument(
+        "--models", nargs="+", metavar="GLOB", help="model ids to serve (HYPERLOCAL_WORKER_MODELS)"
+    )
+    worker.add_argument("--concurrency", type=int, help="jobs run at once")
+    worker.add_argument(
+        "--burst", action="store_true", help="exit once the queues are empty and no job runs"
+    )
 
 
 def _keys_parser(keys: argparse.ArgumentParser) -> None:
@@ -56,6 +67,7 @@ def _handlers() -> dict[str, Handler]:
 
     return {
         "serve": commands.serve,
+        "worker": commands.worker,
         "settings": commands.show_settings,
         "models": commands.show_models,
         "keys": commands.keys,

@@ -21,9 +21,10 @@ from hyperlocal.errors import HyperlocalError
 from hyperlocal.runtime import open_database
 from hyperlocal.settings import Settings
 
-__all__ = ["credits", "keys", "serve", "show_models", "show_settings"]
+__all__ = ["credits", "keys", "serve", "show_models", "show_settings", "worker"]
 
 console = Console()
+errors = Console(stderr=True)
 
 
 def _json(value: Any) -> None:
@@ -69,6 +70,21 @@ def _announce(issued: IssuedKey) -> None:
     )
     # Printed to the terminal once, never logged; only its hash is stored.
     Console(stderr=False).print(Panel(body, title=f"{role}: shown only now, save it"))
+
+
+def worker(args: argparse.Namespace, settings: Settings) -> int:
+    from hyperlocal.worker import WorkerOptions, run_worker
+
+    options = WorkerOptions(
+        models=tuple(args.models or settings.worker_models),
+        concurrency=args.concurrency or settings.worker_concurrency,
+        burst=args.burst,
+    )
+    try:
+        return run_worker(settings, options)
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return 2
 
 
 def show_settings(_args: argparse.Namespace, settings: Settings) -> int:
@@ -123,7 +139,7 @@ async def _with_errors(coro: Any) -> int:
     try:
         result: int = await coro
     except HyperlocalError as exc:
-        console.print(f"[red]error:[/red] {exc.message}")
+        errors.print(f"[red]error:[/red] {exc.message}")
         return 1
     return result
 
@@ -195,7 +211,7 @@ async def _keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _grant(args: argparse.Namespace, settings: Settings) -> int:
     if args.amount <= 0:
-        console.print("[red]error:[/red] amount must be positive")
+        errors.print("[red]error:[/red] amount must be positive")
         return 2
     db = await open_database(settings)
     try:

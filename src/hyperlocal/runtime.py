@@ -11,12 +11,13 @@ from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 from hyperlocal.core.catalog import load_catalog
-from hyperlocal.core.events import open_event_bus
+from hyperlocal.core.events import EventBus, open_event_bus
 from hyperlocal.core.ratelimit import RateLimiter
 from hyperlocal.core.services import Services
 from hyperlocal.engines.base import EngineContext, EngineFactory
 from hyperlocal.engines.registry import EngineRegistry, discover_factories
 from hyperlocal.inputs import AddressPolicy, MediaFetcher
+from hyperlocal.queue.base import JobQueue
 from hyperlocal.queue.deliveries import WebhookDispatcher
 from hyperlocal.queue.inprocess import InProcessQueue
 from hyperlocal.queue.runner import JobRunner
@@ -29,6 +30,7 @@ __all__ = [
     "close_services",
     "open_database",
     "open_dispatcher",
+    "open_queue",
     "open_services",
     "open_storage",
     "worker_id",
@@ -50,6 +52,10 @@ def open_storage(settings: Settings) -> Storage:
     url = urlparse(settings.resolved_storage_url())
     if url.scheme == "file":
         return LocalStorage(Path(url2pathname(url.path)), settings.public_url)
+    if url.scheme == "s3":
+        from hyperlocal.storage.s3 import open_s3_storage  # boto3 loads only when configured
+
+        return open_s3_storage(settings, url.netloc, url.path)
     raise ValueError(f"unsupported storage URL scheme: {url.scheme!r}")
 
 
@@ -90,7 +96,7 @@ async def open_services(
             timeout=settings.fetch_timeout,
         ),
         limiter=RateLimiter(_redis_url(settings)),
-        queue=InProcessQueue(db, runner, concurrency=settings.worker_concurrency),
+        queue=open_queue(settings, db, runner, events),
         events=events,
         webhooks=dispatcher,
     )
@@ -98,6 +104,17 @@ async def open_services(
         await services.queue.start()
         await services.webhooks.start()
     return services
+
+
+def open_queue(settings: Settings, db: Database, runner: JobRunner, events: EventBus) -> JobQueue:
+    """Celery on Redis when the database is PostgreSQL and Redis is set (scale-out: separate
+    ``hyperlocal worker`` processes run the jobs); otherwise the embedded in-process queue."""
+    redis_url = _redis_url(settings)
+    if redis_url and not db.is_sqlite:
+        from hyperlocal.queue.dispatch import CeleryQueue  # Celery loads only when configured
+
+        return CeleryQueue(db, events, redis_url=redis_url, namespace=settings.queue_namespace)
+    return InProcessQueue(db, runner, concurrency=settings.worker_concurrency)
 
 
 def _redis_url(settings: Settings) -> str | None:

@@ -44,20 +44,30 @@ class CeleryQueue:
         """Nothing to resume on an API server: workers sweep for lost and orphaned jobs."""
 
     async def enqueue(self, job_id: str) -> None:
-        """Send the job to its model's queue once; never raises (the sweep is the fallback)."""
-        try:
-            if await self._mark(job_id, only_new=True):
-                await self._send(job_id)
-        except Exception:
-            log.exception("dispatch failed; the sweep will retry", extra={"job_id": job_id})
-            await self._unmark(job_id)
+        """Send the job to its model's queue, once: while its mark lives, this is a no-op."""
+        await self._dispatch(job_id, only_new=True)
 
     async def redispatch(
         self, job_id: str, *, deferrals: int = 0, countdown: float | None = None
     ) -> None:
         """Send the job again, whatever was sent before: a recovered lease, a deferred job."""
-        await self._mark(job_id, only_new=False)
-        await self._send(job_id, deferrals, countdown)
+        await self._dispatch(job_id, only_new=False, deferrals=deferrals, countdown=countdown)
+
+    async def release(self, job_id: str) -> None:
+        """Drop the job's mark, so that the next sweep sends it again if it is still queued."""
+        with contextlib.suppress(Exception):
+            await self._redis.delete(self._mark_key(job_id))
+
+    async def _dispatch(
+        self, job_id: str, *, only_new: bool, deferrals: int = 0, countdown: float | None = None
+    ) -> None:
+        # Never raises: the job is committed already, and the sweep is the fallback.
+        try:
+            if await self._mark(job_id, only_new=only_new):
+                await self._send(job_id, deferrals, countdown)
+        except Exception:
+            log.exception("dispatch failed; the sweep will retry", extra={"job_id": job_id})
+            await self.release(job_id)
 
     async def dispatch_orphans(self) -> list[str]:
         """Send every queued job that carries no dispatch mark; return their ids."""
@@ -91,9 +101,7 @@ class CeleryQueue:
         await self._redis.aclose()
         await asyncio.to_thread(self.celery.close)
 
-    async def _send(
-        self, job_id: str, deferrals: int = 0, countdown: float | None = None
-    ) -> None:
+    async def _send(self, job_id: str, deferrals: int = 0, countdown: float | None = None) -> None:
         model = await self._model_of(job_id)
         if model is None:
             return
@@ -120,10 +128,6 @@ class CeleryQueue:
 
     async def _mark(self, job_id: str, *, only_new: bool) -> bool:
         return bool(await self._redis.set(self._mark_key(job_id), 1, ex=MARK_TTL_S, nx=only_new))
-
-    async def _unmark(self, job_id: str) -> None:
-        with contextlib.suppress(Exception):
-            await self._redis.delete(self._mark_key(job_id))
 
 
 async def _first_terminal(events: AsyncIterator[JobEvent]) -> None:

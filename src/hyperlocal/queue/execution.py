@@ -25,7 +25,7 @@ DEFER_FIRST_S, DEFER_MAX_S = 0.5, 5.0
 
 def deferral_delay(deferrals: int) -> float:
     """0.5 s, doubling up to 5 s, with ±20 % jitter so deferred jobs do not return in step."""
-    base = min(DEFER_MAX_S, DEFER_FIRST_S * 2 ** min(deferrals, 10))
+    base = min(DEFER_MAX_S, DEFER_FIRST_S * 2.0 ** min(deferrals, 10))
     return base * random.uniform(0.8, 1.2)
 
 

@@ -19,7 +19,7 @@ from scipy.signal import resample_poly
 from hyperlocal.engines.base import Artifact
 from hyperlocal.errors import GenerationError, MediaInputError
 
-__all__ = ["FORMATS", "Audio", "decode", "encode", "resample"]
+__all__ = ["FORMATS", "Audio", "Samples", "decode", "encode", "resample"]
 
 Samples = npt.NDArray[np.float32]
 
@@ -94,22 +94,20 @@ def _decode_av(data: bytes, field: str) -> Audio:
     try:
         with av.open(io.BytesIO(data)) as container:
             stream = container.streams.audio[0]
-            rate = int(stream.codec_context.sample_rate or stream.rate)
-            chunks = [frame.to_ndarray() for frame in container.decode(stream)]
+            rate = int(stream.codec_context.sample_rate)
+            # FFmpeg frames come planar or packed, int or float: let it mix them down for us
+            mixer = av.AudioResampler(format="flt", layout="mono", rate=rate)
+            chunks = [
+                f.to_ndarray().reshape(-1)
+                for p in container.demux(stream)
+                for frame in p.decode()
+                for f in mixer.resample(frame)
+            ]
+            chunks += [f.to_ndarray().reshape(-1) for f in mixer.resample(None)]
     except (av.FFmpegError, IndexError, ValueError) as exc:
         raise MediaInputError(field, "could not decode the audio") from exc
-    return Audio(_mono(chunks), rate)
-
-
-def _mono(chunks: list[npt.NDArray[np.generic]]) -> Samples:
-    """FFmpeg frames are planar (channels, n) or packed (1, n * channels); ints or floats."""
-    if not chunks:
-        return np.zeros(0, dtype=np.float32)
-    planes = np.concatenate([c.reshape(c.shape[0], -1) for c in chunks], axis=1)
-    if np.issubdtype(planes.dtype, np.integer):
-        scale = float(np.iinfo(planes.dtype).max)  # type: ignore[arg-type]
-        return (planes.mean(axis=0) / scale).astype(np.float32)
-    return planes.mean(axis=0).astype(np.float32)
+    samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
+    return Audio(samples.astype(np.float32), rate)
 
 
 def resample(audio: Audio, rate: int) -> Audio:

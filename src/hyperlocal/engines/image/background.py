@@ -48,7 +48,9 @@ class BlurBackground:
 
     @property
     def label(self) -> str:
-        return "blur-background" if self.radius is None else f"blur-background({number(self.radius)})"
+        return (
+            "blur-background" if self.radius is None else f"blur-background({number(self.radius)})"
+        )
 
     def apply(self, image: Image.Image) -> Image.Image:
         radius = self.radius if self.radius is not None else max(2.0, max(image.size) / 128)

@@ -1,4 +1,4 @@
-"""Output sizes: the request's ``size``, ``aspect_ratio`` and ``resolution``, and fitting to them."""
+"""Output sizes from the request's ``size``, ``aspect_ratio`` and ``resolution``; fitting to them."""
 
 from __future__ import annotations
 

