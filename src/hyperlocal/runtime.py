@@ -15,6 +15,7 @@ from hyperlocal.core.events import EventBus, open_event_bus
 from hyperlocal.core.ratelimit import RateLimiter
 from hyperlocal.core.services import Services
 from hyperlocal.engines.base import EngineContext, EngineFactory
+from hyperlocal.engines.chat.registry import ChatEngineRegistry, discover_chat_factories
 from hyperlocal.engines.registry import EngineRegistry, discover_factories
 from hyperlocal.inputs import AddressPolicy, MediaFetcher
 from hyperlocal.queue.base import JobQueue
@@ -89,6 +90,7 @@ async def open_services(
         db=db,
         catalog=catalog,
         engines=engines,
+        chat=ChatEngineRegistry(EngineContext(settings), discover_chat_factories()),
         storage=storage,
         fetcher=MediaFetcher(
             allow_private=settings.allow_private_urls,
@@ -138,6 +140,7 @@ async def close_services(services: Services) -> None:
     await services.webhooks.aclose()
     await services.events.aclose()
     await services.engines.aclose()
+    await services.chat.aclose()
     await services.fetcher.aclose()
     await services.limiter.aclose()
     await services.storage.aclose()

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from hyperlocal.core.catalog import Catalog
 from hyperlocal.core.events import EventBus
 from hyperlocal.core.ratelimit import RateLimiter
+from hyperlocal.engines.chat.registry import ChatEngineRegistry
 from hyperlocal.engines.registry import EngineRegistry
 from hyperlocal.inputs import MediaFetcher
 from hyperlocal.queue.base import JobQueue
@@ -24,6 +25,7 @@ class Services:
     db: Database
     catalog: Catalog
     engines: EngineRegistry
+    chat: ChatEngineRegistry
     storage: Storage
     fetcher: MediaFetcher
     limiter: RateLimiter

@@ -195,7 +195,7 @@ class _Generation:
                 if self.cancel.is_set():
                     return
                 choice = chunk["choices"][0]  # type: ignore[index]
-                usage = ChatUsage(prompt_tokens, self.sampled)
+                usage = ChatUsage(prompt_tokens, min(self.sampled, self.request.max_tokens))
                 self._push(ChatDelta(choice["text"], choice["finish_reason"], usage))
 
 

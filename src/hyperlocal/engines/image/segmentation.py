@@ -36,6 +36,8 @@ def foreground_mask(image: Image.Image) -> Image.Image:
     lab = _lab(_analysis_copy(image.convert("RGB")))
     distance = _backdrop_distance(lab)
     hard = _cleanup(distance > _threshold(distance))
+    if not hard.any():  # no subject stands out: keep the whole image rather than erase it
+        return Image.new("L", image.size, 255)
     return _feathered(hard, image.size)
 
 
@@ -74,20 +76,20 @@ def _backdrop_colours(ring: Floats) -> Floats:
     shares = np.bincount(_nearest(samples, centres), minlength=CLUSTERS) / len(samples)
     keep = shares >= MIN_SHARE
     keep[np.argmax(shares)] = True
-    return centres[keep]
+    colours: Floats = centres[keep]
+    return colours
 
 
 def _nearest(samples: Floats, centres: Floats) -> NDArray[np.intp]:
     gaps = np.linalg.norm(samples[:, None, :] - centres[None, :, :], axis=2)
-    return np.argmin(gaps, axis=1)
+    nearest: NDArray[np.intp] = np.argmin(gaps, axis=1)
+    return nearest
 
 
 def _backdrop_distance(lab: Floats) -> Floats:
-    from scipy import ndimage
-
     colours = _backdrop_colours(_ring(lab))
     distance = np.min([np.linalg.norm(lab - colour, axis=2) for colour in colours], axis=0)
-    smoothed: Floats = ndimage.gaussian_filter(distance, 1.0)  # JPEG noise would speckle it
+    smoothed: Floats = _ndimage().gaussian_filter(distance, 1.0)  # JPEG noise would speckle it
     return smoothed
 
 
@@ -96,15 +98,14 @@ def _threshold(distance: Floats) -> float:
 
     if float(distance.max()) < MIN_CONTRAST:  # nothing stands out: all backdrop
         return float("inf")
-    return max(float(threshold_otsu(distance)), MIN_CONTRAST)
+    otsu = float(threshold_otsu(distance))  # type: ignore[no-untyped-call]
+    return max(otsu, MIN_CONTRAST)
 
 
 def _cleanup(hard: Mask) -> Mask:
-    from scipy import ndimage
-
     radius = max(1, round(min(hard.shape) / 200))
     y, x = np.ogrid[-radius : radius + 1, -radius : radius + 1]
-    opened: Mask = ndimage.binary_opening(hard, structure=x * x + y * y <= radius * radius)
+    opened: Mask = _ndimage().binary_opening(hard, structure=x * x + y * y <= radius * radius)
     subject = _largest_region(opened)
     return _fill_small_holes(subject, HOLE_FRACTION * subject.size)
 
@@ -121,9 +122,7 @@ def _largest_region(hard: Mask) -> Mask:
 
 def _fill_small_holes(hard: Mask, max_area: float) -> Mask:
     """Fills enclosed holes (eyes, shine) but not big ones, which are likely real gaps."""
-    from scipy import ndimage
-
-    holes = ndimage.binary_fill_holes(hard) & ~hard
+    holes = _ndimage().binary_fill_holes(hard) & ~hard
     labels, count = _label(holes)
     if count == 0:
         return hard
@@ -134,10 +133,15 @@ def _fill_small_holes(hard: Mask, max_area: float) -> Mask:
 
 
 def _label(hard: Mask) -> tuple[NDArray[np.int32], int]:
-    from scipy import ndimage
-
-    result: tuple[Any, int] = ndimage.label(hard)
+    result: tuple[Any, int] = _ndimage().label(hard)
     return result
+
+
+def _ndimage() -> Any:
+    """scipy.ndimage, imported on first use: scipy ships no type information, hence ``Any``."""
+    from scipy import ndimage  # type: ignore[import-untyped]
+
+    return ndimage
 
 
 def _feathered(hard: Mask, size: tuple[int, int]) -> Image.Image:

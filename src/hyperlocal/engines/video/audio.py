@@ -75,7 +75,9 @@ def loudness(track: AudioTrack, fps: int, frames: int) -> NDArray[np.float32]:
     return _attack_release(level.astype(np.float32), attack=0.6, release=0.15)
 
 
-def _attack_release(level: NDArray[np.float32], attack: float, release: float) -> NDArray[np.float32]:
+def _attack_release(
+    level: NDArray[np.float32], attack: float, release: float
+) -> NDArray[np.float32]:
     out = np.empty_like(level)
     current = 0.0
     for i, value in enumerate(level):

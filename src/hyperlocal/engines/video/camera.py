@@ -75,17 +75,27 @@ MOVES = {
 }
 DEFAULT_MOVE = "ken-burns"
 
-_MOVE = r"(?:pan|pans|panning|move|moves|moving|track|tracks|tracking|truck|trucks|slide|slides|drift|drifts|sweep|sweeps|camera)"
+# A travelling verb, maybe one adverb ("pans slowly"), maybe "to the", then the direction.
+_MOVE = r"(?:camera|pan\w*|mov\w*|track\w*|truck\w*|slid\w*|drift\w*|sweep\w*|glid\w*)\s+(?:\w+ly\s+)?"
 # Checked in order, so "dolly out" wins over "out" and "pan left" over a bare "zoom".
 _PATTERNS = (
     (r"\bdolly(?:ing)?\s+(?:out|back)|\bpull(?:s|ing)?\s+(?:back|out|away)", "dolly-out"),
-    (r"\bdolly|\bpush(?:es|ing)?\s+in|\btrack(?:s|ing)?\s+in|\bfly(?:ing)?\s+(?:in|toward)", "dolly-in"),
+    (
+        r"\bdolly|\bpush(?:es|ing)?\s+in|\btrack(?:s|ing)?\s+in|\bfly(?:ing)?\s+(?:in|toward)",
+        "dolly-in",
+    ),
     (r"\bzoom(?:s|ing)?\s*-?\s*out|\breveal|\bwide(?:r|ns)?\b", "zoom-out"),
-    (r"\borbit|\barc(?:s|ing)?\b|\bcircl(?:e|es|ing)\b|\baround\b|\brotat", "orbit"),
-    (rf"\b{_MOVE}\s+(?:to\s+the\s+)?left|\bleftward", "pan-left"),
-    (rf"\b{_MOVE}\s+(?:to\s+the\s+)?right|\brightward", "pan-right"),
-    (r"\btilt(?:s|ing)?\s+up|\bcrane(?:s|ing)?\s+up|\blook(?:s|ing)?\s+up|\brising\b|\bascend", "tilt-up"),
-    (r"\btilt(?:s|ing)?\s+down|\bcrane(?:s|ing)?\s+down|\blook(?:s|ing)?\s+down|\bdescend", "tilt-down"),
+    (r"\borbit|\barc(?:s|ing)?\s+(?:shot|around)|\bcircl(?:e|es|ing)\s+around|\b360\b", "orbit"),
+    (rf"\b{_MOVE}(?:to\s+the\s+)?left|\bleftward", "pan-left"),
+    (rf"\b{_MOVE}(?:to\s+the\s+)?right|\brightward", "pan-right"),
+    (
+        r"\btilt(?:s|ing)?\s+up|\bcrane(?:s|ing)?\s+up|\blook(?:s|ing)?\s+up|\brising\b|\bascend",
+        "tilt-up",
+    ),
+    (
+        r"\btilt(?:s|ing)?\s+down|\bcrane(?:s|ing)?\s+down|\blook(?:s|ing)?\s+down|\bdescend",
+        "tilt-down",
+    ),
     (r"\bzoom|\bclose-?\s?up|\bcloser\b|\bpush\b", "zoom-in"),
     (r"\bpan(?:s|ning)?\b", "pan-right"),
     (r"\btilt(?:s|ing)?\b", "tilt-up"),

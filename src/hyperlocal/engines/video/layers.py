@@ -8,6 +8,7 @@ reveals at the subject's edges. When segmentation finds no subject, one flat lay
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +30,8 @@ HOLE_GROW = 0.015  # the subject's hole grows by this share of the short side: n
 @dataclass(frozen=True, slots=True)
 class Layers:
     background: Image.Image  # RGB, the frame's shape, OVERSAMPLE times its size
-    foreground: Image.Image | None  # RGBA, the same size; None when no subject was found
+    foreground: Image.Image | None  # RGBA: the subject's bounding box cut from the source
+    origin: tuple[int, int]  # where the foreground's corner sits on the background
     frame: Size
 
     @property
@@ -50,31 +52,66 @@ def build_layers(image: Image.Image, frame: Size, *, parallax: bool = True) -> L
     source = cover(image, (round(frame[0] * OVERSAMPLE), round(frame[1] * OVERSAMPLE)))
     found = segment(source) if parallax else None
     if found is None or not found.found:
-        return Layers(source, None, frame)
+        return Layers(source, None, (0, 0), frame)
     mask = Image.fromarray(found.mask.astype(np.uint8) * 255)
     grow = max(2.0, HOLE_GROW * min(source.size))
     hole = np.asarray(mask.filter(ImageFilter.GaussianBlur(grow))) > 8
-    foreground = source.convert("RGBA")
-    foreground.putalpha(mask.filter(ImageFilter.GaussianBlur(1.2)))
-    return Layers(inpaint(source, hole), foreground, frame)
+    subject = source.convert("RGBA")
+    subject.putalpha(mask.filter(ImageFilter.GaussianBlur(1.2)))
+    box = _grown_box(mask, source.size)
+    return Layers(inpaint(source, hole), subject.crop(box), box[:2], frame)
 
 
 def render(layers: Layers, background: Pose, foreground: Pose) -> Image.Image:
-    frame = _view(layers.background, layers.frame, background)
+    """One frame: the backdrop framed by ``background``, the subject by ``foreground``."""
+    scale, x0, y0 = _window(layers.background.size, layers.frame, background)
+    box = (x0, y0, x0 + scale * layers.frame[0], y0 + scale * layers.frame[1])
+    frame = layers.background.resize(
+        layers.frame, Image.Resampling.BILINEAR, box=_inside(box, layers.background.size)
+    )
     if layers.foreground is not None:
-        near = _view(layers.foreground, layers.frame, foreground)
-        frame.paste(near, (0, 0), near)
+        _paste_subject(frame, layers, layers.foreground, foreground)
     return frame
 
 
-def _view(source: Image.Image, frame: Size, pose: Pose) -> Image.Image:
-    """The part of ``source`` that ``pose`` frames, resampled to ``frame``: one affine warp."""
-    (sw, sh), (w, h) = source.size, frame
-    scale = sw / (pose.zoom * w)  # source pixels per frame pixel
+def _window(source: Size, frame: Size, pose: Pose) -> tuple[float, float, float]:
+    """Source pixels per frame pixel, and the source point at the frame's top-left corner."""
+    (sw, sh), (w, h) = source, frame
+    scale = sw / (pose.zoom * w)
     cx = sw / 2 + pose.x * (sw - sw / pose.zoom) / 2
     cy = sh / 2 + pose.y * (sh - sh / pose.zoom) / 2
-    data = (scale, 0.0, cx - scale * w / 2, 0.0, scale, cy - scale * h / 2)
-    return source.transform(frame, Image.Transform.AFFINE, data, Image.Resampling.BILINEAR)
+    return scale, cx - scale * w / 2, cy - scale * h / 2
+
+
+def _paste_subject(frame: Image.Image, layers: Layers, subject: Image.Image, pose: Pose) -> None:
+    """Warps only the subject's box, not a whole frame of transparency: most of the saving."""
+    scale, x0, y0 = _window(layers.background.size, layers.frame, pose)
+    (ox, oy), (cw, ch) = layers.origin, subject.size
+    left, top = max(0, math.floor((ox - x0) / scale)), max(0, math.floor((oy - y0) / scale))
+    right = min(frame.width, math.ceil((ox + cw - x0) / scale))
+    bottom = min(frame.height, math.ceil((oy + ch - y0) / scale))
+    if right <= left or bottom <= top:
+        return
+    data = (scale, 0.0, x0 + scale * left - ox, 0.0, scale, y0 + scale * top - oy)
+    piece = subject.transform(
+        (right - left, bottom - top), Image.Transform.AFFINE, data, Image.Resampling.BILINEAR
+    )
+    frame.paste(piece, (left, top), piece)
+
+
+def _grown_box(mask: Image.Image, size: Size) -> tuple[int, int, int, int]:
+    """The mask's bounding box with a margin, so bilinear edges blend into real colours."""
+    x0, y0, x1, y1 = mask.getbbox() or (0, 0, *size)
+    pad = 4
+    return max(0, x0 - pad), max(0, y0 - pad), min(size[0], x1 + pad), min(size[1], y1 + pad)
+
+
+def _inside(
+    box: tuple[float, float, float, float], size: Size
+) -> tuple[float, float, float, float]:
+    """Rounding can put a box a hair outside the source, which resize() refuses."""
+    x0, y0, x1, y1 = box
+    return max(0.0, x0), max(0.0, y0), min(float(size[0]), x1), min(float(size[1]), y1)
 
 
 def inpaint(image: Image.Image, hole: NDArray[np.bool_]) -> Image.Image:
