@@ -10,7 +10,7 @@ from fastapi import APIRouter, FastAPI
 from hyperlocal import __version__
 from hyperlocal.api.errors import install_error_handlers
 from hyperlocal.api.middleware import BodyLimitMiddleware
-from hyperlocal.api.routes import account, admin, files, health, images, jobs, media, models
+from hyperlocal.api.routes import account, admin, chat, files, health, images, jobs, media, models
 from hyperlocal.engines.base import EngineFactory
 from hyperlocal.runtime import close_services, open_services
 from hyperlocal.settings import Settings
@@ -22,7 +22,7 @@ _DESCRIPTION = "A self-hosted media-generation server that speaks the Hypereal A
 
 def _api_router() -> APIRouter:
     router = APIRouter()
-    for module in (images, media, jobs, account, models):
+    for module in (images, media, jobs, account, models, chat):
         router.include_router(module.router)
     return router
 

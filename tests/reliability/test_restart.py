@@ -5,13 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -25,59 +20,21 @@ from hyperlocal.settings import Settings
 from hyperlocal.store.tables import Job, LedgerEntry
 from tests.conftest import SettingsFactory
 from tests.receiver import Receiver, running_receiver
-from tests.support import TEST_CATALOG, free_port
+from tests.processes import server_env, server_process
+from tests.support import free_port
 
 JOBS = 50
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HYPERLOCAL_")}
-    env.update(
-        HYPERLOCAL_DATA_DIR=str(settings.data_dir),
-        HYPERLOCAL_CATALOG=str(TEST_CATALOG),
-        HYPERLOCAL_ALLOW_PRIVATE_URLS="true",
+    return server_env(
+        settings.data_dir,
         HYPERLOCAL_WORKER_CONCURRENCY="4",
         HYPERLOCAL_JOB_LEASE_SECONDS="2",
         HYPERLOCAL_WEBHOOK_SCHEDULE="[0, 0.5, 0.5, 1, 1, 2, 2, 2]",
         HYPERLOCAL_WEBHOOK_POLL_INTERVAL="0.1",
         HYPERLOCAL_WEBHOOK_TIMEOUT="2",
-        HYPERLOCAL_PUBLIC_URL="http://127.0.0.1",
-        HYPERLOCAL_LOG_LEVEL="WARNING",
     )
-    return env
-
-
-@contextmanager
-def server(settings: Settings, port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("ab") as sink:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.launch", str(port)],
-            cwd=ROOT, env=_env(settings), stdout=sink, stderr=sink,
-        )
-    try:
-        _wait_healthy(port, proc)
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-
-def _wait_healthy(port: int, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("server exited during start")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    raise RuntimeError("server did not become healthy")
 
 
 async def _submit(port: int, key: str, hook: str) -> list[str]:
@@ -135,14 +92,14 @@ async def test_kill_minus_nine_loses_nothing(make_settings: SettingsFactory, tmp
     await db.aclose()
     port, log = free_port(), tmp_path / "server.log"
     with running_receiver() as receiver:
-        with server(settings, port, log) as proc:
+        with server_process(port, _env(settings), log) as proc:
             ids = await _submit(port, issued.key, receiver.url("hook"))
             await asyncio.sleep(2.0)  # some done, some running, most queued
             proc.send_signal(signal.SIGKILL)
             proc.wait()
         before = await _statuses(settings)
         assert any(s in ("queued", "running") for s in before.values()), "kill came too late"
-        with server(settings, port, log):
+        with server_process(port, _env(settings), log):
             statuses = await _wait_terminal(settings, ids, timeout=90)
             deadline = time.monotonic() + 30
             while _delivered_job_ids(receiver) != set(ids) and time.monotonic() < deadline:

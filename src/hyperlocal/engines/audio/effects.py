@@ -113,8 +113,10 @@ def _gasp(k: _Kit) -> Floats:
 
 
 def _pant(k: _Kit) -> Floats:
-    breaths = [np.concatenate([k.breath(0.16, (500, 3500), 0.3), 0.6 * k.breath(0.13, (900, 4000), 0.7)])
-               for _ in range(4)]
+    breaths = [
+        np.concatenate([k.breath(0.16, (500, 3500), 0.3), 0.6 * k.breath(0.13, (900, 4000), 0.7)])
+        for _ in range(4)
+    ]
     return np.concatenate(breaths)
 
 

@@ -26,6 +26,8 @@ __all__ = [
     "synthesise",
     "voiced_ratio",
     "warp_envelope",
+    "warp_log",
+    "warp_spectra",
     "whisper",
 ]
 
@@ -59,8 +61,9 @@ def analyse(samples: Samples, rate: int) -> Analysis:
 
     x = samples.astype(np.float64)
     f0, times = _f0(x, rate)
-    envelope = pyworld.cheaptrick(x, f0, times, rate, f0_floor=F0_FLOOR)
-    aperiodicity = pyworld.d4c(x, f0, times, rate)
+    fft_size = pyworld.get_cheaptrick_fft_size(rate, F0_FLOOR)
+    envelope = pyworld.cheaptrick(x, f0, times, rate, f0_floor=F0_FLOOR, fft_size=fft_size)
+    aperiodicity = pyworld.d4c(x, f0, times, rate, fft_size=fft_size)
     return Analysis(f0, envelope, aperiodicity, rate)
 
 
@@ -125,13 +128,15 @@ def warp_envelope(analysis: Analysis, ratio: float) -> Analysis:
 
 
 def warp_spectra(spectra: Floats, ratio: float) -> Floats:
-    bins = spectra.shape[-1]
-    index = np.arange(bins, dtype=np.float64)
-    source = np.clip(index / ratio, 0, bins - 1)
+    # interpolate in the log domain, where formant peaks keep their shape
+    return np.asarray(np.exp(warp_log(np.log(np.maximum(spectra, 1e-16)), ratio)))
+
+
+def warp_log(logs: Floats, ratio: float) -> Floats:
+    """Frequency-warps log spectra along the last axis: out[f] = in[f / ratio]."""
+    bins = logs.shape[-1]
+    source = np.clip(np.arange(bins, dtype=np.float64) / ratio, 0, bins - 1)
     low = np.floor(source).astype(int)
     high = np.minimum(low + 1, bins - 1)
     weight = source - low
-    # interpolate in the log domain, where formant peaks keep their shape
-    logs = np.log(np.maximum(spectra, 1e-16))
-    warped = logs[..., low] * (1 - weight) + logs[..., high] * weight
-    return np.asarray(np.exp(warped), dtype=np.float64)
+    return np.asarray(logs[..., low] * (1 - weight) + logs[..., high] * weight, dtype=np.float64)

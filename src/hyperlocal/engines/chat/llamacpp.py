@@ -27,7 +27,7 @@ import contextlib
 import importlib.util
 import os
 import threading
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -190,11 +190,12 @@ class _Generation:
             stopping_criteria=StoppingCriteriaList([self._should_stop]),
             stream=True,
         )
+        assert isinstance(chunks, Iterator)  # stream=True: an iterator of chunks
         with contextlib.closing(chunks):  # type: ignore[type-var]
             for chunk in chunks:
                 if self.cancel.is_set():
                     return
-                choice = chunk["choices"][0]  # type: ignore[index]
+                choice = chunk["choices"][0]
                 usage = ChatUsage(prompt_tokens, min(self.sampled, self.request.max_tokens))
                 self._push(ChatDelta(choice["text"], choice["finish_reason"], usage))
 
@@ -216,8 +217,9 @@ class LlamaCppChatEngine:
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
         path = resolve_model_path(request.options)
         if path is None:
-            async for delta in self._preview.stream(request):
-                yield delta
+            async with contextlib.aclosing(self._preview.stream(request)) as deltas:
+                async for delta in deltas:
+                    yield delta
             return
         model = await self._model(path, request.options)
         generation = await self._start(model, request)

@@ -8,7 +8,7 @@ Tokens are counted as whitespace-separated words.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from hyperlocal.engines.base import EngineContext
 from hyperlocal.engines.chat.base import ChatDelta, ChatRequest, ChatUsage, message_text
@@ -34,7 +34,7 @@ class PreviewChatEngine:
             f"replies.{heard}"
         )
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatDelta, None]:
         prompt = sum(len(message_text(m).split()) for m in request.messages)
         words = self.reply(request).split(" ")[: request.max_tokens]
         for i, word in enumerate(words):

@@ -13,17 +13,23 @@ from PIL import Image
 
 from hyperlocal.engines.base import GenerationRequest, MediaInput
 from hyperlocal.engines.image.codec import decode
-from hyperlocal.engines.image.geometry import Params, cover, long_side, output_size, text_param
+from hyperlocal.engines.image.geometry import (
+    Params,
+    cover,
+    output_size,
+    ratio_size,
+    text_param,
+)
 from hyperlocal.engines.image.grammar import EditPlan, parse
 from hyperlocal.engines.image.operation import Operation
-from hyperlocal.engines.image.overlay import badge, card, thumbnails
-from hyperlocal.engines.image.scene import MAX_PROMPT_CHARS
+from hyperlocal.engines.image.overlay import MAX_PROMPT_CHARS, badge, card, thumbnails
 from hyperlocal.engines.image.transform import Resize, Scale
 
 __all__ = ["Facts", "apply_edit", "apply_operations", "render_edit"]
 
 Facts = dict[str, str]
 WHITE = (255, 255, 255)
+NO_SUBJECT = "no subject stood out from the backdrop, so the image was kept whole"
 
 
 def render_edit(
@@ -36,7 +42,7 @@ def render_edit(
     if not plan.operations:
         return _preview(request, images, prompt), {"engine": "preview"}
     edited = apply_operations(images[0], plan.operations, request.params)
-    return edited, _facts(plan, len(images))
+    return edited, _facts(plan, len(images), edited)
 
 
 def apply_edit(image: Image.Image, prompt: str) -> Image.Image:
@@ -55,9 +61,10 @@ def apply_operations(
     edited shape when no aspect ratio is given). A resize step in the prompt is the most specific
     size asked for, so then the source is edited at its own scale and the result kept as is.
     """
+    requested = output_size(params, source.size)  # checked even when the prompt sets the size
     if any(isinstance(op, Resize | Scale) for op in operations):
         return _run(source, operations)
-    edited = _run(_at_long_side(source, long_side(params)), operations)
+    edited = _run(_at_long_side(source, max(requested)), operations)
     return cover(edited, output_size(params, edited.size))
 
 
@@ -68,18 +75,28 @@ def _run(image: Image.Image, operations: Sequence[Operation]) -> Image.Image:
 
 
 def _at_long_side(image: Image.Image, side: int) -> Image.Image:
-    scale = side / max(image.size)
-    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    # Sized as output_size would size it, so an edit that keeps the shape needs no second resize.
+    size = ratio_size(image.size, side)
     return image if size == image.size else image.resize(size, Image.Resampling.LANCZOS)
 
 
-def _facts(plan: EditPlan, sources: int) -> Facts:
+def _facts(plan: EditPlan, sources: int, edited: Image.Image) -> Facts:
     facts = {"engine": "classical-edit", "operations": plan.labels}
     if plan.ignored:
         facts["ignored"] = plan.ignored
     if sources > 1:  # only the first image is edited; the others cannot be used classically
         facts["unused_images"] = str(sources - 1)
+    if _opaque_cut_out(edited):
+        facts["segmentation"] = NO_SUBJECT
     return facts
+
+
+def _opaque_cut_out(image: Image.Image) -> bool:
+    """A cut-out with no transparent pixel: nothing stood out from the backdrop to cut."""
+    if image.mode != "RGBA":
+        return False
+    lowest, _ = image.getchannel("A").getextrema()
+    return lowest == 255
 
 
 def _preview(request: GenerationRequest, images: Sequence[Image.Image], prompt: str) -> Image.Image:

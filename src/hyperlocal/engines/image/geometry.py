@@ -1,4 +1,4 @@
-"""Output sizes from the request's ``size``, ``aspect_ratio`` and ``resolution``; fitting to them."""
+"""Output sizes, from the request's ``size``, ``aspect_ratio`` and ``resolution``, and fitting."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ __all__ = [
     "Size",
     "clamp_size",
     "cover",
-    "long_side",
     "output_size",
     "parse_size",
+    "ratio_size",
     "text_param",
 ]
 
@@ -43,18 +43,11 @@ def output_size(params: Params, fallback_ratio: Size) -> Size:
     if size := text_param(params, "size"):
         return parse_size(size)
     ratio = text_param(params, "aspect_ratio")
-    parsed = fallback_ratio if ratio in ("", "auto", "match_input_image") else _parse_ratio(ratio)
-    return _ratio_size(parsed, long_side(params))
-
-
-def long_side(params: Params) -> int:
-    """The long side that ``output_size`` will give, whatever the shape turns out to be."""
-    if size := text_param(params, "size"):
-        return max(parse_size(size))
     resolution = text_param(params, "resolution").lower() or "1k"
     if resolution not in LONG_SIDES:
         raise GenerationError(f"resolution must be 1k, 2k or 4k, not {resolution!r}")
-    return LONG_SIDES[resolution]
+    parsed = fallback_ratio if ratio in ("", "auto", "match_input_image") else _parse_ratio(ratio)
+    return ratio_size(parsed, LONG_SIDES[resolution])
 
 
 def parse_size(text: str) -> Size:
@@ -71,7 +64,8 @@ def _parse_ratio(text: str) -> Size:
     return int(match[1]), int(match[2])
 
 
-def _ratio_size(ratio: Size, long: int) -> Size:
+def ratio_size(ratio: Size, long: int) -> Size:
+    """The size of shape ``ratio`` with the given long side, both sides even."""
     rw, rh = ratio
     short = max(MIN_SIDE, 2 * round(long * min(rw, rh) / max(rw, rh) / 2))
     return (long, short) if rw >= rh else (short, long)

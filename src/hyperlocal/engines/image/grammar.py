@@ -67,7 +67,7 @@ CENTRE = r"(?:(?:center|centre|middle|central)\s+)?"
 NEGATED = re.compile(r"\b(?:don'?t|do\s+not|never|without|no|not)\s+(?:[\w']+\s+){0,2}$")
 _FILLER = """a an the it its this that to of with by and or then also please can could would
     you me my i image photo picture make just some bit little slightly very too so in on up into
-    as well is be now do don t not no never without one off subject"""
+    as well is be now do don t not no never without one off subject put"""
 FILLER = frozenset(_FILLER.split())
 
 
@@ -278,7 +278,10 @@ _SOURCES: tuple[tuple[str, Callable[[Match], Operation]], ...] = (
         _crop_half,
     ),
     (rf"\bzoom\s+in\b(?:\s+(?:by\s+)?{NUM}\s*x\b)?", _zoom),
-    (rf"{RESIZE}\s+(?:to\s+)?(?P<w>\d+)\s*(?:x|\u00d7|by)\s*(?P<h>\d+)(?:\s*(?:px|pixels)\b)?", _resize),
+    (
+        rf"{RESIZE}\s+(?:to\s+)?(?P<w>\d+)\s*(?:x|\u00d7|by)\s*(?P<h>\d+)(?:\s*(?:px|pixels)\b)?",
+        _resize,
+    ),
     (rf"{RESIZE}\s+(?:(?P<by>by)\s+|to\s+)?{PCT}", _scale_percent),
     (rf"{RESIZE}\s+(?:by\s+)?{NUM}\s*(?:x|times)\b", _scale_times),
     (r"\b(?:half|halve)\s+(?:the\s+)?size\b", _always(Scale(0.5))),
@@ -323,13 +326,13 @@ _SOURCES: tuple[tuple[str, Callable[[Match], Operation]], ...] = (
         _enhance_adjective,
     ),
     (
-        r"\b(?:warmer|warm\s+(?:it\s+)?up|warm(?:er)?\s+(?:tones?|colou?rs?|tint|look)"
+        r"\b(?:warm(?:er)?\s+(?:tones?|colou?rs?|tint|look)|warm\s+(?:it\s+)?up|warmer"
         r"|make\s+it\s+warm|more\s+warm(?:th)?|add\s+warmth)\b",
         _always(Temperature(0.12)),
     ),
     (
-        r"\b(?:cooler|colder|cool\s+(?:it\s+)?down|cool(?:er)?\s+(?:tones?|colou?rs?|tint|look)"
-        r"|make\s+it\s+(?:cool|cold))\b",
+        r"\b(?:cool(?:er)?\s+(?:tones?|colou?rs?|tint|look)|cool\s+(?:it\s+)?down|cooler"
+        r"|colder|make\s+it\s+(?:cool|cold))\b",
         _always(Temperature(-0.12)),
     ),
     (

@@ -12,11 +12,12 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from hyperlocal.engines.image.geometry import Box, cover
 from hyperlocal.engines.image.palette import RGB
 
-__all__ = ["BADGE", "badge", "card", "thumbnails"]
+__all__ = ["BADGE", "MAX_PROMPT_CHARS", "badge", "card", "thumbnails"]
 
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 
 BADGE = "hyperlocal preview · not a diffusion model"
+MAX_PROMPT_CHARS = 600  # bounds text layout work; the card could not show more anyway
 
 
 def _font(size: int) -> Font:

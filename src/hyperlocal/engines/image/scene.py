@@ -16,12 +16,11 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from hyperlocal.engines.base import GenerationRequest
 from hyperlocal.engines.image.geometry import Box, Size, output_size, text_param
-from hyperlocal.engines.image.overlay import badge, card
+from hyperlocal.engines.image.overlay import MAX_PROMPT_CHARS, badge, card
 from hyperlocal.engines.image.palette import PALETTE_OF, PALETTES, SCENE_OF, Palette, lerp, ramp
 
-__all__ = ["MAX_PROMPT_CHARS", "render_scene"]
+__all__ = ["render_scene"]
 
-MAX_PROMPT_CHARS = 600  # bounds text layout work; the card could not show more anyway
 # Ridges from far to near: (baseline as a fraction of height, amplitude, waves across the width)
 RIDGES = ((0.62, 0.05, 1.3), (0.73, 0.045, 1.9), (0.86, 0.035, 2.6))
 

@@ -25,7 +25,7 @@ class AudioTrack:
 
     @property
     def seconds(self) -> float:
-        return self.samples.shape[1] / self.rate
+        return float(self.samples.shape[1] / self.rate)
 
     @property
     def channels(self) -> int:
@@ -35,7 +35,7 @@ class AudioTrack:
 def decode_audio(data: bytes, field: str, *, max_seconds: float) -> AudioTrack | None:
     """The first audio stream of ``data`` as mono at RATE, or None when it has none."""
     try:
-        with av.open(io.BytesIO(data)) as container:
+        with av.open(io.BytesIO(data), mode="r") as container:
             if not container.streams.audio:
                 return None
             samples = _decode_stream(container, max_seconds)
@@ -56,7 +56,9 @@ def _decode_stream(
             total += chunks[-1].size
         if total >= limit:
             break
-    chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(None))
+    chunks.extend(
+        out.to_ndarray().reshape(-1).astype(np.float32) for out in resampler.resample(None)
+    )
     return np.concatenate(chunks)[:limit] if chunks else np.zeros(0, np.float32)
 
 

@@ -62,21 +62,23 @@ class Move:
 
 
 MOVES = {
-    "ken-burns": Move("ken-burns", IDENTITY, Pose(1.16, 0.25, -0.2), 1.6),
-    "zoom-in": Move("zoom-in", IDENTITY, Pose(1.3), 1.5),
-    "zoom-out": Move("zoom-out", Pose(1.3), IDENTITY, 1.5),
-    "dolly-in": Move("dolly-in", IDENTITY, Pose(1.22), 2.4),
-    "dolly-out": Move("dolly-out", Pose(1.22), IDENTITY, 2.4),
-    "pan-left": Move("pan-left", IDENTITY, Pose(1.2, -1.0, 0.0), 1.7),
-    "pan-right": Move("pan-right", IDENTITY, Pose(1.2, 1.0, 0.0), 1.7),
-    "tilt-up": Move("tilt-up", IDENTITY, Pose(1.2, 0.0, -1.0), 1.7),
-    "tilt-down": Move("tilt-down", IDENTITY, Pose(1.2, 0.0, 1.0), 1.7),
+    "ken-burns": Move("ken-burns", IDENTITY, Pose(1.16, 0.25, -0.2), 1.35),
+    "zoom-in": Move("zoom-in", IDENTITY, Pose(1.3), 1.3),
+    "zoom-out": Move("zoom-out", Pose(1.3), IDENTITY, 1.3),
+    "dolly-in": Move("dolly-in", IDENTITY, Pose(1.22), 2.0),
+    "dolly-out": Move("dolly-out", Pose(1.22), IDENTITY, 2.0),
+    "pan-left": Move("pan-left", IDENTITY, Pose(1.2, -1.0, 0.0), 1.4),
+    "pan-right": Move("pan-right", IDENTITY, Pose(1.2, 1.0, 0.0), 1.4),
+    "tilt-up": Move("tilt-up", IDENTITY, Pose(1.2, 0.0, -1.0), 1.4),
+    "tilt-down": Move("tilt-down", IDENTITY, Pose(1.2, 0.0, 1.0), 1.4),
     "orbit": Move("orbit", IDENTITY, Pose(1.18, 1.0, 0.0), -0.6),
 }
 DEFAULT_MOVE = "ken-burns"
 
 # A travelling verb, maybe one adverb ("pans slowly"), maybe "to the", then the direction.
-_MOVE = r"(?:camera|pan\w*|mov\w*|track\w*|truck\w*|slid\w*|drift\w*|sweep\w*|glid\w*)\s+(?:\w+ly\s+)?"
+_MOVE = (
+    r"(?:camera|pan\w*|mov\w*|track\w*|truck\w*|slid\w*|drift\w*|sweep\w*|glid\w*)\s+(?:\w+ly\s+)?"
+)
 # Checked in order, so "dolly out" wins over "out" and "pan left" over a bare "zoom".
 _PATTERNS = (
     (r"\bdolly(?:ing)?\s+(?:out|back)|\bpull(?:s|ing)?\s+(?:back|out|away)", "dolly-out"),

@@ -13,7 +13,7 @@ from PIL import Image
 
 from hyperlocal.engines.video.audio import AudioTrack
 
-__all__ = ["Clip", "encode_mp4"]
+__all__ = ["Clip", "Encoded", "encode_mp4"]
 
 # veryfast is about twice x264's default speed for ~10% more bytes at the same quality; crf 21
 # keeps gradients (skies, blurred backdrops) free of banding at 720p.
@@ -37,26 +37,35 @@ class Clip:
         return float(self.count / self.fps)
 
 
-def encode_mp4(clip: Clip, report: Callable[[float], None]) -> bytes:
-    """The clip as MP4 bytes; ``report`` hears the share of frames encoded so far."""
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    data: bytes
+    frames: int
+    seconds: float  # from the frames written, which an edit's estimate may not match
+
+
+def encode_mp4(clip: Clip, report: Callable[[float], None]) -> Encoded:
+    """The clip as MP4; ``report`` hears the share of frames encoded so far."""
     buffer = io.BytesIO()
+    written = 0
     with av.open(buffer, mode="w", format="mp4") as container:
         video = container.add_stream("libx264", rate=clip.fps, options=X264_OPTIONS)
         video.width, video.height = clip.size
         video.pix_fmt = "yuv420p"
         sound = _AudioWriter(container, clip.audio) if clip.audio is not None else None
         for index, image in enumerate(clip.frames):
-            frame = av.VideoFrame.from_image(image)
+            frame = av.VideoFrame.from_ndarray(np.asarray(image.convert("RGB")), format="rgb24")
             frame.pts = index
             frame.time_base = 1 / clip.fps
             container.mux(video.encode(frame))
             if sound is not None:  # interleaved, so players need not seek across the file
                 sound.write_until((index + 1) / clip.fps)
-            report((index + 1) / clip.count)
+            written = index + 1
+            report(min(1.0, written / clip.count))
         container.mux(video.encode(None))
         if sound is not None:
             sound.finish()
-    return buffer.getvalue()
+    return Encoded(buffer.getvalue(), written, float(written / clip.fps))
 
 
 class _AudioWriter:

@@ -24,7 +24,9 @@ Size = tuple[int, int]
 Float = NDArray[np.float32]
 
 OVERSAMPLE = 1.3  # the source is kept this much larger than the frame, so zooms stay sharp
-HOLE_GROW = 0.015  # the subject's hole grows by this share of the short side: no halo behind it
+# Shares of the short side. Pixels this close to the subject are not trusted as backdrop (they
+# hold its anti-aliased edge), and the fill replaces the backdrop this far past the subject.
+UNTRUSTED_EDGE, FILL_EDGE = 0.015, 0.004
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,12 +56,16 @@ def build_layers(image: Image.Image, frame: Size, *, parallax: bool = True) -> L
     if found is None or not found.found:
         return Layers(source, None, (0, 0), frame)
     mask = Image.fromarray(found.mask.astype(np.uint8) * 255)
-    grow = max(2.0, HOLE_GROW * min(source.size))
-    hole = np.asarray(mask.filter(ImageFilter.GaussianBlur(grow))) > 8
     subject = source.convert("RGBA")
     subject.putalpha(mask.filter(ImageFilter.GaussianBlur(1.2)))
     box = _grown_box(mask, source.size)
-    return Layers(inpaint(source, hole), subject.crop(box), box[:2], frame)
+    backdrop = inpaint(source, _grown(mask, UNTRUSTED_EDGE), _grown(mask, FILL_EDGE))
+    return Layers(backdrop, subject.crop(box), box[:2], frame)
+
+
+def _grown(mask: Image.Image, share: float) -> NDArray[np.bool_]:
+    """The mask dilated by ``share`` of the short side (a blur and a low threshold: fast)."""
+    return np.asarray(mask.filter(ImageFilter.GaussianBlur(max(1.0, share * min(mask.size))))) > 8
 
 
 def render(layers: Layers, background: Pose, foreground: Pose) -> Image.Image:
@@ -114,19 +120,21 @@ def _inside(
     return max(0.0, x0), max(0.0, y0), min(float(size[0]), x1), min(float(size[1]), y1)
 
 
-def inpaint(image: Image.Image, hole: NDArray[np.bool_]) -> Image.Image:
-    """``image`` with ``hole`` filled from its surroundings, smoothly, and nothing else changed."""
+def inpaint(image: Image.Image, hole: NDArray[np.bool_], fill: NDArray[np.bool_]) -> Image.Image:
+    """``image`` with ``fill`` replaced by a smooth guess from the pixels outside ``hole``."""
     known = (~hole).astype(np.float32)
     levels = [(np.asarray(image, np.float32) * known[..., None], known)]
     while min(levels[-1][1].shape) > 4:
         levels.append(_halve(*levels[-1]))
     colour, weight = levels[-1]
-    filled = colour / np.maximum(weight, 1e-6)[..., None]
+    filled: Float = (colour / np.maximum(weight, 1e-6)[..., None]).astype(np.float32)
     for colour, weight in reversed(levels[:-1]):
-        filled = colour + (1 - weight)[..., None] * _double(filled, weight.shape)
+        filled = (colour + (1 - weight)[..., None] * _double(filled, weight.shape)).astype(
+            np.float32
+        )
     smooth = _to_image(filled).filter(ImageFilter.GaussianBlur(max(2.0, min(image.size) / 150)))
     result = image.copy()
-    result.paste(smooth, (0, 0), Image.fromarray(hole.astype(np.uint8) * 255))
+    result.paste(smooth, (0, 0), Image.fromarray(fill.astype(np.uint8) * 255))
     return result
 
 

@@ -1,0 +1,109 @@
+"""Chat (spec §9): the legacy ``POST /chat`` and the OpenAI-compatible ``POST /chat/completions``.
+
+A streamed reply is sent only once its first token exists: everything that can go wrong before
+it (402, a bad field, a backend that fails to start, which is refunded) is an ordinary JSON
+error, and the response's first bytes carry the rate-limit headers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, Request
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from hyperlocal.api.chat_schemas import (
+    ChatCompletionBody,
+    ChatCompletionResponse,
+    ChunkWriter,
+    LegacyChatBody,
+    LegacyChatResponse,
+    completion_response,
+    legacy_response,
+)
+from hyperlocal.api.deps import CurrentKey, Svc
+from hyperlocal.core import chat
+from hyperlocal.core.chat import ChatStream
+from hyperlocal.errors import HyperlocalError, ModelRequiredError
+
+router = APIRouter(tags=["chat"])
+
+_STREAM_DOC: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/event-stream": {}}, "description": "JSON, or SSE when streaming"}
+}
+
+
+@router.post("/chat", response_model=LegacyChatResponse, responses=_STREAM_DOC)
+async def legacy_chat(
+    body: LegacyChatBody, key: CurrentKey, svc: Svc, request: Request
+) -> LegacyChatResponse | StreamingResponse:
+    submit = body.submit(key)
+    if not submit.stream:
+        return legacy_response(await chat.complete_chat(svc, submit))
+    stream = await chat.open_chat(svc, submit)
+    return ChatEventStream(stream, _writer(stream, legacy=True, usage=False), request)
+
+
+@router.post("/chat/completions", response_model=ChatCompletionResponse, responses=_STREAM_DOC)
+async def chat_completions(
+    body: ChatCompletionBody, key: CurrentKey, svc: Svc, request: Request
+) -> ChatCompletionResponse | StreamingResponse:
+    if not body.model:
+        raise ModelRequiredError
+    submit = body.submit(key)
+    if not submit.stream:
+        return completion_response(await chat.complete_chat(svc, submit))
+    stream = await chat.open_chat(svc, submit)
+    writer = _writer(stream, legacy=False, usage=body.include_usage)
+    return ChatEventStream(stream, writer, request)
+
+
+def _writer(stream: ChatStream, *, legacy: bool, usage: bool) -> ChunkWriter:
+    return ChunkWriter(
+        stream.id, stream.model, stream.created, stream.credits, legacy=legacy, usage=usage
+    )
+
+
+class ChatEventStream(StreamingResponse):
+    """The SSE response for one chat. However it ends (the last event, or the client gone,
+    when the server cancels the body mid-send), the chat is closed afterwards: that stops the
+    backend and, if the reply was cut short, records the usage that was streamed."""
+
+    def __init__(self, stream: ChatStream, writer: ChunkWriter, request: Request) -> None:
+        headers = {
+            **getattr(request.state, "rate_headers", {}),
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",  # nginx: do not hold tokens back
+        }
+        super().__init__(_events(stream, writer), media_type="text/event-stream", headers=headers)
+        self._stream = stream
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # Shielded: on a disconnect this runs inside a cancelled scope, and the record
+            # of what was streamed must still reach the database.
+            with anyio.CancelScope(shield=True):
+                await self._stream.aclose()
+
+
+async def _events(stream: ChatStream, writer: ChunkWriter) -> AsyncIterator[bytes]:
+    first = True
+    try:
+        async for delta in stream:
+            if delta.content:
+                yield writer.content(delta.content, first=first)
+                first = False
+            if delta.finish_reason:
+                yield writer.finish(delta.finish_reason, stream.usage, first=first)
+    except HyperlocalError as exc:
+        yield writer.error(exc)  # after the first token: the status line is long gone
+        return
+    usage = writer.usage(stream.usage)
+    if usage is not None:
+        yield usage
+    yield writer.DONE

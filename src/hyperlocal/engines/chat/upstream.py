@@ -1,0 +1,211 @@
+"""``openai-upstream``: relays a chat to any OpenAI-compatible server.
+
+An operator adds a model with their catalogue file (``HYPERLOCAL_CATALOG``)::
+
+    [[model]]
+    id = "my-llama"
+    category = "chat"
+    name = "Llama on the GPU box"
+    engine = "openai-upstream"
+    price = { kind = "per_message", credits = 2, chars_per_credit = 2000 }
+    engine_options = { base_url = "http://10.0.0.5:8080/v1", upstream_model = "llama-3.1-8b",
+                       api_key_env = "GPU_BOX_KEY", timeout_s = 120 }
+
+``base_url`` is required (the part before ``/chat/completions``); ``upstream_model`` defaults to
+the catalogue id; ``api_key_env`` names the environment variable holding the upstream's key
+(the key itself never sits in the catalogue); ``timeout_s`` bounds connecting and each wait
+for the next chunk (default 60).
+
+A streamed request is relayed chunk by chunk as each arrives, never buffered; a request with
+``stream: false`` makes one non-streaming upstream call. Messages, content parts included, go
+on unchanged. Upstream failures become our errors: a timeout ``GenerationTimeoutError``, a 400
+or 422 ``InputError``, anything else (unreachable, 5xx, bad credentials) ``GenerationError``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from typing import Any
+
+import httpx
+
+from hyperlocal.engines.base import EngineContext
+from hyperlocal.engines.chat.base import (
+    ChatDelta,
+    ChatMessage,
+    ChatRequest,
+    ChatUsage,
+    ImagePart,
+    OptionValue,
+)
+from hyperlocal.errors import GenerationError, GenerationTimeoutError, InputError
+
+__all__ = ["UpstreamChatEngine", "create"]
+
+DEFAULT_TIMEOUT_S = 60.0
+_CLIENT_ERRORS = (400, 422)
+
+
+class _Upstream:
+    """One catalogue entry's upstream, read from its ``engine_options``."""
+
+    def __init__(self, model: str, options: Mapping[str, OptionValue]) -> None:
+        base_url = options.get("base_url")
+        if not base_url:
+            raise GenerationError(f"Model '{model}' has no engine_options.base_url")
+        self.url = str(base_url).rstrip("/") + "/chat/completions"
+        self.model = str(options.get("upstream_model") or model)
+        self.timeout = float(options.get("timeout_s", DEFAULT_TIMEOUT_S))
+        key_env = options.get("api_key_env")
+        key = os.environ.get(str(key_env), "") if key_env else ""
+        self.headers = {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def _content(message: ChatMessage) -> str | list[dict[str, Any]]:
+    if isinstance(message.content, str):
+        return message.content
+    return [_part(p) for p in message.content]
+
+
+def _part(part: Any) -> dict[str, Any]:
+    if isinstance(part, ImagePart):
+        image: dict[str, str] = {"url": part.url}
+        if part.detail:
+            image["detail"] = part.detail
+        return {"type": "image_url", "image_url": image}
+    return {"type": "text", "text": part.text}
+
+
+def _body(upstream: _Upstream, request: ChatRequest) -> dict[str, Any]:
+    messages = []
+    for m in request.messages:
+        message: dict[str, Any] = {"role": m.role, "content": _content(m)}
+        if m.name:
+            message["name"] = m.name
+        messages.append(message)
+    body: dict[str, Any] = {
+        "model": upstream.model,
+        "messages": messages,
+        "temperature": request.temperature,
+        "max_tokens": request.max_tokens,
+        "stream": request.stream,
+    }
+    if request.stop:
+        body["stop"] = list(request.stop)
+    if request.stream:
+        body["stream_options"] = {"include_usage": True}
+    return body
+
+
+def _usage(data: Any) -> ChatUsage | None:
+    if not isinstance(data, dict):
+        return None
+    return ChatUsage(data.get("prompt_tokens"), int(data.get("completion_tokens") or 0))
+
+
+def _error_text(body: bytes) -> str:
+    try:
+        error = json.loads(body).get("error")
+    except (ValueError, AttributeError):
+        return body[:200].decode("utf-8", "replace")
+    if isinstance(error, dict):
+        return str(error.get("message") or error)
+    return str(error)
+
+
+class UpstreamChatEngine:
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self._client = client
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
+        upstream = _Upstream(request.model, request.options)
+        try:
+            if request.stream:
+                async with contextlib.aclosing(self._relay(upstream, request)) as deltas:
+                    async for delta in deltas:
+                        yield delta
+            else:
+                yield await self._whole(upstream, request)
+        except httpx.TimeoutException as exc:
+            raise GenerationTimeoutError(
+                f"The upstream did not answer within {upstream.timeout:g} s"
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise GenerationError(f"The upstream failed: {exc}") from exc
+
+    async def _whole(self, upstream: _Upstream, request: ChatRequest) -> ChatDelta:
+        response = await self._client.post(
+            upstream.url,
+            json=_body(upstream, request),
+            headers=upstream.headers,
+            timeout=upstream.timeout,
+        )
+        _check(response.status_code, response.content)
+        data = response.json()
+        choice = (data.get("choices") or [{}])[0]
+        content = (choice.get("message") or {}).get("content") or ""
+        finish = choice.get("finish_reason") or "stop"
+        return ChatDelta(content, finish, _usage(data.get("usage")))
+
+    async def _relay(
+        self, upstream: _Upstream, request: ChatRequest
+    ) -> AsyncGenerator[ChatDelta, None]:
+        finish: str | None = None
+        usage: ChatUsage | None = None
+        async with self._client.stream(
+            "POST",
+            upstream.url,
+            json=_body(upstream, request),
+            headers=upstream.headers,
+            timeout=upstream.timeout,
+        ) as response:
+            if response.status_code >= 300:
+                _check(response.status_code, await response.aread())
+            async for data in _sse_data(response):
+                delta = _delta(data)
+                usage = delta.usage or usage
+                finish = delta.finish_reason or finish
+                if delta.content:
+                    yield ChatDelta(delta.content, usage=usage)
+        yield ChatDelta(finish_reason=finish or "stop", usage=usage)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+async def _sse_data(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+    """Each ``data:`` payload until ``[DONE]``. An ``error`` payload raises."""
+    async for line in response.aiter_lines():
+        if not line.startswith("data:"):
+            continue
+        payload = line[5:].strip()
+        if payload == "[DONE]":
+            return
+        data = json.loads(payload)
+        if data.get("error"):
+            raise GenerationError(f"The upstream failed: {_error_text(payload.encode())}")
+        yield data
+
+
+def _delta(data: Mapping[str, Any]) -> ChatDelta:
+    choices = data.get("choices") or [{}]
+    choice = choices[0]
+    content = (choice.get("delta") or {}).get("content") or ""
+    return ChatDelta(content, choice.get("finish_reason"), _usage(data.get("usage")))
+
+
+def _check(status: int, body: bytes) -> None:
+    if status < 300:
+        return
+    message = _error_text(body)
+    if status in _CLIENT_ERRORS:
+        raise InputError("messages", f"the upstream model refused the request: {message}")
+    raise GenerationError(f"The upstream answered {status}: {message}")
+
+
+def create(_context: EngineContext) -> UpstreamChatEngine:
+    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
+    return UpstreamChatEngine(httpx.AsyncClient(limits=limits, timeout=DEFAULT_TIMEOUT_S))

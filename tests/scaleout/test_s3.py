@@ -1,0 +1,182 @@
+"""S3-compatible storage against a real S3 API server on loopback (moto in server mode)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from moto.server import ThreadedMotoServer
+
+from hyperlocal.app import create_app
+from hyperlocal.runtime import open_storage
+from hyperlocal.settings import Settings
+from hyperlocal.storage.s3 import S3Storage
+from tests.conftest import SettingsFactory, auth
+from tests.scaleout import _audit
+from tests.scaleout._processes import HYPERLOCAL, spawned
+from tests.scaleout.conftest import ScaleOut, new_key
+from tests.support import TEST_ENGINES, tiny_png
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+CREDENTIALS = {"s3_access_key_id": "hltest", "s3_secret_access_key": "hltest-secret"}
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def bucket(s3_endpoint: str) -> str:
+    name = "hltest-" + secrets.token_hex(4)
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=CREDENTIALS["s3_access_key_id"],
+        aws_secret_access_key=CREDENTIALS["s3_secret_access_key"],
+    )
+    client.create_bucket(Bucket=name)
+    client.close()
+    return name
+
+
+@pytest.fixture
+def s3_values(s3_endpoint: str, bucket: str) -> dict[str, Any]:
+    return {"storage_url": f"s3://{bucket}/outputs", "s3_endpoint_url": s3_endpoint, **CREDENTIALS}
+
+
+@pytest.fixture
+async def storage(
+    make_settings: SettingsFactory, s3_values: dict[str, Any]
+) -> AsyncIterator[S3Storage]:
+    opened = open_storage(make_settings(**s3_values))
+    assert isinstance(opened, S3Storage)
+    try:
+        yield opened
+    finally:
+        await opened.aclose()
+
+
+async def fetch(url: str) -> bytes:
+    async with httpx.AsyncClient(trust_env=False) as client:
+        response = await client.get(url)
+    assert response.status_code == 200, response.text
+    return response.content
+
+
+async def test_put_returns_a_presigned_url_that_serves_the_exact_bytes(
+    storage: S3Storage, s3_endpoint: str, bucket: str
+) -> None:
+    data = secrets.token_bytes(70_000)
+    url = await storage.put("images/res_abc.png", data, "image/png")
+    assert url.startswith(f"{s3_endpoint}/{bucket}/outputs/images/res_abc.png?")
+    assert "X-Amz-Signature=" in url and "X-Amz-Expires=604800" in url
+    assert await fetch(url) == data
+    assert await storage.get("images/res_abc.png") == data
+
+
+async def test_a_missing_key_is_file_not_found_and_unsafe_keys_are_refused(
+    storage: S3Storage,
+) -> None:
+    with pytest.raises(FileNotFoundError):
+        await storage.get("images/never-written.png")
+    for unsafe in ("../escape.png", "/absolute.png", ""):
+        with pytest.raises(ValueError, match="unsafe"):
+            await storage.put(unsafe, b"x", "image/png")
+
+
+async def test_public_mode_returns_plain_urls_under_the_public_base(
+    make_settings: SettingsFactory, s3_values: dict[str, Any], s3_endpoint: str, bucket: str
+) -> None:
+    base = f"{s3_endpoint}/{bucket}"
+    public = open_storage(make_settings(**s3_values, s3_public_base_url=base + "/"))
+    try:
+        url = await public.put("videos/job_1.mp4", b"not really a video", "video/mp4")
+    finally:
+        await public.aclose()
+    assert url == f"{base}/outputs/videos/job_1.mp4"
+    assert await fetch(url) == b"not really a video"
+
+
+async def test_the_api_stores_inputs_and_outputs_in_s3_and_answers_with_their_urls(
+    make_settings: SettingsFactory, s3_values: dict[str, Any], s3_endpoint: str, bucket: str
+) -> None:
+    app = create_app(make_settings(**s3_values), engines=TEST_ENGINES)
+    async with (
+        LifespanManager(app, startup_timeout=30, shutdown_timeout=30),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+    ):
+        from tests.conftest import services_of
+
+        key = await _key(services_of(app).db)
+        source = "data:image/png;base64," + __import__("base64").b64encode(tiny_png()).decode()
+        body = {"model": "nano-banana-edit", "prompt": "make it pop", "images": [source]}
+        response = await client.post("/v1/images/edit", json=body, headers=auth(key))
+    assert response.status_code == 200, response.text
+    url = response.json()["data"][0]["url"]
+    assert url.startswith(f"{s3_endpoint}/{bucket}/outputs/images/res_")
+    assert (await fetch(url)).startswith(PNG_MAGIC)
+    assert any(k.startswith("outputs/inputs/job_") for k in _object_keys(s3_endpoint, bucket))
+
+
+async def _key(db: Any) -> Any:
+    from hyperlocal.core import keys
+
+    return await keys.create_key(db, keys.KeySpec("s3", 1000, 1000, 15))
+
+
+def _object_keys(endpoint: str, bucket: str) -> list[str]:
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=CREDENTIALS["s3_access_key_id"],
+        aws_secret_access_key=CREDENTIALS["s3_secret_access_key"],
+    )
+    try:
+        listing = client.list_objects_v2(Bucket=bucket)
+    finally:
+        client.close()
+    return [item["Key"] for item in listing.get("Contents", [])]
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+async def test_a_worker_process_writes_outputs_to_s3(
+    scale_out: ScaleOut, s3_values: dict[str, Any], s3_endpoint: str, tmp_path: Path
+) -> None:
+    settings: Settings = scale_out.settings(**s3_values)
+    app = create_app(settings)
+    async with (
+        LifespanManager(app, startup_timeout=30, shutdown_timeout=30),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+    ):
+        from tests.conftest import services_of
+
+        key = await new_key(services_of(app).db, scale_out.scope)
+        headers = {**auth(key), "Prefer": "respond-async"}
+        body = {"model": "scaleout-t2i", "prompt": "a red kite"}
+        job_id = (await client.post("/v1/images/generate", json=body, headers=headers)).json()[
+            "jobId"
+        ]
+        argv = [*HYPERLOCAL, "worker", "--burst", "--models", "scaleout-t2i"]
+        with spawned("worker", argv, scale_out.env(**s3_values), tmp_path / "logs") as worker:
+            assert worker.wait(60) == 0, worker.output()
+        polled = (await client.get(f"/v1/jobs/{job_id}", headers=auth(key))).json()
+        await _audit.assert_exactly_once(services_of(app).db, [key.info.id], 1)
+    assert polled["status"] == "completed"
+    assert polled["outputUrl"].startswith(s3_endpoint)
+    assert (await fetch(polled["outputUrl"])).startswith(PNG_MAGIC)
