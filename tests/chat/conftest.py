@@ -4,6 +4,7 @@ for third-party upstream behaviour (see ``fake_upstream.py``)."""
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import importlib.util
 import socket
@@ -22,6 +23,7 @@ from hyperlocal.app import create_app
 from hyperlocal.core import keys
 from hyperlocal.core.keys import IssuedKey, KeySpec
 from hyperlocal.engines.chat.llamacpp import packaged_gguf
+from hyperlocal.runtime import open_database
 from hyperlocal.settings import Settings
 from hyperlocal.store import jobs as job_store
 from hyperlocal.store import ledger as ledger_store
@@ -118,7 +120,7 @@ class LiveServer:
     settings: Settings
 
     async def _db(self) -> Database:
-        return Database(self.settings.resolved_database_url())
+        return await open_database(self.settings)  # creates and migrates it if need be
 
     async def key(self, credits: int = 1000, rate_limit: int = 1000) -> IssuedKey:
         db = await self._db()
@@ -151,7 +153,7 @@ class LiveServer:
             job = await self.job(job_id)
             if job is not None and job.status != "running":
                 return job
-            time.sleep(0.05)
+            await asyncio.sleep(0.05)
         raise AssertionError(f"job {job_id} still running after {timeout} s")
 
 

@@ -32,7 +32,7 @@ class Edited:
     def __init__(self, result: GenerationResult) -> None:
         (artifact,) = result.artifacts
         self.artifact = artifact
-        self.extra = dict(result.extra)
+        self.extra = {key: str(value) for key, value in result.extra.items()}
         self.image = Image.open(io.BytesIO(artifact.data))
         self.image.load()
 
@@ -111,14 +111,12 @@ def mean_colour(image: Image.Image, box: tuple[float, float, float, float]) -> P
     region = image.convert("RGB").crop(
         (round(box[0] * w), round(box[1] * h), round(box[2] * w), round(box[3] * h))
     )
-    return np.asarray(region, dtype=np.float64).reshape(-1, 3).mean(axis=0)
+    mean: Pixels = np.asarray(region, dtype=np.float64).reshape(-1, 3).mean(axis=0)
+    return mean
 
 
 def close_to(actual: Pixels, expected: tuple[int, int, int], tolerance: float = 12) -> bool:
     return bool(np.abs(actual - np.array(expected)).max() <= tolerance)
-
-
-# -- reporting and the preview fallback ----------------------------------------------------------
 
 
 async def test_recognised_operations_are_applied_in_order_and_reported(edit: Edit) -> None:
@@ -158,9 +156,6 @@ async def test_a_classical_edit_has_no_caption_or_badge(edit: Edit) -> None:
     assert np.ptp(result.pixels) == 0
 
 
-# -- output size ---------------------------------------------------------------------------------
-
-
 async def test_without_an_aspect_ratio_the_edited_shape_is_kept_at_1k(edit: Edit) -> None:
     assert (await edit("grayscale", bands())).image.size == (1024, 682)
 
@@ -179,9 +174,6 @@ async def test_a_resize_in_the_prompt_sets_the_exact_size(edit: Edit) -> None:
 async def test_scaling_is_relative_to_the_source(edit: Edit) -> None:
     assert (await edit("scale to 50%", bands())).image.size == (150, 100)
     assert (await edit("upscale 2x", bands())).image.size == (600, 400)
-
-
-# -- geometry ------------------------------------------------------------------------------------
 
 
 async def test_crop_to_the_center_square(edit: Edit) -> None:
@@ -252,9 +244,6 @@ async def test_flip_vertically(edit: Edit) -> None:
     assert close_to(mean_colour(image, (0.0, 0.8, 1.0, 1.0)), RED)
 
 
-# -- colour and tone -----------------------------------------------------------------------------
-
-
 @pytest.mark.parametrize("prompt", ["make it black and white", "grayscale", "desaturate"])
 async def test_grayscale_leaves_every_pixel_neutral(edit: Edit, prompt: str) -> None:
     pixels = (await edit(prompt, noise(), size="128x128")).pixels
@@ -315,9 +304,6 @@ async def test_tint_and_recolour_pull_toward_the_colour(
     assert b - r > (150 if strong else 60)
 
 
-# -- detail --------------------------------------------------------------------------------------
-
-
 async def test_blur_lowers_high_frequency_energy_and_more_blur_lowers_it_more(edit: Edit) -> None:
     source = noise()
     light = await edit("blur 1", source, size="128x128")
@@ -333,14 +319,13 @@ async def test_sharpen_raises_high_frequency_energy(edit: Edit) -> None:
     assert energy(result.pixels) > 1.3 * energy(np.asarray(soft, dtype=np.float64))
 
 
-# -- backgrounds ---------------------------------------------------------------------------------
-
 SIDE, RADIUS = 256, 70
 
 
 def _true_disc(side: int, radius: float) -> NDArray[np.bool_]:
     y, x = np.mgrid[:side, :side] + 0.5
-    return (x - side / 2) ** 2 + (y - side / 2) ** 2 <= radius**2
+    inside: NDArray[np.bool_] = (x - side / 2) ** 2 + (y - side / 2) ** 2 <= radius**2
+    return inside
 
 
 async def test_remove_background_cuts_out_the_disc(edit: Edit) -> None:

@@ -69,12 +69,15 @@ def spawned(
 
 
 @contextmanager
-def api_server(name: str, env: Mapping[str, str], logs: Path) -> Iterator[str]:
-    """``hyperlocal serve`` on a free loopback port; yields its base URL once healthy."""
-    port = free_port()
+def api_server(
+    name: str, env: Mapping[str, str], logs: Path, port: int | None = None
+) -> Iterator[str]:
+    """``hyperlocal serve`` on a loopback port; yields its base URL once healthy, and stops it
+    with SIGTERM at the end, expecting a clean exit."""
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     argv = [*HYPERLOCAL, "serve", "--host", "127.0.0.1", "--port", str(port)]
-    with spawned(name, argv, {**env, "HYPERLOCAL_PUBLIC_URL": url}, logs) as process:
+    with spawned(name, argv, env, logs) as process:
         _wait_healthy(process, url)
         yield url
         assert process.terminate() == 0, process.output()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -46,9 +47,7 @@ async def submit(
     client: httpx.AsyncClient, key: IssuedKey, model: str = "scaleout-t2i", **inputs: Any
 ) -> str:
     body = {"model": model, "prompt": "a lighthouse at dusk", **inputs}
-    response = await client.post(
-        "/v1/images/generate", json=body, headers={**auth(key), **ASYNC}
-    )
+    response = await client.post("/v1/images/generate", json=body, headers={**auth(key), **ASYNC})
     assert response.status_code == 202, response.text
     job_id: str = response.json()["jobId"]
     return job_id
@@ -92,9 +91,7 @@ async def test_a_worker_process_runs_what_a_live_api_sends(
             assert image.content.startswith(PNG_MAGIC)
             ids = [await submit(client, key) for _ in range(6)]
             await _redeliver(scale_out, database, ids[0])
-            await eventually(
-                lambda: _all_done(database, ids), 60, "the jobs", interval=0.1
-            )
+            await eventually(lambda: _all_done(database, ids), 60, "the jobs", interval=0.1)
             polled = (await client.get(f"/v1/jobs/{ids[-1]}")).json()
             assert polled["status"] == "completed" and polled["outputUrl"].startswith(url)
         assert worker.terminate() == 0, worker.output()  # SIGTERM: a warm, clean shutdown
@@ -134,5 +131,5 @@ async def test_a_burst_worker_sends_orphans_defers_at_the_key_cap_and_exits(
     rows = await _audit.assert_exactly_once(database, [key.info.id], len(ids))
     assert {r.attempts for r in rows} == {1}
     spans = sorted((r.started_at or 0.0, r.finished_at or 0.0) for r in rows)
-    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+    for (_, end), (start, _) in itertools.pairwise(spans):
         assert start >= end, "the key's cap of one running job was exceeded"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -14,10 +16,11 @@ from asgi_lifespan import LifespanManager
 from moto.server import ThreadedMotoServer
 
 from hyperlocal.app import create_app
+from hyperlocal.core import keys
 from hyperlocal.runtime import open_storage
 from hyperlocal.settings import Settings
 from hyperlocal.storage.s3 import S3Storage
-from tests.conftest import SettingsFactory, auth
+from tests.conftest import SettingsFactory, auth, services_of
 from tests.scaleout import _audit
 from tests.scaleout._processes import HYPERLOCAL, spawned
 from tests.scaleout.conftest import ScaleOut, new_key
@@ -41,13 +44,7 @@ def s3_endpoint() -> Iterator[str]:
 @pytest.fixture
 def bucket(s3_endpoint: str) -> str:
     name = "hltest-" + secrets.token_hex(4)
-    client = boto3.client(
-        "s3",
-        endpoint_url=s3_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=CREDENTIALS["s3_access_key_id"],
-        aws_secret_access_key=CREDENTIALS["s3_secret_access_key"],
-    )
+    client = _admin(s3_endpoint)
     client.create_bucket(Bucket=name)
     client.close()
     return name
@@ -101,6 +98,7 @@ async def test_a_missing_key_is_file_not_found_and_unsafe_keys_are_refused(
 async def test_public_mode_returns_plain_urls_under_the_public_base(
     make_settings: SettingsFactory, s3_values: dict[str, Any], s3_endpoint: str, bucket: str
 ) -> None:
+    _allow_public_reads(s3_endpoint, bucket)  # the operator's part of public mode
     base = f"{s3_endpoint}/{bucket}"
     public = open_storage(make_settings(**s3_values, s3_public_base_url=base + "/"))
     try:
@@ -119,10 +117,9 @@ async def test_the_api_stores_inputs_and_outputs_in_s3_and_answers_with_their_ur
         LifespanManager(app, startup_timeout=30, shutdown_timeout=30),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
     ):
-        from tests.conftest import services_of
-
-        key = await _key(services_of(app).db)
-        source = "data:image/png;base64," + __import__("base64").b64encode(tiny_png()).decode()
+        spec = keys.KeySpec("s3", 1000, 1000, 15)
+        key = await keys.create_key(services_of(app).db, spec)
+        source = "data:image/png;base64," + base64.b64encode(tiny_png()).decode()
         body = {"model": "nano-banana-edit", "prompt": "make it pop", "images": [source]}
         response = await client.post("/v1/images/edit", json=body, headers=auth(key))
     assert response.status_code == 200, response.text
@@ -132,25 +129,38 @@ async def test_the_api_stores_inputs_and_outputs_in_s3_and_answers_with_their_ur
     assert any(k.startswith("outputs/inputs/job_") for k in _object_keys(s3_endpoint, bucket))
 
 
-async def _key(db: Any) -> Any:
-    from hyperlocal.core import keys
-
-    return await keys.create_key(db, keys.KeySpec("s3", 1000, 1000, 15))
-
-
 def _object_keys(endpoint: str, bucket: str) -> list[str]:
-    client = boto3.client(
+    client = _admin(endpoint)
+    try:
+        listing = client.list_objects_v2(Bucket=bucket)
+    finally:
+        client.close()
+    return [item["Key"] for item in listing.get("Contents", [])]
+
+
+def _allow_public_reads(endpoint: str, bucket: str) -> None:
+    statement = {
+        "Effect": "Allow",
+        "Principal": "*",
+        "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{bucket}/*",
+    }
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+    client = _admin(endpoint)
+    try:
+        client.put_bucket_policy(Bucket=bucket, Policy=policy)
+    finally:
+        client.close()
+
+
+def _admin(endpoint: str) -> Any:
+    return boto3.client(
         "s3",
         endpoint_url=endpoint,
         region_name="us-east-1",
         aws_access_key_id=CREDENTIALS["s3_access_key_id"],
         aws_secret_access_key=CREDENTIALS["s3_secret_access_key"],
     )
-    try:
-        listing = client.list_objects_v2(Bucket=bucket)
-    finally:
-        client.close()
-    return [item["Key"] for item in listing.get("Contents", [])]
 
 
 @pytest.mark.postgres
@@ -164,8 +174,6 @@ async def test_a_worker_process_writes_outputs_to_s3(
         LifespanManager(app, startup_timeout=30, shutdown_timeout=30),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
     ):
-        from tests.conftest import services_of
-
         key = await new_key(services_of(app).db, scale_out.scope)
         headers = {**auth(key), "Prefer": "respond-async"}
         body = {"model": "scaleout-t2i", "prompt": "a red kite"}

@@ -9,7 +9,12 @@ enough on clean synthetic speech.
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 from dataclasses import dataclass, replace
+from functools import cache
+from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import numpy.typing as npt
@@ -44,11 +49,41 @@ class Analysis:
     rate: int
 
 
-def _f0(x: Floats, rate: int) -> tuple[Floats, Floats]:
-    import pyworld  # type: ignore[import-untyped]
+@cache
+def pyworld() -> ModuleType:
+    """The pyworld extension module.
 
-    f0, times = pyworld.dio(x, rate, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=FRAME_MS)
-    return np.asarray(pyworld.stonemask(x, f0, times, rate), dtype=np.float64), times
+    pyworld 0.3.5 (the newest on PyPI) imports ``pkg_resources`` in its ``__init__`` only to read
+    its own version, and setuptools 81+ no longer ships ``pkg_resources``. Where that import
+    fails we load the compiled module, which needs nothing of the kind, straight from its file.
+    """
+    try:
+        import pyworld as package  # type: ignore[import-untyped]
+    except ModuleNotFoundError as exc:
+        if exc.name != "pkg_resources":
+            raise
+        return _load_extension()
+    return package  # type: ignore[no-any-return]
+
+
+def _load_extension() -> ModuleType:
+    spec = importlib.util.find_spec("pyworld")
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    for folder in folders:
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            path = Path(folder) / f"pyworld{suffix}"
+            found = importlib.util.spec_from_file_location("pyworld.pyworld", path)
+            if path.exists() and found and found.loader:
+                module = importlib.util.module_from_spec(found)
+                found.loader.exec_module(module)
+                return module
+    raise ModuleNotFoundError("pyworld's compiled extension was not found", name="pyworld")
+
+
+def _f0(x: Floats, rate: int) -> tuple[Floats, Floats]:
+    pw = pyworld()
+    f0, times = pw.dio(x, rate, f0_floor=F0_FLOOR, f0_ceil=F0_CEIL, frame_period=FRAME_MS)
+    return np.asarray(pw.stonemask(x, f0, times, rate), dtype=np.float64), times
 
 
 def track_f0(samples: Samples, rate: int) -> Floats:
@@ -57,20 +92,17 @@ def track_f0(samples: Samples, rate: int) -> Floats:
 
 
 def analyse(samples: Samples, rate: int) -> Analysis:
-    import pyworld
-
+    pw = pyworld()
     x = samples.astype(np.float64)
     f0, times = _f0(x, rate)
-    fft_size = pyworld.get_cheaptrick_fft_size(rate, F0_FLOOR)
-    envelope = pyworld.cheaptrick(x, f0, times, rate, f0_floor=F0_FLOOR, fft_size=fft_size)
-    aperiodicity = pyworld.d4c(x, f0, times, rate, fft_size=fft_size)
+    fft_size = pw.get_cheaptrick_fft_size(rate, F0_FLOOR)
+    envelope = pw.cheaptrick(x, f0, times, rate, f0_floor=F0_FLOOR, fft_size=fft_size)
+    aperiodicity = pw.d4c(x, f0, times, rate, fft_size=fft_size)
     return Analysis(f0, envelope, aperiodicity, rate)
 
 
 def synthesise(analysis: Analysis) -> Samples:
-    import pyworld
-
-    out = pyworld.synthesize(
+    out = pyworld().synthesize(
         np.ascontiguousarray(analysis.f0),
         np.ascontiguousarray(analysis.envelope),
         np.ascontiguousarray(analysis.aperiodicity),

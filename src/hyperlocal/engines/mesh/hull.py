@@ -75,7 +75,8 @@ class View:
         return np.stack(channels, axis=-1).astype(np.float32)
 
     @property
-    def half_width(self) -> float:
+    def half_extent(self) -> float:
+        """Half the silhouette's width in world units (its height spans two)."""
         columns = np.flatnonzero(self.mask.max(axis=0) > 0.5)
         span = (columns[-1] - columns[0] + 1) if columns.size else self.mask.shape[1]
         return float(span / self.box[2])
@@ -130,29 +131,39 @@ def _load(
     x0, y0, x1, y1 = mask.point(lambda v: 255 if v > 127 else 0).getbbox() or (0, 0, *image.size)
     box = ((x0 + x1) / 2, (y0 + y1) / 2, float(max(1, y1 - y0)))
     colour = np.asarray(flatten(image), np.float32)
-    return View(name, direction, axis, sign, colour, np.asarray(mask, np.float32) / 255, box, found.method)
+    return View(
+        name, direction, axis, sign, colour, np.asarray(mask, np.float32) / 255, box, found.method
+    )
 
 
 def _mirrored(left: View) -> View:
     width = left.mask.shape[1]
     cx, cy, height = left.box
     return View(
-        "right (mirrored left)", (1.0, 0.0, 0.0), 2, -1.0,
-        left.colour[:, ::-1].copy(), left.mask[:, ::-1].copy(), (width - cx, cy, height),
+        "right (mirrored left)",
+        (1.0, 0.0, 0.0),
+        2,
+        -1.0,
+        left.colour[:, ::-1].copy(),
+        left.mask[:, ::-1].copy(),
+        (width - cx, cy, height),
         left.method,
     )
 
 
 def carve(views: Sequence[View], cells: int = CELLS) -> Volume:
     """The hull as a field: at each sample, the least silhouette coverage over all views."""
-    half = {axis: max(v.half_width for v in views if v.axis == axis) / 2 for axis in (0, 2)}
+    half = {axis: max(v.half_extent for v in views if v.axis == axis) for axis in (0, 2)}
     step = 2 * max(1.0, half[0], half[2]) / cells
-    axes = [np.arange(-h - step, h + 1.5 * step, step, dtype=np.float32) for h in (half[0], 1.0, half[2])]
+    axes = [
+        np.arange(-h - step, h + 1.5 * step, step, dtype=np.float32)
+        for h in (half[0], 1.0, half[2])
+    ]
     field = np.ones((len(axes[0]), len(axes[1]), len(axes[2])), np.float32)
     for view in views:
         across, up = np.meshgrid(axes[view.axis], axes[1], indexing="ij")
         cover = view.sample(view.mask, across, up)
-        field = np.minimum(field, cover[:, :, None] if view.axis == 0 else cover[None, :, :])
+        field = np.minimum(field, cover[:, :, None] if view.axis == 0 else cover.T[None, :, :])
     origin = (float(axes[0][0]), float(axes[1][0]), float(axes[2][0]))
     return Volume(field, origin, step, level=0.5)
 

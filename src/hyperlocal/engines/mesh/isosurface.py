@@ -46,7 +46,9 @@ def surface(volume: Volume) -> trimesh.Trimesh:
     return mesh
 
 
-def fitted_surface(sample: Callable[[int], Volume], cells: int, target: int | None) -> trimesh.Trimesh:
+def fitted_surface(
+    sample: Callable[[int], Volume], cells: int, target: int | None
+) -> trimesh.Trimesh:
     """``surface(sample(cells))``, then once more at the resolution that should meet ``target``."""
     mesh = surface(sample(cells))
     if target is None or len(mesh.faces) == 0:
