@@ -1,0 +1,65 @@
+"""Webhook outage: the receiver is down (connections refused), then comes back. Every event
+is delivered, every signature verifies, and each job's retries carry one webhook-id."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from standardwebhooks.webhooks import Webhook
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from hyperlocal.app import create_app
+from hyperlocal.core import keys
+from hyperlocal.core.keys import KeySpec
+from tests.conftest import SettingsFactory, auth
+from tests.receiver import Receiver, wait_until
+from tests.support import TEST_ENGINES, free_port, serve_in_thread
+
+JOBS = 20
+
+
+@pytest.mark.slow
+async def test_receiver_down_then_back(make_settings: SettingsFactory) -> None:
+    settings = make_settings(
+        webhook_schedule=[0, 0.5, 0.5, 1, 1, 2, 2, 2], webhook_jitter=0.1,
+        webhook_poll_interval=0.05, webhook_timeout=1.0,
+    )
+    app = create_app(settings, engines=TEST_ENGINES)
+    port = free_port()
+    hook = f"http://127.0.0.1:{port}/hook"
+    async with LifespanManager(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as client:
+        key = await keys.create_key(app.state.services.db, KeySpec("outage", 1000, 10_000, 20))
+        body = {"model": "test-slow-video", "input": {"prompt": "x", "seconds": 0.05}, "webhook_url": hook}
+        ids = [
+            (await client.post("/v1/videos/generate", json=body, headers=auth(key))).json()["jobId"]
+            for _ in range(JOBS)
+        ]
+        await asyncio.sleep(2.5)  # several attempts fail against the closed port
+        failed_before = await _attempt_errors(client, key, ids[0])
+        assert failed_before and all("connection failed" in e for e in failed_before)
+        receiver = Receiver()
+        receiver_app = Starlette(routes=[Route("/{path:path}", receiver.handle, methods=["POST"])])
+        with serve_in_thread(receiver_app, port=port):  # type: ignore[arg-type]
+            await wait_until(lambda: _delivered(receiver) == set(ids), timeout=30)
+    for hit in receiver.on("hook"):
+        Webhook(key.webhook_secret).verify(hit.body, hit.headers)
+    by_job: dict[str, set[str]] = {}
+    for hit in receiver.on("hook"):
+        by_job.setdefault(json.loads(hit.body)["jobId"], set()).add(hit.headers["webhook-id"])
+    assert all(len(ids_seen) == 1 for ids_seen in by_job.values())
+
+
+def _delivered(receiver: Receiver) -> set[str]:
+    return {json.loads(r.body)["jobId"] for r in receiver.on("hook")}
+
+
+async def _attempt_errors(client: httpx.AsyncClient, key: keys.IssuedKey, job_id: str) -> list[str]:
+    response = await client.get(f"/v1/jobs/{job_id}/deliveries", headers=auth(key))
+    return [a["error"] for a in response.json()["data"]]
