@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install serve test lint bench clean
+.PHONY: install serve test lint bench soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy src
+
+# The long reliability runs: the slow tests at ten times the numbers.
+soak: $(STAMP)
+	HYPERLOCAL_SOAK_SCALE=10 $(BIN)/python -m pytest -m slow tests/reliability tests/api/test_credits.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/images.py

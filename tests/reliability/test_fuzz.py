@@ -8,6 +8,7 @@ that accepts only data: URIs and refuses everything else without resolving a nam
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,7 +30,7 @@ from hyperlocal.settings import Settings
 from tests.conftest import SettingsFactory
 from tests.support import TEST_ENGINES, serve_in_thread
 
-EXAMPLES = 30
+EXAMPLES = 30 * int(os.environ.get("HYPERLOCAL_SOAK_SCALE", "1"))
 
 
 class OfflineFetcher:

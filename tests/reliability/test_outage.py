@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 
 import httpx
 import pytest
@@ -20,7 +21,7 @@ from tests.conftest import SettingsFactory, auth
 from tests.receiver import Receiver, wait_until
 from tests.support import TEST_ENGINES, free_port, serve_in_thread
 
-JOBS = 20
+JOBS = 20 * int(os.environ.get("HYPERLOCAL_SOAK_SCALE", "1"))
 
 
 @pytest.mark.slow

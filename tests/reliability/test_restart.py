@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import time
 from pathlib import Path
@@ -23,7 +24,7 @@ from tests.receiver import Receiver, running_receiver
 from tests.processes import server_env, server_process
 from tests.support import free_port
 
-JOBS = 50
+JOBS = 50 * int(os.environ.get("HYPERLOCAL_SOAK_SCALE", "1"))
 
 
 def _env(settings: Settings) -> dict[str, str]:

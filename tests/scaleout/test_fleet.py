@@ -37,10 +37,11 @@ async def test_two_servers_and_two_workers_run_500_jobs_exactly_once(
     # One public URL for every process, as behind a load balancer: workers write output URLs,
     # and either server serves /files from the shared directory.
     env = scale_out.env(public_url=f"http://127.0.0.1:{ports[0]}")
+    quiet = {**env, "HYPERLOCAL_LOG_LEVEL": "WARNING"}  # the workers' INFO log shows who ran what
     logs = tmp_path / "logs"
     with ExitStack() as stack:
         workers = [stack.enter_context(spawned(f"worker-{i}", WORKER, env, logs)) for i in (0, 1)]
-        urls = [stack.enter_context(api_server(f"api-{i}", env, logs, ports[i])) for i in (0, 1)]
+        urls = [stack.enter_context(api_server(f"api-{i}", quiet, logs, ports[i])) for i in (0, 1)]
         ids = await submit_all(urls, keys)
         assert len(set(ids)) == JOBS
         await eventually(lambda: _all_done(database, ids), 150, f"{JOBS} jobs", interval=0.5)

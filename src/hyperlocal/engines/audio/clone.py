@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 
-from hyperlocal.engines.audio import matching, similarity, speech
+from hyperlocal.engines.audio import matching, similarity
 from hyperlocal.engines.audio.encode import Audio, decode, encode, resample
 from hyperlocal.engines.audio.lazy import Lazy
+from hyperlocal.engines.audio.levels import set_level, soft_limit
+from hyperlocal.engines.audio.speech import SPEECH_DBFS
 from hyperlocal.engines.audio.tts import render, script
 from hyperlocal.engines.audio.voice import load_speaker
 from hyperlocal.engines.base import (
@@ -56,7 +58,7 @@ class VoiceMatchEngine:
         spoken = await render(items, speaker, _within(progress, 0.1, 0.6))
         matched = await asyncio.to_thread(matching.match, spoken.samples, spoken.rate, target)
         await progress(0.8, "voice matched")
-        output = Audio(speech.soft_limit(speech.set_level(matched.samples, -20.0)), spoken.rate)
+        output = Audio(soft_limit(set_level(matched.samples, SPEECH_DBFS)), spoken.rate)
         extra = await asyncio.to_thread(_report, reference, spoken, output, matched)
         extra["f0_reference_hz"] = round(target.f0, 1)
         artifact = await asyncio.to_thread(encode, output, fmt)

@@ -18,15 +18,15 @@ from scipy.signal import resample_poly
 
 from hyperlocal.engines.audio import effects, world
 from hyperlocal.engines.audio.encode import Samples
+from hyperlocal.engines.audio.levels import set_level, soft_limit
 from hyperlocal.engines.audio.tags import Effect, Item, Pause, Speech
 from hyperlocal.engines.audio.voice import Speaker
 
-__all__ = ["assemble", "render_item", "repitch", "set_level", "soft_limit"]
+__all__ = ["SPEECH_DBFS", "assemble", "render_item", "repitch"]
 
 SPEECH_DBFS = -20.0  # neutral speech; each emotion's gain_db is relative to this
 EFFECT_DBFS = -22.0
 GAP_S = 0.15  # between one item and the next
-KNEE = 0.5  # the soft limiter is linear below this
 
 
 def render_item(item: Item, speaker: Speaker) -> Samples:
@@ -59,28 +59,6 @@ def repitch(samples: Samples, shift: float) -> Samples:
         return samples
     ratio = Fraction(shift).limit_denominator(64)
     out = resample_poly(samples, ratio.denominator, ratio.numerator)
-    return np.asarray(out, dtype=np.float32)
-
-
-def set_level(samples: Samples, dbfs: float, frame: int = 441) -> Samples:
-    """Scales so the RMS of the active frames (within 20 dB of the loudest) is ``dbfs``."""
-    usable = samples[: samples.size // frame * frame]
-    if not usable.size:
-        return samples
-    energy = np.mean(usable.reshape(-1, frame).astype(np.float64) ** 2, axis=1)
-    active = energy[energy > energy.max() * 0.01]
-    rms = float(np.sqrt(np.mean(active)))
-    if rms < 1e-9:
-        return samples
-    return np.asarray(samples * (10 ** (dbfs / 20) / rms), dtype=np.float32)
-
-
-def soft_limit(samples: Samples) -> Samples:
-    """Linear below the knee, tanh-compressed above it: never past full scale."""
-    magnitude = np.abs(samples)
-    over = magnitude > KNEE
-    squashed = KNEE + (1 - KNEE) * np.tanh((magnitude - KNEE) / (1 - KNEE))
-    out = np.where(over, np.sign(samples) * squashed, samples)
     return np.asarray(out, dtype=np.float32)
 
 
