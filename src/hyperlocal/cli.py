@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     grant.add_argument("key_id")
     grant.add_argument("amount", type=int)
     grant.add_argument("--note", default="cli grant")
+    from hyperlocal import generate_cli
+
+    generate_cli.add_commands(sub)
     return parser
 
 
@@ -63,7 +66,7 @@ def _keys_parser(keys: argparse.ArgumentParser) -> None:
 
 
 def _handlers() -> dict[str, Handler]:
-    from hyperlocal import commands
+    from hyperlocal import commands, generate_cli
 
     return {
         "serve": commands.serve,
@@ -72,6 +75,7 @@ def _handlers() -> dict[str, Handler]:
         "models": commands.show_models,
         "keys": commands.keys,
         "credits": commands.credits,
+        **generate_cli.handlers(),
     }
 
 

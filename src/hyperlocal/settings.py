@@ -39,6 +39,11 @@ class Settings(BaseSettings):
         None,
         description="Where outputs are stored. Default: file://<data_dir>/files.",
     )
+    models_dir: Path | None = Field(
+        None,
+        description="Local model weights for GPU adapters, one folder per model "
+        "(HYPERLOCAL_MODELS_DIR/<name>). Default: <data_dir>/models.",
+    )
     catalog: Path | None = Field(
         None,
         description="An operator's catalogue file (TOML) that extends or overrides the built-in "
@@ -59,7 +64,9 @@ class Settings(BaseSettings):
         15, description="Jobs a key may have running at once; more wait in the queue."
     )
     worker_concurrency: int = Field(
-        4, description="Jobs that the in-process worker runs at once (embedded mode)."
+        4,
+        description="Jobs that the in-process worker runs at once (embedded mode); also the "
+        "default of `hyperlocal worker --concurrency` (scale-out).",
     )
     webhook_schedule: list[float] = Field(
         [0, 5, 300, 1800, 7200, 18000, 36000, 36000],
@@ -129,6 +136,9 @@ class Settings(BaseSettings):
         if self.database_url is not None:
             return self.database_url.get_secret_value()
         return f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'hyperlocal.db'}"
+
+    def resolved_models_dir(self) -> Path:
+        return (self.models_dir or self.data_dir / "models").resolve()
 
     def resolved_storage_url(self) -> str:
         if self.storage_url:

@@ -22,7 +22,7 @@ import pytest
 from hyperlocal.app import create_app
 from hyperlocal.core import keys
 from hyperlocal.core.keys import IssuedKey, KeySpec
-from hyperlocal.engines.chat.llamacpp import packaged_gguf
+from hyperlocal.engines.chat.model_files import packaged_gguf
 from hyperlocal.runtime import open_database
 from hyperlocal.settings import Settings
 from hyperlocal.store import jobs as job_store
@@ -100,6 +100,7 @@ def chat_catalog(tmp_path: Path, fake_upstream: FakeUpstream) -> Path:
         _local_model("test-missing-gguf", "llamacpp", "no-such-model.gguf"),
         _local_model("test-models-dir", "llamacpp", "smol.gguf"),
         _local_model("test-preview", "preview-chat"),
+        _local_model("test-transformers", "transformers"),
     ]
     path = tmp_path / "chat-catalog.toml"
     path.write_text("".join(entries))

@@ -91,8 +91,13 @@ def _chunk(model: str, delta: dict[str, str], finish: str | None) -> dict[str, A
 def _completion(model: str, text: str) -> dict[str, Any]:
     message = {"role": "assistant", "content": text}
     choice = {"index": 0, "message": message, "finish_reason": "stop"}
-    return {"id": "up-1", "object": "chat.completion", "model": model, "choices": [choice],
-            "usage": _USAGE}
+    return {
+        "id": "up-1",
+        "object": "chat.completion",
+        "model": model,
+        "choices": [choice],
+        "usage": _USAGE,
+    }
 
 
 def _event(data: dict[str, Any]) -> str:

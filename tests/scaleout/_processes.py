@@ -28,8 +28,12 @@ class Process:
     popen: subprocess.Popen[bytes]
     log: Path
 
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
     def output(self, lines: int = 60) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        """The end of the log, for failure messages."""
+        return "\n".join(self.text().splitlines()[-lines:])
 
     def running(self) -> bool:
         return self.popen.poll() is None

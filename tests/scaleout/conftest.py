@@ -100,7 +100,7 @@ def scale_out(
         "redis_url": REDIS_URL,
         "queue_namespace": redis_scope.namespace,
         "catalog": CATALOG,
-        "log_level": "INFO",
+        "log_level": "WARNING",  # subprocess logs are read on failure; INFO would log all SQL
     }
     return ScaleOut(make_settings, redis_scope, values)
 

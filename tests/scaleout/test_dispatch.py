@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -133,3 +134,19 @@ async def test_a_burst_worker_sends_orphans_defers_at_the_key_cap_and_exits(
     spans = sorted((r.started_at or 0.0, r.finished_at or 0.0) for r in rows)
     for (_, end), (start, _) in itertools.pairwise(spans):
         assert start >= end, "the key's cap of one running job was exceeded"
+
+
+def test_the_worker_refuses_to_start_without_scale_out_settings_or_models(
+    scale_out: ScaleOut, tmp_path: Path
+) -> None:
+    embedded = scale_out.env()
+    del embedded["HYPERLOCAL_DATABASE_URL"]  # SQLite: the embedded queue, nothing to consume
+    refused = subprocess.run(
+        [*HYPERLOCAL, "worker", "--burst"], env=embedded, capture_output=True, check=False
+    )
+    assert refused.returncode == 2
+    assert b"needs scale-out mode" in refused.stdout
+    nothing = [*HYPERLOCAL, "worker", "--burst", "--models", "no-such-model-*"]
+    refused = subprocess.run(nothing, env=scale_out.env(), capture_output=True, check=False)
+    assert refused.returncode == 2
+    assert b"no installed model matches" in refused.stdout

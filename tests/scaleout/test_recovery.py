@@ -46,7 +46,7 @@ async def test_a_killed_workers_job_is_recovered_and_completes_once(
 
     with spawned("rescuer", [*TEST_WORKER, "--burst"], env, logs) as rescuer:
         assert rescuer.wait(60) == 0, rescuer.output()
-    assert "lease expired; job requeued" in rescuer.output()
+    assert "lease expired; job requeued" in rescuer.text()
     [row] = await _audit.assert_exactly_once(database, [key.info.id], 1)
     assert row.attempts == 2  # the lost run and the one that finished
 

@@ -73,10 +73,16 @@ class _ChatBody(_Open):
             model=self.model,
             messages=[_message(m, f"messages[{i}]") for i, m in enumerate(self.messages)],
             temperature=temperature if self.temperature is None else self.temperature,
-            max_tokens=self.max_completion_tokens or self.max_tokens or DEFAULT_MAX_TOKENS,
+            max_tokens=self._max_tokens(),
             stop=(self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ()),
             stream=stream,
         )
+
+    def _max_tokens(self) -> int:
+        for value in (self.max_completion_tokens, self.max_tokens):
+            if value is not None:
+                return value
+        return DEFAULT_MAX_TOKENS
 
 
 class LegacyChatBody(_ChatBody):

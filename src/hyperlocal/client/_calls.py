@@ -54,7 +54,9 @@ def _ignore(_data: Json) -> None:
     return None
 
 
-def _submit(path: str, body: Json, parse: Callable[[Json], T], on_job: Callable[[Job], T]) -> Call[T]:
+def _submit(
+    path: str, body: Json, parse: Callable[[Json], T], on_job: Callable[[Job], T]
+) -> Call[T]:
     return Call("POST", path, parse, body=body, submit=True, on_job=on_job)
 
 
@@ -63,8 +65,12 @@ def image_generate(prompt: str, options: Json) -> Call[ImageResult]:
     return _submit("/images/generate", body, ImageResult.from_json, ImageResult.from_job)
 
 
-def image_edit(prompt: str, images: MediaInput | Sequence[MediaInput], options: Json) -> Call[ImageResult]:
-    listed = [images] if isinstance(images, str | bytes) or not isinstance(images, Sequence) else images
+def image_edit(
+    prompt: str, images: MediaInput | Sequence[MediaInput], options: Json
+) -> Call[ImageResult]:
+    listed = (
+        [images] if isinstance(images, str | bytes) or not isinstance(images, Sequence) else images
+    )
     body = encode_inputs({"prompt": prompt, "images": list(listed), **options})
     return _submit("/images/edit", body, ImageResult.from_json, ImageResult.from_job)
 
@@ -124,7 +130,11 @@ def account() -> Call[Account]:
 
 def _models(data: Json) -> list[Model]:
     items = data.get("data")
-    return [Model.from_json(m) for m in items if isinstance(m, Mapping)] if isinstance(items, list) else []
+    return (
+        [Model.from_json(m) for m in items if isinstance(m, Mapping)]
+        if isinstance(items, list)
+        else []
+    )
 
 
 def models() -> Call[list[Model]]:
@@ -134,7 +144,9 @@ def models() -> Call[list[Model]]:
 def chat_body(
     messages: str | Sequence[Json], model: str | None, stream: bool, options: Json
 ) -> dict[str, Any]:
-    listed = [{"role": "user", "content": messages}] if isinstance(messages, str) else list(messages)
+    listed = (
+        [{"role": "user", "content": messages}] if isinstance(messages, str) else list(messages)
+    )
     body: dict[str, Any] = {"messages": listed, "stream": stream}
     if model:
         body["model"] = model
@@ -189,7 +201,9 @@ class JobWatch:
             return self.job(Job.from_json(event.json()))
         if event.event == "progress":
             fraction = event.json().get("progress")
-            self._report(self._status, float(fraction) if isinstance(fraction, int | float) else None)
+            self._report(
+                self._status, float(fraction) if isinstance(fraction, int | float) else None
+            )
         return None
 
     def _report(self, status: JobStatus, fraction: float | None) -> None:

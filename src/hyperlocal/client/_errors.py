@@ -175,9 +175,9 @@ def _error_class(status: int, code: object) -> type[HyperlocalError]:
         return InvalidRequest
     if status in _BY_STATUS:
         return _BY_STATUS[status]
-    if status == 429:  # noqa: PLR2004
+    if status == 429:
         return RateLimited
-    if status >= 500:  # noqa: PLR2004
+    if status >= 500:
         return GenerationFailed if code in GENERATION_CODES else ServerError
     return InvalidRequest
 

@@ -99,7 +99,9 @@ class ImageResult:
     @classmethod
     def from_json(cls, data: Json) -> ImageResult:
         images = [ImageOutput(str(d.get("url")), _str(d, "model")) for d in _list(data, "data")]
-        return cls(_int(data, "created"), images, _str(data, "resultId"), _int(data, "creditsUsed"), data)
+        return cls(
+            _int(data, "created"), images, _str(data, "resultId"), _int(data, "creditsUsed"), data
+        )
 
     @classmethod
     def from_job(cls, job: Job) -> ImageResult:

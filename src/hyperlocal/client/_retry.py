@@ -43,7 +43,7 @@ class RetryPolicy:
         return None if wait > self.max_retry_after else wait
 
     def backoff(self, attempt: int) -> float:
-        return min(self.max_delay, self.base_delay * 2**attempt) * random.uniform(0.5, 1.0)
+        return min(self.max_delay, self.base_delay * 2.0**attempt) * random.uniform(0.5, 1.0)
 
     @staticmethod
     def _retryable(error: HyperlocalError, idempotent: bool) -> bool:
@@ -52,4 +52,3 @@ class RetryPolicy:
         if isinstance(error, NetworkError):
             return idempotent or not error.request_sent
         return isinstance(error, ServerError) and idempotent
-

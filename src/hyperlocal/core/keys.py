@@ -15,7 +15,13 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hyperlocal.core import ledger
-from hyperlocal.errors import AuthError, ForbiddenError, JobNotFoundError, NotFoundError
+from hyperlocal.errors import (
+    AuthError,
+    ForbiddenError,
+    InputError,
+    JobNotFoundError,
+    NotFoundError,
+)
 from hyperlocal.store import keys as store
 from hyperlocal.store.db import Database
 from hyperlocal.store.tables import ApiKey
@@ -58,6 +64,11 @@ class IssuedKey:
     webhook_secret: str
 
 
+MAX_CREDITS = 10**12  # far above any real balance, far below the BIGINT column's range
+MAX_RATE_LIMIT = 2**31 - 1  # the INTEGER column
+MAX_RUNNING_JOBS = 100_000
+
+
 @dataclass(frozen=True, slots=True)
 class KeySpec:
     name: str
@@ -65,6 +76,18 @@ class KeySpec:
     rate_limit: int
     max_running_jobs: int
     is_admin: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.name or len(self.name) > 200 or not self.name.isprintable():
+            raise InputError("name", "must be 1-200 printable characters")
+        _check_range("credits", self.credits, 0, MAX_CREDITS)
+        _check_range("rate_limit", self.rate_limit, 1, MAX_RATE_LIMIT)
+        _check_range("max_running_jobs", self.max_running_jobs, 1, MAX_RUNNING_JOBS)
+
+
+def _check_range(field: str, value: int, low: int, high: int) -> None:
+    if not low <= value <= high:
+        raise InputError(field, f"must be between {low} and {high}")
 
 
 def hash_key(raw: str) -> str:

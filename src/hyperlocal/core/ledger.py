@@ -9,13 +9,16 @@ from enum import StrEnum
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hyperlocal.errors import InsufficientCreditsError, NotFoundError
+from hyperlocal.errors import InputError, InsufficientCreditsError, NotFoundError
 from hyperlocal.store import keys as key_store
 from hyperlocal.store import ledger as store
 from hyperlocal.store.db import Database
 from hyperlocal.store.tables import LedgerEntry
 
 __all__ = ["EntryKind", "LedgerLine", "charge", "grant", "history", "refund"]
+
+
+MAX_GRANT = 10**12
 
 
 class EntryKind(StrEnum):
@@ -58,8 +61,8 @@ async def _append(
 
 
 async def grant(session: AsyncSession, key_id: str, amount: int, note: str = "") -> int:
-    if amount <= 0:
-        raise ValueError("a grant must be positive")
+    if not 0 < amount <= MAX_GRANT:
+        raise InputError("credits", f"must be between 1 and {MAX_GRANT}")
     balance = await store.credit(session, key_id, amount)
     await _append(session, key_id, EntryKind.GRANT, amount, balance, note=note)
     return balance

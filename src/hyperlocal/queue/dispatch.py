@@ -82,19 +82,21 @@ class CeleryQueue:
         return orphans
 
     async def wait(self, job_id: str, timeout: float) -> None:
+        """Return once the job is terminal in the database: woken early by its terminal event
+        (published after the worker's commit), re-checked every second in case one is missed."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         async with self._events.subscribe(job_id) as events:
             watcher = asyncio.ensure_future(_first_terminal(events))
             try:
-                while not watcher.done() and not await self._is_terminal(job_id):
+                while not await self._is_terminal(job_id):
                     remaining = deadline - loop.time()
                     if remaining <= 0:
                         return
-                    await asyncio.wait({watcher}, timeout=min(_POLL_S, remaining))
+                    await _nap(watcher, min(_POLL_S, remaining))
             finally:
                 watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
                     await watcher
 
     async def aclose(self) -> None:
@@ -134,3 +136,11 @@ async def _first_terminal(events: AsyncIterator[JobEvent]) -> None:
     async for event in events:
         if event.terminal:
             return
+
+
+async def _nap(watcher: asyncio.Future[None], seconds: float) -> None:
+    """Sleep ``seconds``, or less if the watcher sees the terminal event first."""
+    if watcher.done():  # seen already, or the event stream failed: the database decides
+        await asyncio.sleep(seconds)
+    else:
+        await asyncio.wait({watcher}, timeout=seconds)

@@ -122,10 +122,10 @@ class JobRunner:
             key = await key_store.lock(session, job.key_id)
             if await store.count_running_for_key(session, job.key_id) >= key.max_running_jobs:
                 return job, Outcome.DEFERRED
-            if not await store.claim(session, job_id, self.owner, time.time(), self.lease_s):
-                return None, Outcome.SKIPPED
-            job = await store.get(session, job_id)
-        return job, Outcome.FINISHED
+            claimed = await store.claim(session, job_id, self.owner, time.time(), self.lease_s)
+        if claimed is None:
+            return None, Outcome.SKIPPED
+        return claimed, Outcome.FINISHED
 
     @contextlib.asynccontextmanager
     async def _lease(self, job_id: str) -> AsyncIterator[None]:
@@ -233,9 +233,10 @@ class JobRunner:
                 return False  # canceled meanwhile, or the lease was lost to another worker
             if refund_note is not None:
                 await ledger.refund(session, job.key_id, job.id, refund_note)
-            fresh = await store.get(session, job.id)
-            assert fresh is not None
-            await webhooks.record_terminal(session, fresh, time.time())
+            if job.webhook_url:
+                fresh = await store.get(session, job.id)
+                assert fresh is not None
+                await webhooks.record_terminal(session, fresh, time.time())
         return True
 
     async def recover_expired(self) -> list[str]:

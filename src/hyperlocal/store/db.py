@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -29,9 +30,18 @@ class Database:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         self.engine: AsyncEngine = create_async_engine(url, echo=echo, **self._engine_args())
+        self.read_engine = self.engine
+        # SQLite allows one writer at a time. Writers in this process queue on a lock (woken
+        # in order) instead of sleeping in SQLite's busy handler; readers get their own
+        # engine whose transactions never take the write lock (WAL lets them run alongside).
+        self._write_lock: asyncio.Lock | None = None
         if self.is_sqlite:
-            _configure_sqlite(self.engine)
+            _configure_sqlite(self.engine, immediate=True)
+            self.read_engine = create_async_engine(url, echo=echo, **self._engine_args())
+            _configure_sqlite(self.read_engine, immediate=False)
+            self._write_lock = asyncio.Lock()
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
 
     def _engine_args(self) -> dict[str, Any]:
         if self.is_sqlite:
@@ -41,13 +51,22 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session in one transaction: committed on success, rolled back on any error."""
-        async with self.sessions() as session, session.begin():
+        async with self._writer(), self.sessions() as session, session.begin():
             yield session
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
-        async with self.sessions() as session:
+        """A session for reads only; on SQLite it never blocks or waits for writers."""
+        async with self.read_sessions() as session:
             yield session
+
+    @asynccontextmanager
+    async def _writer(self) -> AsyncIterator[None]:
+        if self._write_lock is None:
+            yield
+            return
+        async with self._write_lock:
+            yield
 
     async def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision (safe to race from many processes)."""
@@ -56,9 +75,11 @@ class Database:
 
     async def aclose(self) -> None:
         await self.engine.dispose()
+        if self.read_engine is not self.engine:
+            await self.read_engine.dispose()
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, *, immediate: bool) -> None:
     # pysqlite's own transaction handling starts transactions lazily in DEFERRED mode, and a
     # deferred reader that later writes fails at once with SQLITE_BUSY instead of waiting. So we
     # take the write lock up front (BEGIN IMMEDIATE): writers queue on busy_timeout instead.
@@ -74,7 +95,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def _upgrade(connection: Connection, *, is_postgres: bool) -> None:

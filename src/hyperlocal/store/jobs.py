@@ -53,7 +53,10 @@ async def list_for_key(
     return (await session.scalars(stmt)).all()
 
 
-async def claim(session: AsyncSession, job_id: str, owner: str, now: float, lease_s: float) -> bool:
+async def claim(
+    session: AsyncSession, job_id: str, owner: str, now: float, lease_s: float
+) -> Job | None:
+    """Take a queued job for ``owner``; the claimed row, or None if it was not queued."""
     stmt = (
         update(Job)
         .where(Job.id == job_id, Job.status == QUEUED)
@@ -64,8 +67,10 @@ async def claim(session: AsyncSession, job_id: str, owner: str, now: float, leas
             attempts=Job.attempts + 1,
             started_at=func.coalesce(Job.started_at, now),
         )
+        .returning(Job)
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
-    return bool((await session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
+    return (await session.scalars(stmt)).one_or_none()
 
 
 async def renew_lease(session: AsyncSession, job_id: str, owner: str, until: float) -> bool:

@@ -30,7 +30,7 @@ async def account_ledger(
     key: CurrentKey,
     svc: Svc,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    before: int | None = None,
+    before: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
 ) -> dict[str, Any]:
     lines = await ledger.history(svc.db, key.id, limit=limit, before_id=before)
     return {"data": [ledger_line(line) for line in lines]}

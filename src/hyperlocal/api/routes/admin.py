@@ -18,14 +18,14 @@ router = APIRouter(prefix="/admin", tags=["admin"])
 
 class KeyCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
-    credits: int = Field(0, ge=0)
-    rate_limit: int | None = Field(None, ge=1)
-    max_running_jobs: int | None = Field(None, ge=1)
+    credits: int = Field(0, ge=0, le=10**12)
+    rate_limit: int | None = Field(None, ge=1, le=2**31 - 1)
+    max_running_jobs: int | None = Field(None, ge=1, le=100_000)
     admin: bool = False
 
 
 class CreditGrant(BaseModel):
-    credits: int = Field(gt=0)
+    credits: int = Field(gt=0, le=10**12)
     note: str = Field("", max_length=200)
 
 

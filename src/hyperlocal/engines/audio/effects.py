@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
-from scipy.signal import butter, lfilter, sosfilt
+from scipy.signal import butter, lfilter, sosfilt  # type: ignore[import-untyped]
 
 from hyperlocal.engines.audio.encode import Samples
 

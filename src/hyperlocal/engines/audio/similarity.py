@@ -17,7 +17,7 @@ from functools import cache
 
 import numpy as np
 import numpy.typing as npt
-from scipy.fft import dct
+from scipy.fft import dct  # type: ignore[import-untyped]
 
 from hyperlocal.engines.audio.encode import Audio, resample
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 import numpy as np
-from scipy.signal import resample_poly
+from scipy.signal import resample_poly  # type: ignore[import-untyped]
 
 from hyperlocal.engines.audio import effects, world
 from hyperlocal.engines.audio.encode import Samples

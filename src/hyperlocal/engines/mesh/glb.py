@@ -32,7 +32,7 @@ def glb_artifact(geometry: trimesh.Trimesh | trimesh.Scene) -> Artifact:
 def mesh_result(engine: str, built: Built) -> GenerationResult:
     """The GLB with the face count and the engine's facts in ``extra``."""
     geometry = built.geometry
-    meshes = geometry.dump() if isinstance(geometry, trimesh.Scene) else [geometry]
-    faces = sum(len(mesh.faces) for mesh in meshes)
+    meshes = geometry.geometry.values() if isinstance(geometry, trimesh.Scene) else [geometry]
+    faces = sum(len(mesh.faces) for mesh in meshes if isinstance(mesh, trimesh.Trimesh))
     extra: dict[str, float | str] = {"engine": engine, "faces": float(faces), **built.facts}
     return GenerationResult(artifacts=[glb_artifact(geometry)], extra=extra)

@@ -131,9 +131,8 @@ def _load(
     x0, y0, x1, y1 = mask.point(lambda v: 255 if v > 127 else 0).getbbox() or (0, 0, *image.size)
     box = ((x0 + x1) / 2, (y0 + y1) / 2, float(max(1, y1 - y0)))
     colour = np.asarray(flatten(image), np.float32)
-    return View(
-        name, direction, axis, sign, colour, np.asarray(mask, np.float32) / 255, box, found.method
-    )
+    soft = (np.asarray(mask, np.float32) / 255).astype(np.float32)
+    return View(name, direction, axis, sign, colour, soft, box, found.method)
 
 
 def _mirrored(left: View) -> View:
@@ -173,7 +172,7 @@ def build(views: Sequence[View]) -> Built:
     if len(mesh.faces) == 0:
         raise GenerationError("the silhouettes do not overlap: no object to carve")
     mesh.visual = trimesh.visual.ColorVisuals(mesh, vertex_colors=_colours(mesh, views))
-    facts = {
+    facts: dict[str, float | str] = {
         "method": "visual hull: silhouette carving and marching cubes",
         "views": ", ".join(v.name for v in views),
         "silhouettes": ", ".join(sorted({v.method for v in views})),

@@ -37,12 +37,15 @@ def surface(volume: Volume) -> trimesh.Trimesh:
 
     outside = float(min(volume.values.min(), volume.level)) - 1.0
     padded = np.pad(volume.values, 1, constant_values=outside)
-    vertices, faces, _, _ = marching_cubes(padded, volume.level, spacing=(volume.step,) * 3)
+    vertices, faces, _, _ = marching_cubes(  # type: ignore[no-untyped-call]
+        padded, volume.level, spacing=(volume.step,) * 3
+    )
     vertices += np.asarray(volume.origin) - volume.step  # undo the padding's one-sample shift
     mesh = trimesh.Trimesh(vertices, faces, process=True)
     mesh = _largest_piece(mesh)
     if mesh.volume < 0:
-        mesh.invert()
+        # A new mesh, not invert(): in trimesh 5, invert() leaves cached normals pointing in.
+        mesh = trimesh.Trimesh(mesh.vertices, np.fliplr(mesh.faces), process=False)
     return mesh
 
 

@@ -27,24 +27,24 @@ def textured(
     mesh: trimesh.Trimesh, image: Image.Image, uv: NDArray[np.float32], *, pbr: bool
 ) -> trimesh.Trimesh:
     """``mesh`` wearing ``image``; with ``pbr``, a matte dielectric rather than glTF's default."""
-    material = trimesh.visual.material.PBRMaterial(
+    material = trimesh.visual.material.PBRMaterial(  # type: ignore[no-untyped-call]
         baseColorTexture=image,
         metallicFactor=0.0 if pbr else None,
         roughnessFactor=0.85 if pbr else None,
     )
-    mesh.visual = trimesh.visual.TextureVisuals(uv=uv, material=material)
+    mesh.visual = trimesh.visual.TextureVisuals(uv=uv, material=material)  # type: ignore[no-untyped-call]
     return mesh
 
 
 def painted(mesh: trimesh.Trimesh, finish: Finish, *, pbr: bool) -> trimesh.Trimesh:
     """One colour over the whole part: a PBR material with ``pbr``, else vertex colours."""
     if pbr:
-        material = trimesh.visual.material.PBRMaterial(
+        material = trimesh.visual.material.PBRMaterial(  # type: ignore[no-untyped-call]
             baseColorFactor=[*finish.colour, 255],
             metallicFactor=finish.metallic,
             roughnessFactor=finish.roughness,
         )
-        mesh.visual = trimesh.visual.TextureVisuals(material=material)
+        mesh.visual = trimesh.visual.TextureVisuals(material=material)  # type: ignore[no-untyped-call]
     else:
         colours = np.tile(np.array([*finish.colour, 255], np.uint8), (len(mesh.vertices), 1))
         mesh.visual = trimesh.visual.ColorVisuals(mesh, vertex_colors=colours)

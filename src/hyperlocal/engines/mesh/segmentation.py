@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-__all__ = ["Segmentation", "segment"]
+__all__ = ["Segmentation", "otsu", "segment"]
 
 WORK_SIDE = 320  # segmentation runs on a copy this size: the mask only needs to be coarse
 BORDER = 0.03  # the strip, as a fraction of the short side, taken to be backdrop
@@ -62,12 +62,26 @@ def _alpha_mask(image: Image.Image) -> NDArray[np.bool_] | None:
 
 
 def _colour_mask(rgb: NDArray[np.float32]) -> NDArray[np.bool_]:
-    from skimage.filters import threshold_otsu  # type: ignore[import-untyped]
-
     distance = _border_distance(rgb)
     if float(distance.max() - distance.min()) < 1e-3:
         return np.zeros(distance.shape, np.bool_)
-    return _clean(distance > float(threshold_otsu(distance)))
+    return _clean(distance > otsu(distance))
+
+
+def otsu(values: NDArray[np.float32], bins: int = 256) -> float:
+    """Otsu's threshold: the cut that maximises the variance between the two classes.
+
+    Written out (it is a dozen lines) because importing scikit-image's costs most of a second.
+    """
+    counts, edges = np.histogram(values, bins=bins)
+    centres = (edges[:-1] + edges[1:]) / 2
+    below = np.cumsum(counts)[:-1].astype(np.float64)
+    above = below[-1] + counts[-1] - below
+    sums = np.cumsum(counts * centres)[:-1]
+    mean_below = sums / np.maximum(below, 1)
+    mean_above = (sums[-1] + counts[-1] * centres[-1] - sums) / np.maximum(above, 1)
+    between = below * above * (mean_below - mean_above) ** 2
+    return float(centres[int(np.argmax(between))])
 
 
 def _border_distance(rgb: NDArray[np.float32]) -> NDArray[np.float32]:
@@ -79,7 +93,8 @@ def _border_distance(rgb: NDArray[np.float32]) -> NDArray[np.float32]:
     sides = (rgb[:strip], rgb[-strip:], rgb[:, :strip], rgb[:, -strip:])
     colours = [np.median(side.reshape(-1, 3), axis=0) for side in sides]
     distances = [np.linalg.norm(rgb - colour, axis=2) for colour in colours]
-    return np.minimum.reduce(distances).astype(np.float32)
+    nearest: NDArray[np.float32] = np.minimum.reduce(distances).astype(np.float32)
+    return nearest
 
 
 def _clean(mask: NDArray[np.bool_]) -> NDArray[np.bool_]:

@@ -95,15 +95,21 @@ def ambience(seconds: float, seed: str) -> AudioTrack:
     It is not sound design from the prompt; it exists so that asking for sound gives a video
     with a real, quiet audio track rather than a silent one.
     """
-    from scipy import signal  # type: ignore[import-untyped]
-
     n = max(1, int(seconds * RATE))
     rng = np.random.default_rng(int.from_bytes(hashlib.sha256(seed.encode()).digest()[:8]))
-    b, a = signal.butter(2, [60, 900], btype="bandpass", fs=RATE)
-    noise = signal.lfilter(b, a, rng.standard_normal((2, n)), axis=1)
+    noise = _band(rng.standard_normal((2, n)), low=60.0, high=900.0)
     t = np.arange(n) / RATE
     swell = 0.7 + 0.3 * np.sin(2 * np.pi * t / 7.0 + rng.uniform(0, 2 * np.pi))
     fade = np.minimum(1.0, np.minimum(t, t[::-1]) / 0.5)
     shaped = noise * swell * fade
     peak = float(np.abs(shaped).max()) or 1.0
     return AudioTrack((shaped / peak * AMBIENT_LEVEL).astype(np.float32))
+
+
+def _band(noise: NDArray[np.float64], low: float, high: float) -> NDArray[np.float64]:
+    """Band-limited noise with soft edges, by shaping its spectrum (no scipy.signal import)."""
+    spectrum = np.fft.rfft(noise, axis=1)
+    freqs = np.fft.rfftfreq(noise.shape[1], 1 / RATE)
+    gain = 1 / np.sqrt((1 + (low / np.maximum(freqs, 1e-3)) ** 4) * (1 + (freqs / high) ** 4))
+    shaped: NDArray[np.float64] = np.fft.irfft(spectrum * gain, n=noise.shape[1], axis=1)
+    return shaped

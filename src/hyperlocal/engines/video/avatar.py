@@ -1,7 +1,7 @@
 """Talking portrait, honestly: the portrait breathes and nods with the voice's loudness.
 
 There is no lip-sync model offline, so the mouth does not move. What moves is the camera and
-the subject: a push-in and an upward nod that follow the audio's loudness envelope, a slow
+the subject: a push-in and a nod that follow the audio's loudness envelope, a slow
 breathing sway underneath, and the subject layer moving a little more than the backdrop.
 The audio is muxed in as AAC, and the video lasts exactly as long as it.
 """
@@ -28,7 +28,7 @@ __all__ = ["avatar_clip"]
 
 MAX_SECONDS = 300.0
 MIN_SECONDS = 0.2
-SUBJECT_PARALLAX = 1.8  # the subject moves this much more than the backdrop
+SUBJECT_PARALLAX = 1.5  # the subject moves this much more than the backdrop
 
 
 def avatar_clip(request: GenerationRequest, image: Image.Image, audio: MediaInput) -> Clip:
@@ -62,8 +62,8 @@ def _frames(layers: Layers, envelope: NDArray[np.float32]) -> Iterator[Image.Ima
 
 
 def _pose(t: float, level: float) -> Pose:
-    """Zoom and lift from loudness, plus a 4-second breath and a slower sideways sway."""
+    """Push-in and a downward nod with loudness, over a 4-second breath and a slow sway."""
     breath = math.sin(2 * math.pi * t / 4.0)
     sway = math.sin(2 * math.pi * t / 6.5)
-    zoom = 1.05 + 0.025 * level + 0.006 * breath
-    return Pose(zoom, 0.25 * sway, -0.2 - 0.6 * level)
+    zoom = 1.04 + 0.02 * level + 0.005 * breath
+    return Pose(zoom, 0.2 * sway, -0.1 - 0.35 * level)

@@ -56,7 +56,8 @@ def choose_timing(prompt: str) -> Timing:
     if re.search(r"slow.?mo|slow motion|slower|slow(?:s|ed)? down|half.speed", lowered):
         return Timing(reverse, 0.5)
     if re.search(
-        r"speed(?:s|ed)? up|faster|fast.?forward|time.?lapse|double.speed|\b2x\b", lowered
+        r"speed(?:s|ed)?\s+(?:it\s+|this\s+)?up|faster|fast.?forward|time.?lapse|double.speed|\b2x\b",
+        lowered,
     ):
         return Timing(reverse, 2.0)
     return Timing(reverse)

@@ -50,7 +50,9 @@ class MotionVideoEngine:
         self, request: GenerationRequest, progress: ProgressCallback
     ) -> GenerationResult:
         await progress(0.0, "preparing frames")
-        return await run_reporting(lambda report: _produce(request, report), progress)
+        result = await run_reporting(lambda report: _produce(request, report), progress)
+        await progress(1.0, "video ready")
+        return result
 
     async def aclose(self) -> None:
         return None

@@ -27,6 +27,7 @@ OVERSAMPLE = 1.3  # the source is kept this much larger than the frame, so zooms
 # Shares of the short side. Pixels this close to the subject are not trusted as backdrop (they
 # hold its anti-aliased edge), and the fill replaces the backdrop this far past the subject.
 UNTRUSTED_EDGE, FILL_EDGE = 0.015, 0.004
+MAX_SUBJECT_WIDTH, MAX_SUBJECT_AREA = 0.85, 0.6  # shares of the frame
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +54,7 @@ def cover(image: Image.Image, size: Size) -> Image.Image:
 def build_layers(image: Image.Image, frame: Size, *, parallax: bool = True) -> Layers:
     source = cover(image, (round(frame[0] * OVERSAMPLE), round(frame[1] * OVERSAMPLE)))
     found = segment(source) if parallax else None
-    if found is None or not found.found:
+    if found is None or not found.found or not _compact(found.mask):
         return Layers(source, None, (0, 0), frame)
     mask = Image.fromarray(found.mask.astype(np.uint8) * 255)
     subject = source.convert("RGBA")
@@ -61,6 +62,16 @@ def build_layers(image: Image.Image, frame: Size, *, parallax: bool = True) -> L
     box = _grown_box(mask, source.size)
     backdrop = inpaint(source, _grown(mask, UNTRUSTED_EDGE), _grown(mask, FILL_EDGE))
     return Layers(backdrop, subject.crop(box), box[:2], frame)
+
+
+def _compact(mask: NDArray[np.bool_]) -> bool:
+    """A subject to lift off the backdrop, not a band of landscape across the whole frame.
+
+    Lifting a ridge line or a horizon would tear a frame-wide hole for the fill to guess at.
+    """
+    columns = np.flatnonzero(mask.any(axis=0))
+    width = (columns[-1] - columns[0] + 1) / mask.shape[1] if columns.size else 0.0
+    return bool(width <= MAX_SUBJECT_WIDTH and mask.mean() <= MAX_SUBJECT_AREA)
 
 
 def _grown(mask: Image.Image, share: float) -> NDArray[np.bool_]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from fractions import Fraction
 
-from PIL import Image, ImageFilter
+import numpy as np
+from PIL import Image, ImageFilter, ImageOps
 
 from hyperlocal.engines.base import GenerationRequest
 from hyperlocal.engines.video.camera import IDENTITY, Move, Pose, choose_move, ease
@@ -21,6 +22,7 @@ from hyperlocal.engines.video.spec import VideoSpec, frame_size, seconds, text
 __all__ = ["transition_clip"]
 
 SOFTNESS = 0.35  # the width of the dissolve's edge in luma; 0 would be a hard luma wipe
+FLAT = 16  # a luma range below this is noise, not a picture to key on
 DISSOLVE = (0.15, 0.85)  # the share of the clip over which the dissolve runs
 
 
@@ -56,8 +58,15 @@ def _mix(t: float) -> float:
 
 
 def _key(frame: Image.Image, mix: float) -> Image.Image:
-    """Where ``frame`` shows: its blurred luma against a threshold that sweeps with ``mix``."""
+    """Where ``frame`` shows: its blurred luma against a threshold that sweeps with ``mix``.
+
+    The luma is stretched to its full range first, so the sweep takes as long on a dim or a
+    flat picture (a flat one simply crossfades) as on a contrasty one.
+    """
     small = frame.convert("L").reduce(8).filter(ImageFilter.GaussianBlur(2))
+    luma = np.asarray(small)
+    flat = int(luma.max()) - int(luma.min()) < FLAT
+    small = Image.new("L", small.size, 128) if flat else ImageOps.autocontrast(small)
     level = mix * (1 + SOFTNESS)
     table = [round(255 * min(1.0, max(0.0, (level - v / 255) / SOFTNESS))) for v in range(256)]
     return small.point(table).resize(frame.size, Image.Resampling.BILINEAR)

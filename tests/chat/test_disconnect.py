@@ -1,0 +1,70 @@
+"""A client that goes away mid-stream: the backend's generation is cancelled, and the job row
+records the usage actually streamed, with finish reason ``disconnect``. Real uvicorn, real
+sockets: the client reads a few chunks and closes its connection."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+
+import httpx
+
+from tests.chat.conftest import SMOLLM2, LiveServer, bearer, gguf, sse_events
+from tests.chat.fake_upstream import FakeUpstream
+
+
+async def _read_then_leave(live: LiveServer, body: dict[str, object], chunks: int) -> str:
+    """Read ``chunks`` events, then close the connection; return the chat id."""
+    key = await live.key()
+    seen = []
+    async with (
+        httpx.AsyncClient(base_url=live.url, timeout=60) as client,
+        client.stream("POST", "/v1/chat", json=body, headers=bearer(key)) as response,
+    ):
+        async for data in sse_events(response):
+            seen.append(json.loads(data))
+            if len(seen) == chunks:
+                break
+    assert all(c["choices"][0]["finish_reason"] is None for c in seen)
+    return str(seen[0]["id"])
+
+
+async def test_disconnect_cancels_the_upstream_and_records_usage(
+    live: LiveServer, fake_upstream: FakeUpstream
+) -> None:
+    body = {"model": "test-endless", "messages": [{"role": "user", "content": "go"}]}
+    chat_id = await _read_then_leave(live, body, chunks=3)
+    job = await live.finished_job(chat_id)
+    assert job.status == "completed"
+    assert job.result is not None
+    assert job.result["finish_reason"] == "disconnect"
+    streamed = job.result["streamed_chunks"]
+    assert 3 <= streamed < 50  # what reached the socket before the close was noticed
+    assert job.result["usage"]["completion_tokens"] == streamed
+    assert job.result["streamed_chars"] == len(" tick") * streamed
+    assert fake_upstream.abandoned.wait(5), "the upstream stream was not closed"
+    assert job.credits == 2 and job.error is None
+
+
+async def test_disconnect_stops_the_local_model(live: LiveServer) -> None:
+    gguf()
+    story = {"role": "user", "content": "Write a very long story about a dragon, 3000 words."}
+    body = {"model": SMOLLM2, "messages": [story], "max_tokens": 3000, "temperature": 0}
+    chat_id = await _read_then_leave(live, body, chunks=3)
+    job = await live.finished_job(chat_id)
+    assert job.result is not None and job.result["finish_reason"] == "disconnect"
+    usage = job.result["usage"]
+    assert usage["prompt_tokens"] > 10  # counted by the engine, not guessed
+    assert 3 <= usage["completion_tokens"] < 300
+    # The server runs in this process: its generation thread must end within a token or two,
+    # not after the 3000 tokens it was asked for.
+    deadline = time.monotonic() + 5
+    while _generating() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert not _generating()
+
+
+def _generating() -> bool:
+    return any(t.name == "llama.cpp" for t in threading.enumerate())
