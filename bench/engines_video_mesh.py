@@ -3,7 +3,8 @@
 
     .venv/bin/python bench/engines_video_mesh.py [--repeats 3] [--cores 0,1] [--json PATH]
 
-The requests: 5 s of 720p image-to-video (16:9, from a preview-renderer still), a multiview
+The requests: 5 s of 720p image-to-video (16:9) from a landscape (the preview renderer's
+still: one layer moves) and from a figure on a backdrop (two-layer parallax), a multiview
 GLB (front, back and left views of a vase), a single-image GLB (meshy6-image-to-3d's default
 30,000-face budget) and a text GLB ("a house", 30,000 faces). Each runs once to warm imports
 and caches, then ``--repeats`` times; the table shows the median wall time and the CPU time of
@@ -78,6 +79,17 @@ def still() -> MediaInput:
     return png(image.resize((1600, 900)))
 
 
+def portrait() -> MediaInput:
+    """A figure on a studio backdrop with some texture, 1600x900: what parallax can separate."""
+    image = Image.new("RGB", (1600, 900), (188, 196, 210))
+    draw = ImageDraw.Draw(image)
+    for y in range(0, 900, 6):  # a soft vertical gradient with fine lines, for the encoder
+        draw.line((0, y, 1600, y), fill=(180 - y // 20, 190 - y // 24, 206 - y // 30), width=3)
+    draw.ellipse((700, 160, 900, 400), fill=(224, 180, 150))
+    draw.rounded_rectangle((580, 390, 1020, 900), 90, fill=(70, 40, 110))
+    return png(image)
+
+
 def vase(width_scale: float, colour: tuple[int, int, int]) -> MediaInput:
     """A vase's outline on white: round shoulders, a waist, a foot."""
     image = Image.new("RGB", (1024, 1024), (255, 255, 255))
@@ -114,10 +126,14 @@ def cases() -> list[Case]:
         "left_image_url": [vase(0.8, (190, 90, 70))],
     }
     return [
-        Case("i2v 5 s 720p (sora-2-i2v)", "motion-video", GenerationRequest(
+        Case("i2v 5 s 720p, landscape", "motion-video", GenerationRequest(
             "bench", "sora-2-i2v", Category.VIDEO,
             {"prompt": "slow push in on the lighthouse", "duration": 5, "aspect_ratio": "16:9"},
             {"image": [still()]})),
+        Case("i2v 5 s 720p, subject", "motion-video", GenerationRequest(
+            "bench", "sora-2-i2v", Category.VIDEO,
+            {"prompt": "she turns to the camera", "duration": 5, "aspect_ratio": "16:9"},
+            {"image": [portrait()]})),
         Case("multiview GLB (tripo3d-multiview)", "visual-hull-3d", GenerationRequest(
             "bench", "tripo3d-multiview-to-3d", Category.THREE_D, {}, views)),
         Case("single-image GLB (meshy6-image)", "inflate-3d", GenerationRequest(

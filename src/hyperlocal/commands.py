@@ -39,6 +39,8 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     host, port = args.host or settings.host, args.port or settings.port
     for issued in asyncio.run(_bootstrap(settings)):
         _announce(issued)
+    if settings.bootstrap_keys:  # the bootstrap just migrated; don't pay for it twice
+        settings = settings.model_copy(update={"migrate_on_start": False})
     console.print(f"hyperlocal listening on http://{host}:{port}  (docs at /docs)")
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None, proxy_headers=False)
     return 0

@@ -45,7 +45,8 @@ def worker_id() -> str:
 async def open_database(settings: Settings) -> Database:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.resolved_database_url())
-    await db.migrate()
+    if settings.migrate_on_start:
+        await db.migrate()
     return db
 
 

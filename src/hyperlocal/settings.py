@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     bootstrap_credits: int = Field(
         1000, description="Credits given to the first API key created on first start."
     )
+    migrate_on_start: bool = Field(
+        True, description="Bring the database schema up to date when a process starts."
+    )
     bootstrap_keys: bool = Field(
         True, description="On first start, create an admin key and a first API key and print both."
     )

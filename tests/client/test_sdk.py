@@ -14,8 +14,8 @@ from hyperlocal.client import (
     Client,
     GenerationFailed,
     ImageResult,
-    JobTimeoutError,
     JobStatus,
+    JobTimeoutError,
     MediaResult,
 )
 from tests.client.conftest import IssuedClientKey, Live
