@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -63,8 +64,13 @@ console = Console()
 
 def _chunk(delta: dict[str, str], finish: str | None) -> bytes:
     choice = {"index": 0, "delta": delta, "finish_reason": finish}
-    body = {"id": "up", "object": "chat.completion.chunk", "created": 0, "model": "fake",
-            "choices": [choice]}
+    body = {
+        "id": "up",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "fake",
+        "choices": [choice],
+    }
     return f"data: {json.dumps(body)}\n\n".encode()
 
 
@@ -75,12 +81,22 @@ _STREAM = [_chunk({"content": w}, None) for w in _WORDS] + [
     f"data: {json.dumps({'id': 'up', 'choices': [], 'usage': _USAGE})}\n\n".encode(),
     b"data: [DONE]\n\n",
 ]
-_WHOLE = json.dumps({
-    "id": "up", "object": "chat.completion", "created": 0, "model": "fake",
-    "choices": [{"index": 0, "finish_reason": "stop",
-                 "message": {"role": "assistant", "content": "".join(_WORDS)}}],
-    "usage": _USAGE,
-}).encode()
+_WHOLE = json.dumps(
+    {
+        "id": "up",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "fake",
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "message": {"role": "assistant", "content": "".join(_WORDS)},
+            }
+        ],
+        "usage": _USAGE,
+    }
+).encode()
 
 
 async def _completions(request: Request) -> Response:
@@ -114,9 +130,11 @@ class Options:
     results: Path
 
     def describe(self) -> str:
-        return (f"latency: {self.sequential} sequential requests per target; throughput: "
-                f"{self.requests} requests per target at concurrency {self.concurrency}, "
-                f"{self.rounds} alternating rounds; {TOKENS}-token replies")
+        return (
+            f"latency: {self.sequential} sequential requests per target; throughput: "
+            f"{self.requests} requests per target at concurrency {self.concurrency}, "
+            f"{self.rounds} alternating rounds; {TOKENS}-token replies"
+        )
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Options:
@@ -128,8 +146,9 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument("--litellm", default=os.environ.get("BENCH_LITELLM"))
     parser.add_argument("--results", type=Path, default=BENCH_DIR / "results")
     a = parser.parse_args(argv)
-    return Options(a.requests, a.concurrency, a.rounds, a.sequential, _litellm(a.litellm),
-                   a.results)
+    return Options(
+        a.requests, a.concurrency, a.rounds, a.sequential, _litellm(a.litellm), a.results
+    )
 
 
 def _litellm(given: str | None) -> str | None:
@@ -191,13 +210,27 @@ def _litellm_config(root: Path, upstream: str) -> Path:
 
 
 @contextmanager
-def litellm_proxy(binary: str, root: Path, upstream: str) -> Iterator[str]:
-    """``litellm --config`` on loopback, one worker, with nothing fetched from the network."""
+def litellm_proxy(binary: str, root: Path, upstream: str, key: str) -> Iterator[str]:
+    """``litellm --config`` on loopback, one worker, with nothing fetched from the network.
+    ``key`` is its master key: LiteLLM authenticates each request too, as hyperlocal does."""
     port = free_port()
-    env = _clean_env() | {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR",
-                          "LITELLM_TELEMETRY": "False"}
-    command = [binary, "--config", str(_litellm_config(root, upstream)), "--host", HOST,
-               "--port", str(port), "--num_workers", "1"]
+    env = _clean_env() | {
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "LITELLM_LOG": "ERROR",
+        "LITELLM_TELEMETRY": "False",
+        "LITELLM_MASTER_KEY": key,
+    }
+    command = [
+        binary,
+        "--config",
+        str(_litellm_config(root, upstream)),
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--num_workers",
+        "1",
+    ]
     with (root / "litellm.log").open("wb") as log:
         process = subprocess.Popen(command, env=env, cwd=root, stdout=log, stderr=log)
     try:
@@ -235,18 +268,30 @@ class Servers:
 async def start(stack: AsyncExitStack, root: Path, options: Options) -> Servers:
     port = free_port()
     upstream = stack.enter_context(
-        running("chat_relay:fake_upstream", port, _clean_env(), root, root / "upstream.log"))
+        running("chat_relay:fake_upstream", port, _clean_env(), root, root / "upstream.log")
+    )
     key = await _hyperlocal_key(root)
     port = free_port()
-    hyper = stack.enter_context(running("hyperlocal.app:create_app", port,
-                                        _hyperlocal_env(root, upstream, port), root,
-                                        root / "hyperlocal.log"))
+    hyper = stack.enter_context(
+        running(
+            "hyperlocal.app:create_app",
+            port,
+            _hyperlocal_env(root, upstream, port),
+            root,
+            root / "hyperlocal.log",
+        )
+    )
     auth = {"authorization": f"Bearer {key}"}
-    targets = [Target("upstream", upstream, {}, options.concurrency),
-               Target("hyperlocal", hyper, auth, options.concurrency)]
+    targets = [
+        Target("upstream", upstream, {}, options.concurrency),
+        Target("hyperlocal", hyper, auth, options.concurrency),
+    ]
     if options.litellm:
-        proxy = stack.enter_context(litellm_proxy(options.litellm, root, upstream))
-        targets.append(Target("litellm", proxy, {}, options.concurrency))
+        master = "sk-" + secrets.token_hex(32)  # in memory only, like the hyperlocal key
+        proxy = stack.enter_context(litellm_proxy(options.litellm, root, upstream, master))
+        targets.append(
+            Target("litellm", proxy, {"authorization": f"Bearer {master}"}, options.concurrency)
+        )
     for target in targets:
         stack.push_async_callback(target.aclose)
     return Servers(targets[0], targets[1], targets[2] if len(targets) > 2 else None)
@@ -269,8 +314,9 @@ async def first_token(target: Target) -> tuple[float, float]:
     """Seconds to the first content chunk and to the end of one streamed reply."""
     started = perf_counter()
     first = 0.0
-    async with target.client.stream("POST", PATH, content=_body(target, stream=True),
-                                     headers=HEADERS) as response:
+    async with target.client.stream(
+        "POST", PATH, content=_body(target, stream=True), headers=HEADERS
+    ) as response:
         if response.status_code != 200:
             raise RuntimeError(f"{target.name}: HTTP {response.status_code}")
         async for line in response.aiter_lines():
@@ -281,8 +327,7 @@ async def first_token(target: Target) -> tuple[float, float]:
 
 async def whole_reply(target: Target) -> float:
     started = perf_counter()
-    response = await target.client.post(PATH, content=_body(target, stream=False),
-                                         headers=HEADERS)
+    response = await target.client.post(PATH, content=_body(target, stream=False), headers=HEADERS)
     if response.status_code != 200 or response.json()["usage"]["completion_tokens"] != TOKENS:
         raise RuntimeError(f"{target.name}: HTTP {response.status_code}: {response.text[:300]}")
     return perf_counter() - started
@@ -296,8 +341,9 @@ class Samples:
     rounds: list[Round] = field(default_factory=list)
 
 
-async def sequential(targets: Sequence[Target], count: int, samples: Samples,
-                     tick: Callable[[], None]) -> None:
+async def sequential(
+    targets: Sequence[Target], count: int, samples: Samples, tick: Callable[[], None]
+) -> None:
     for target in targets:  # warm: connections, the engine, SQLite pages
         for _ in range(20):
             await first_token(target)
@@ -311,21 +357,39 @@ async def sequential(targets: Sequence[Target], count: int, samples: Samples,
             tick()
 
 
-async def concurrent(targets: Sequence[Target], options: Options, samples: Samples,
-                     ticks: dict[str, Callable[[], None]]) -> None:
+async def concurrent(
+    targets: Sequence[Target],
+    options: Options,
+    samples: Samples,
+    ticks: dict[str, Callable[[], None]],
+) -> None:
     per_round = -(-options.requests // options.rounds)
     for target in targets:
         await run_round(target, PATH, _body(target, stream=False), 100, options.concurrency)
     for index in range(options.rounds):
         for target in targets:
-            samples.rounds.append(await run_round(
-                target, PATH, _body(target, stream=False), per_round, options.concurrency,
-                index=index, advance=ticks[target.name]))
+            samples.rounds.append(
+                await run_round(
+                    target,
+                    PATH,
+                    _body(target, stream=False),
+                    per_round,
+                    options.concurrency,
+                    index=index,
+                    advance=ticks[target.name],
+                )
+            )
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=console, refresh_per_second=4)
+    return Progress(
+        TextColumn("{task.description:<28}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        refresh_per_second=4,
+    )
 
 
 async def measure(servers: Servers, options: Options) -> Samples:
@@ -378,32 +442,50 @@ class Summary:
     overhead_mean_ms: float
     throughput: list[Throughput]
     hyperlocal_vs_litellm: float | None
+    load_before: float  # 1-minute load average: compare runs only when these are alike
+    load_after: float
 
 
 def _throughput(rounds: Sequence[Round], name: str) -> Throughput:
     mine = [r for r in rounds if r.target == name]
     latencies = [t for r in mine for t in r.latencies_s]
     ok, elapsed = sum(r.ok for r in mine), sum(r.elapsed_s for r in mine)
-    return Throughput(name, ok, sum(r.errors for r in mine), round(ok / elapsed, 1),
-                      _ms(latencies), _ms(latencies, 99))
+    return Throughput(
+        name,
+        ok,
+        sum(r.errors for r in mine),
+        round(ok / elapsed, 1),
+        _ms(latencies),
+        _ms(latencies, 99),
+    )
 
 
-def summarize(samples: Samples, options: Options) -> Summary:
+def summarize(samples: Samples, options: Options, load_before: float) -> Summary:
     ttft = {k: _ms(v) for k, v in samples.ttft.items()}
     whole = {k: _ms(v) for k, v in samples.whole.items()}
-    names = sorted({r.target for r in samples.rounds}, key=["upstream", "hyperlocal",
-                                                            "litellm"].index)
+    names = sorted(
+        {r.target for r in samples.rounds}, key=["upstream", "hyperlocal", "litellm"].index
+    )
     rates = {t.target: t for t in (_throughput(samples.rounds, n) for n in names)}
     ratio = rates["hyperlocal"].rps / rates["litellm"].rps if "litellm" in rates else None
     mean = statistics.fmean(samples.whole["hyperlocal"]) - statistics.fmean(
-        samples.whole["upstream"])
+        samples.whole["upstream"]
+    )
     return Summary(
         datetime.now().astimezone().isoformat(timespec="seconds"),
-        Machine.current(uvicorn_options()), options.describe(), ttft,
+        Machine.current(uvicorn_options()),
+        options.describe(),
+        ttft,
         round(ttft["hyperlocal"] - ttft["upstream"], 3),
-        {k: _ms(v) for k, v in samples.stream_total.items()}, whole,
-        round(whole["hyperlocal"] - whole["upstream"], 3), round(mean * 1e3, 3),
-        list(rates.values()), round(ratio, 2) if ratio else None)
+        {k: _ms(v) for k, v in samples.stream_total.items()},
+        whole,
+        round(whole["hyperlocal"] - whole["upstream"], 3),
+        round(mean * 1e3, 3),
+        list(rates.values()),
+        round(ratio, 2) if ratio else None,
+        load_before,
+        os.getloadavg()[0],
+    )
 
 
 def tables(summary: Summary) -> list[Table]:
@@ -411,22 +493,46 @@ def tables(summary: Summary) -> list[Table]:
     for column in ("", "TTFT p50 ms", "stream total p50 ms", "non-stream p50 ms"):
         latency.add_column(column, justify="left" if not column else "right")
     for name in summary.ttft_p50_ms:
-        latency.add_row(name, f"{summary.ttft_p50_ms[name]:.2f}",
-                        f"{summary.stream_total_p50_ms[name]:.2f}",
-                        f"{summary.whole_p50_ms[name]:.2f}")
-    latency.add_row("added by hyperlocal", f"{summary.ttft_added_p50_ms:+.2f}", "",
-                    f"{summary.overhead_p50_ms:+.2f}", style="bold")
-    rate = Table(title="Non-streamed relay throughput",
-                 caption=f"{summary.machine.cpu}, {summary.machine.cores} cores; "
-                         f"{summary.machine.note}. {summary.load}.")
+        latency.add_row(
+            name,
+            f"{summary.ttft_p50_ms[name]:.2f}",
+            f"{summary.stream_total_p50_ms[name]:.2f}",
+            f"{summary.whole_p50_ms[name]:.2f}",
+        )
+    latency.add_row(
+        "added by hyperlocal",
+        f"{summary.ttft_added_p50_ms:+.2f}",
+        "",
+        f"{summary.overhead_p50_ms:+.2f}",
+        style="bold",
+    )
+    rate = Table(
+        title="Non-streamed relay throughput",
+        caption=f"{summary.machine.cpu}, {summary.machine.cores} cores; "
+        f"{summary.machine.note}. {summary.load}. Load average "
+        f"{summary.load_before:.1f} before, {summary.load_after:.1f} after.",
+    )
     for column in ("", "req/s", "p50 ms", "p99 ms", "requests", "errors"):
         rate.add_column(column, justify="left" if not column else "right")
     for t in summary.throughput:
-        rate.add_row(t.target, f"{t.rps:.0f}", f"{t.p50_ms:.2f}", f"{t.p99_ms:.2f}",
-                     str(t.requests), str(t.errors))
+        rate.add_row(
+            t.target,
+            f"{t.rps:.0f}",
+            f"{t.p50_ms:.2f}",
+            f"{t.p99_ms:.2f}",
+            str(t.requests),
+            str(t.errors),
+        )
     ratio = summary.hyperlocal_vs_litellm
-    rate.add_row("hyperlocal / litellm", f"{ratio:.2f}x" if ratio else "n/a (no litellm)",
-                 "", "", "", "", style="bold")
+    rate.add_row(
+        "hyperlocal / litellm",
+        f"{ratio:.2f}x" if ratio else "n/a (no litellm)",
+        "",
+        "",
+        "",
+        "",
+        style="bold",
+    )
     return [latency, rate]
 
 
@@ -446,12 +552,15 @@ async def bench(options: Options, root: Path) -> Samples:
 def main(argv: Sequence[str] | None = None) -> None:
     options = parse_args(argv)
     if not options.litellm:
-        console.print("[yellow]LiteLLM not found: the throughput comparison will be skipped. "
-                      "Install litellm[proxy] (a separate venv is fine) and pass --litellm.")
+        console.print(
+            "[yellow]LiteLLM not found: the throughput comparison will be skipped. "
+            "Install litellm[proxy] (a separate venv is fine) and pass --litellm."
+        )
     console.print(options.describe())
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="hyperlocal-chat-bench-") as tmp:
         samples = asyncio.run(bench(options, Path(tmp)))
-    summary = summarize(samples, options)
+    summary = summarize(samples, options, load_before)
     for table in tables(summary):
         console.print(table)
     console.print(f"JSON: {write_json(summary, options.results)}")

@@ -60,7 +60,7 @@ timeout_s = 30
 price = {{ kind = "flat", credits = 1 }}
 inputs.prompt = {{ type = "string", required = true }}
 """
-BENCH_KEY = KeySpec(name="bench", credits=10**9, rate_limit=10**9, max_running_jobs=10**6)
+BENCH_KEY = KeySpec(name="bench", credits=10**9, rate_limit=10**9, max_running_jobs=10**5)
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 BACKENDS = ("sqlite", "postgres", "postgres+celery")
 Tick = Callable[[], None]

@@ -19,24 +19,15 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
-from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+# The SDK (httpx) and rich load when a command runs, not when ``hyperlocal serve`` parses its
+# arguments: the server's start-up budget is 2 s.
+if TYPE_CHECKING:
+    from rich.console import Console
 
-from hyperlocal.client import (
-    AuthenticationError,
-    Client,
-    HyperlocalError,
-    InsufficientCredits,
-    Job,
-    JobStatus,
-    MediaInput,
-    MediaResult,
-    NetworkError,
-    RateLimited,
-)
+    from hyperlocal.client import Client, Job, JobStatus, MediaInput, MediaResult
 
 __all__ = ["DEFAULT_URL", "add_commands", "handlers"]
 
@@ -74,6 +65,8 @@ class Session:
         """Wait for a job, with a bar that shows its status and progress."""
         if self.quiet:
             return self.client.jobs.wait(job_id, timeout=self.args.timeout)
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
         columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn())
         with Progress(*columns, TimeElapsedColumn(), console=self.err, transient=True) as bar:
             task = bar.add_task(f"{label} (queued)", total=None)
@@ -88,6 +81,8 @@ class Session:
 
     def save(self, url: str | None, output: str | None) -> Path:
         if not url:
+            from hyperlocal.client import HyperlocalError
+
             raise HyperlocalError("the server returned no output URL")
         target = (
             Path(output) if output else Path(PurePosixPath(urlsplit(url).path).name or "output")
@@ -264,18 +259,22 @@ def _session(args: argparse.Namespace, err: Console) -> Iterator[Session]:
     url, key = _server(args), args.api_key or os.environ.get("HYPERLOCAL_API_KEY")
     if not key:
         raise UsageError("no API key: set HYPERLOCAL_API_KEY or pass --api-key")
+    from hyperlocal.client import Client
+
     with Client(url, key, timeout=max(args.timeout, 10.0)) as client:
         yield Session(client, args, err, quiet=bool(args.json))
 
 
 def _hint(exc: Exception, args: argparse.Namespace) -> str:
-    if isinstance(exc, AuthenticationError):
+    from hyperlocal import client as sdk
+
+    if isinstance(exc, sdk.AuthenticationError):
         return " (check HYPERLOCAL_API_KEY or --api-key)"
-    if isinstance(exc, InsufficientCredits):
+    if isinstance(exc, sdk.InsufficientCredits):
         return f" (needs {exc.required}, the key has {exc.available})"
-    if isinstance(exc, RateLimited) and exc.retry_after is not None:
+    if isinstance(exc, sdk.RateLimited) and exc.retry_after is not None:
         return f" (try again in {exc.retry_after:.0f} s)"
-    if isinstance(exc, NetworkError):
+    if isinstance(exc, sdk.NetworkError):
         return f" (is a server running at {_server(args)}?)"
     return ""
 
@@ -284,6 +283,10 @@ def _command(action: Callable[[Session], int]) -> Handler:
     def run(args: argparse.Namespace, _settings: Any) -> int:
         # httpx logs every request at INFO: a server's log line, noise on a user's terminal.
         logging.getLogger("httpx").setLevel(logging.WARNING)
+        from rich.console import Console
+
+        from hyperlocal.client import HyperlocalError
+
         err = Console(stderr=True)
         try:
             with _session(args, err) as session:
@@ -305,12 +308,6 @@ def _common() -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", help="print the response JSON, no progress")
     common.add_argument("--timeout", type=float, default=600.0, help="seconds to wait (600)")
     return common
-
-
-def _output() -> argparse.ArgumentParser:
-    output = argparse.ArgumentParser(add_help=False)
-    output.add_argument("-o", "--output", metavar="PATH", help="where to save the output")
-    return output
 
 
 def _image_args(p: argparse.ArgumentParser) -> None:
@@ -384,10 +381,11 @@ _COMMANDS: dict[str, _Command] = {
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the generation commands to the ``hyperlocal`` parser's subcommands."""
-    common, output = _common(), _output()
+    common = _common()
     for name, command in _COMMANDS.items():
-        parents = [common, output] if command.saves else [common]
-        parser = sub.add_parser(name, help=command.help, description=command.help, parents=parents)
+        parser = sub.add_parser(name, help=command.help, description=command.help, parents=[common])
+        if command.saves:
+            parser.add_argument("-o", "--output", metavar="PATH", help="where to save the output")
         # Per command, not in the shared parent: argparse shares a parent's actions, defaults too.
         default = f" (default {command.model})" if command.model else ""
         parser.add_argument("--model", default=command.model, help=f"model id{default}")

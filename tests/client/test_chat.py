@@ -26,7 +26,7 @@ def chat_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     port = free_port()
     # make_settings' values; that fixture is per test, and this server is per module.
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         data_dir=tmp_path_factory.mktemp("chat") / "data",
         public_url=f"http://127.0.0.1:{port}",
         allow_private_urls=True,

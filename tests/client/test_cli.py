@@ -88,8 +88,8 @@ def test_tts_and_3d(live: Live, user: IssuedClientKey, tmp_path: Path) -> None:
     args = ("tts", "hello", "--model", "test-slow-audio", "-o", "hi.mp3", "--json")
     body = json.loads(ok(hyperlocal(tmp_path, *args, url=live.url, key=user.key)).stdout)
     assert body["success"] is True and (tmp_path / "hi.mp3").exists()
-    args = ("3d", "--prompt", "a house", "-o", "house.glb")
-    ok(hyperlocal(tmp_path, *args, url=live.url, key=user.key))
+    mesh = ("3d", "--prompt", "a house", "-o", "house.glb")
+    ok(hyperlocal(tmp_path, *mesh, url=live.url, key=user.key))
     assert (tmp_path / "house.glb").read_bytes()[:4] == b"glTF"
 
 

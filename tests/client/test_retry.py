@@ -105,7 +105,7 @@ def test_get_retried_on_500_without_a_generation_code(script: Script) -> None:
 
 
 def test_generation_failure_is_never_retried(script: Script) -> None:
-    failed = (500, {"error": "model crashed", "code": "E1001"}, {})
+    failed: Answer = (500, {"error": "model crashed", "code": "E1001"}, {})
     script.answers["/v1/images/generate"] = [failed, (200, IMAGE, {})]
     with Client(script.base, "ck_test") as client, pytest.raises(GenerationFailed) as err:
         client.images.generate("x")

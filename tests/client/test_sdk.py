@@ -16,6 +16,7 @@ from hyperlocal.client import (
     ImageResult,
     JobStatus,
     JobTimeoutError,
+    MediaInput,
     MediaResult,
 )
 from tests.client.conftest import IssuedClientKey, Live
@@ -58,7 +59,11 @@ def test_image_options_and_edit_with_local_media(client: Client, tmp_path: Path)
     assert _open(client.download(jpeg.url, tmp_path / "t.jpg")).size == (1024, 1792)
     source = tmp_path / "red.png"
     source.write_bytes(tiny_png((255, 0, 0), (64, 64)))
-    for images in (source, [source, tiny_png((0, 0, 255), (64, 64))]):
+    inputs: list[MediaInput | list[MediaInput]] = [
+        source,
+        [source, tiny_png((0, 0, 255), (64, 64))],
+    ]
+    for images in inputs:
         edited = client.images.edit("make it blue", images, model="nano-banana-edit")
         assert edited.url.endswith(".png")
         assert _open(client.download(edited.url, tmp_path / "e.png")).format == "PNG"

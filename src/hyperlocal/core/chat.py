@@ -112,7 +112,7 @@ def default_chat_model(catalog: Catalog) -> str:
 
 
 async def open_chat(svc: Services, submit: ChatSubmit) -> ChatStream:
-    """Charge for the chat and wait for its first delta, or raise with nothing charged."""
+    """Charge for the chat and wait for its first delta; or raise, with any charge refunded."""
     entry = _entry(svc, submit.model)
     _validate(submit)
     engine = await svc.chat.get(entry.engine)

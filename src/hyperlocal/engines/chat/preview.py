@@ -36,10 +36,11 @@ class PreviewChatEngine:
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatDelta, None]:
         prompt = sum(len(message_text(m).split()) for m in request.messages)
-        words = self.reply(request).split(" ")[: request.max_tokens]
+        every = self.reply(request).split(" ")
+        words = every[: request.max_tokens]
         for i, word in enumerate(words):
             yield ChatDelta(content=word if i == 0 else " " + word, usage=ChatUsage(prompt, i + 1))
-        finish = "stop" if len(words) == len(self.reply(request).split(" ")) else "length"
+        finish = "stop" if len(words) == len(every) else "length"
         yield ChatDelta(finish_reason=finish, usage=ChatUsage(prompt, len(words)))
 
     async def aclose(self) -> None:

@@ -60,9 +60,12 @@ class MotionVideoEngine:
 
 def _produce(request: GenerationRequest, report: Report) -> GenerationResult:
     clip = _with_sound(request, _clip(request))
-    report(PREPARE_SHARE, "encoding H.264")
+    report(PREPARE_SHARE, "rendering and encoding H.264")
     data = encode_mp4(
-        clip, lambda done: report(PREPARE_SHARE + (1 - PREPARE_SHARE) * done, "encoding H.264")
+        clip,
+        lambda done: report(
+            PREPARE_SHARE + (1 - PREPARE_SHARE) * done, "rendering and encoding H.264"
+        ),
     )
     extra: dict[str, float | str] = {"engine": "motion-video", **clip.facts}
     extra.update(width=clip.size[0], height=clip.size[1], fps=float(clip.fps))
