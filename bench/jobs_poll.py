@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import math
 import os
@@ -31,8 +32,7 @@ from typing import Any
 import httpx
 from _load import Round, Target
 from _report import Machine, Summary, summarize
-from _server import BENCH_DIR, free_port, running, uvicorn_options
-from images import BODY, PATH, Workspace, hyperlocal_env, issue_key, prepare
+from _server import BENCH_DIR, HOST, free_port, running, uvicorn_options
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -41,8 +41,95 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from hyperlocal.core.keys import MAX_RUNNING_JOBS, KeySpec, create_key
+from hyperlocal.store.db import Database
+
 console = Console()
 Tick = Callable[[], None]
+
+# -- a hyperlocal server to measure: also used by webhooks.py, sse_streams.py and scaling.py ----
+
+PATH = "/v1/images/generate"
+MODEL = "bench-null-t2i"
+BODY = json.dumps({"model": MODEL, "prompt": "a lighthouse on a cliff at dusk"}).encode()
+CATALOG = f"""\
+# Written by the benchmark: one image model served by the zero-work engine (_hyperlocal_app.py).
+[[model]]
+id = "{MODEL}"
+category = "image"
+name = "Benchmark null image"
+engine = "null-image"
+timeout_s = 30
+price = {{ kind = "flat", credits = 1 }}
+inputs.prompt = {{ type = "string", required = true }}
+"""
+# Limits far above anything one run uses: the benchmarks measure checking them, never a refusal.
+BENCH_KEY = KeySpec(
+    name="bench", credits=10**9, rate_limit=10**9, max_running_jobs=MAX_RUNNING_JOBS
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Workspace:
+    """Everything one run writes, in a temporary directory removed afterwards."""
+
+    root: Path
+
+    @property
+    def db_file(self) -> Path:
+        return self.root / "hyperlocal" / "hyperlocal.db"
+
+    @property
+    def database_url(self) -> str:
+        return f"sqlite+aiosqlite:///{self.db_file}"
+
+
+def prepare(root: Path, catalog: str = CATALOG) -> Workspace:
+    """Writes the zero-work engine's PNG and the catalogue override."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), (40, 90, 160)).save(buf, format="PNG")
+    (root / "image.png").write_bytes(buf.getvalue())
+    (root / "catalog.toml").write_text(catalog)
+    return Workspace(root)
+
+
+async def issue_key(ws: Workspace) -> str:
+    """Creates the bench key in a fresh database; the raw key is kept in memory only."""
+    ws.db_file.parent.mkdir(exist_ok=True)
+    db = Database(ws.database_url)
+    try:
+        await db.migrate()
+        return (await create_key(db, BENCH_KEY)).key
+    finally:
+        await db.aclose()
+
+
+def server_env(ws: Workspace, port: int, **extra: str) -> dict[str, str]:
+    """The server's environment; an operator's own HYPERLOCAL_* never leaks into the run."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("HYPERLOCAL_")}
+    return clean | {
+        "BENCH_PNG": str(ws.root / "image.png"),
+        "HYPERLOCAL_DATA_DIR": str(ws.db_file.parent),
+        "HYPERLOCAL_DATABASE_URL": ws.database_url,
+        "HYPERLOCAL_CATALOG": str(ws.root / "catalog.toml"),
+        "HYPERLOCAL_PUBLIC_URL": f"http://{HOST}:{port}",
+        "HYPERLOCAL_BOOTSTRAP_KEYS": "false",
+        "HYPERLOCAL_LOG_LEVEL": "WARNING",
+        **extra,
+    }
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
+    """The client's event loop: uvloop when installed, as the servers use."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop
+    return uvloop.new_event_loop
+
+
 _COLUMNS = "id, status, model, category, credits, output_url, progress, created_at, finished_at"
 _WIRE_STATUS = {"queued": "processing", "running": "processing", "canceled": "failed"}
 
@@ -214,7 +301,6 @@ def _tick(progress: Progress, description: str, total: int) -> Tick:
 
 async def start_targets(stack: AsyncExitStack, ws: Workspace, options: Options) -> list[Target]:
     key = await issue_key(ws)
-    db_file = ws.root / "hyperlocal" / "hyperlocal.db"
     specs = (
         ("hyperlocal", "_hyperlocal_app:create", {"authorization": f"Bearer {key}"}),
         ("bare", "jobs_poll:bare", {}),
@@ -222,7 +308,7 @@ async def start_targets(stack: AsyncExitStack, ws: Workspace, options: Options) 
     targets = []
     for name, app, headers in specs:
         port = free_port()
-        env = hyperlocal_env(ws, port) | {"BENCH_DB": str(db_file)}
+        env = server_env(ws, port, BENCH_DB=str(ws.db_file))
         url = stack.enter_context(running(app, port, env, ws.root, ws.root / f"{name}.log"))
         target = Target(name, url, headers, options.concurrency)
         stack.push_async_callback(target.aclose)
@@ -257,14 +343,6 @@ async def bench(options: Options, root: Path) -> list[Round]:
     async with AsyncExitStack() as stack:
         targets = await start_targets(stack, ws, options)
         return await measure(targets, options)
-
-
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop
-    return uvloop.new_event_loop
 
 
 # -- report -------------------------------------------------------------------------------------
@@ -308,7 +386,7 @@ def execute(options: Options) -> dict[str, Any]:
     console.print(f"{machine.cpu}, {machine.cores} cores ({machine.note}); {options.describe()}")
     with (
         tempfile.TemporaryDirectory(prefix="hyperlocal-poll-") as tmp,
-        asyncio.Runner(loop_factory=_loop_factory()) as runner,
+        asyncio.Runner(loop_factory=loop_factory()) as runner,
     ):
         rounds = runner.run(bench(options, Path(tmp)))
     summary = summarize(rounds, machine, options.describe(), load_before)

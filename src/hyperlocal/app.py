@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
-from hyperlocal import __version__
+from hyperlocal import __version__, console
 from hyperlocal.api.errors import install_error_handlers
 from hyperlocal.api.middleware import BodyLimitMiddleware
 from hyperlocal.api.routes import account, admin, chat, files, health, images, jobs, media, models
@@ -49,7 +49,7 @@ def create_app(
     api = _api_router()
     app.include_router(api, prefix="/v1")
     app.include_router(api, prefix="/api/v1", include_in_schema=False)
-    for module in (admin, health, files):
+    for module in (admin, health, files, console):
         app.include_router(module.router)
     app.include_router(media.legacy_router)
     return app

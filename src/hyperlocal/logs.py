@@ -13,7 +13,8 @@ __all__ = ["JsonFormatter", "RedactingFilter", "configure_logging", "redact"]
 
 # Anything shaped like a key or secret we issue, plus bearer headers from any source.
 _SECRET = re.compile(r"(ck_|whsec_)[A-Za-z0-9_\-+/=]{8,}|(?i:bearer)\s+[A-Za-z0-9._\-+/=]+")
-# Libraries that log SQL parameters (and so row values) at DEBUG; they stay at INFO.
+# Libraries that log SQL (sqlalchemy.engine from INFO) and its parameters, and so row values
+# such as webhook secrets: they stay at WARNING whatever the root level.
 _PARAMETER_LOGGERS = ("aiosqlite", "asyncpg", "sqlalchemy.engine")
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 
@@ -59,7 +60,7 @@ def configure_logging(level: str = "INFO", json_lines: bool | None = None) -> No
     root.setLevel(level.upper())
     logging.getLogger("alembic").setLevel(logging.WARNING)  # "running migration" on every open
     for name in _PARAMETER_LOGGERS:
-        logging.getLogger(name).setLevel(max(logging.INFO, root.level))
+        logging.getLogger(name).setLevel(logging.WARNING)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

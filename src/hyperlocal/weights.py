@@ -205,13 +205,20 @@ def _repo_bytes(repo_id: str, revision: str | None) -> int | None:
 @contextmanager
 def _quiet_hub() -> Iterator[None]:
     """Hides the hub's tqdm bars while ours draws: two live displays garble a terminal."""
-    from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
+    from huggingface_hub.utils.tqdm import (
+        are_progress_bars_disabled,
+        disable_progress_bars,
+        enable_progress_bars,
+    )
 
-    disable_progress_bars()
+    hidden_already = are_progress_bars_disabled()
+    if not hidden_already:
+        disable_progress_bars()
     try:
         yield
     finally:
-        enable_progress_bars()
+        if not hidden_already:
+            enable_progress_bars()
 
 
 @contextmanager

@@ -33,8 +33,6 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
-from sqlalchemy import func, select
-
 from hyperlocal.core.services import Services
 from hyperlocal.engines.base import EngineFactory
 from hyperlocal.queue.celery_app import TASK_NAME, queue_name
@@ -46,7 +44,6 @@ from hyperlocal.runtime import close_services, open_services, worker_id
 from hyperlocal.settings import Settings
 from hyperlocal.store import jobs as store
 from hyperlocal.store.db import Database
-from hyperlocal.store.tables import Job
 
 __all__ = ["WorkerOptions", "run_worker", "serving_models", "sweep_interval"]
 
@@ -208,13 +205,8 @@ def _backlog(app: Any, queues: list[str]) -> int:
 async def _active_jobs(db: Database, models: list[str]) -> int:
     # Queued or running, leases expired or not: a job that a killed worker left running keeps
     # a burst worker alive until the sweep has recovered and finished it.
-    stmt = (
-        select(func.count())
-        .select_from(Job)
-        .where(Job.status.in_(store.ACTIVE), Job.model.in_(models))
-    )
     async with db.read() as session:
-        return int(await session.scalar(stmt) or 0)
+        return await store.count_active_for_models(session, models)
 
 
 def _watch_burst(idle: Callable[[], bool]) -> None:

@@ -1,4 +1,4 @@
-"""The ``algorithmic-music`` engine (``lyria-3-pro``): exact length, real sound, the prompt's tempo."""
+"""The ``algorithmic-music`` engine (``lyria-3-pro``): exact length, real sound, tempo."""
 
 from __future__ import annotations
 

@@ -97,6 +97,14 @@ async def test_text_to_video_is_an_h264_mp4_of_the_asked_length(
     assert [f for f, _ in progress.calls][-1] == 1.0
 
 
+async def test_a_text_model_refuses_an_image_rather_than_ignore_it(
+    engine: DiffusersVideoEngine,
+) -> None:
+    request = video_request("tiny-animatediff", media={"image": [start_image()]})
+    with pytest.raises(GenerationError, match="text only"):
+        await engine.generate(request, Progress())
+
+
 async def test_image_to_video_animates_the_source(engine: DiffusersVideoEngine) -> None:
     request = video_request("tiny-svd", {"duration": 0.375}, media={"image": [start_image()]})
     result = await engine.generate(request, Progress())
@@ -108,14 +116,6 @@ async def test_image_to_video_animates_the_source(engine: DiffusersVideoEngine) 
 async def test_an_image_model_without_an_image_says_so(engine: DiffusersVideoEngine) -> None:
     with pytest.raises(GenerationError, match="animates an image"):
         await engine.generate(video_request("tiny-svd"), Progress())
-
-
-async def test_a_text_model_refuses_an_image_rather_than_ignore_it(
-    engine: DiffusersVideoEngine,
-) -> None:
-    request = video_request("tiny-animatediff", media={"image": [start_image()]})
-    with pytest.raises(GenerationError, match="text only"):
-        await engine.generate(request, Progress())
 
 
 async def test_missing_weights_name_their_folder(engine: DiffusersVideoEngine) -> None:

@@ -13,6 +13,7 @@ from hyperlocal.store.tables import Job
 
 __all__ = [
     "claim",
+    "count_active_for_models",
     "count_running_for_key",
     "expired_leases",
     "finish",
@@ -138,4 +139,9 @@ async def count_running_for_key(session: AsyncSession, key_id: str) -> int:
 
 async def queue_position(session: AsyncSession, job: Job) -> int:
     stmt = select(func.count()).where(Job.status == QUEUED, Job.created_at < job.created_at)
+    return int(await session.scalar(stmt) or 0)
+
+
+async def count_active_for_models(session: AsyncSession, models: Sequence[str]) -> int:
+    stmt = select(func.count()).where(Job.status.in_(ACTIVE), Job.model.in_(models))
     return int(await session.scalar(stmt) or 0)

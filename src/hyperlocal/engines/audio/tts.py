@@ -24,7 +24,7 @@ from hyperlocal.engines.base import (
     GenerationResult,
     ProgressCallback,
 )
-from hyperlocal.errors import InputError
+from hyperlocal.errors import GenerationError, InputError
 
 __all__ = ["SpeechEngine", "create", "script"]
 
@@ -90,4 +90,6 @@ async def render(items: list[Item], speaker: Speaker, progress: ProgressCallback
         parts.append(await asyncio.to_thread(speech.render_item, item, speaker))
         await progress(0.05 + 0.85 * done / len(items), f"rendered {done} of {len(items)}")
     samples = await asyncio.to_thread(speech.assemble, parts, speaker.rate)
+    if not samples.size:
+        raise GenerationError(f"{speaker.name} produced no audio for this text")
     return Audio(samples, speaker.rate)

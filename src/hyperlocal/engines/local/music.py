@@ -111,7 +111,7 @@ def _load(weights: Weights) -> Musicgen:
 
     folder = str(weights.folder)
     try:
-        model = MusicgenForConditionalGeneration.from_pretrained(
+        model: Any = MusicgenForConditionalGeneration.from_pretrained(  # its .to() is mistyped
             folder, dtype=getattr(torch, weights.dtype), local_files_only=True
         )
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)

@@ -40,6 +40,7 @@ class Weights:
     folder: Path
     device: str  # "cuda" or "cpu"
     dtype: str  # a torch dtype name ("float16"), or a CTranslate2 compute type ("int8")
+    threads: int = 0  # CPU threads, for runtimes that take a count at load (0: their default)
 
 
 def locate(settings: Settings, options: Mapping[str, InputValue], engine: str, layout: str) -> Path:

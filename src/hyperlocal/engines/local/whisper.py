@@ -5,8 +5,8 @@ faster-whisper folder the operator pulled, such as large-v3, on the GPU when CTr
 one (float16), else on the CPU (int8). Multilingual models transcribe the request's
 ``language``, or detect it when that is ``auto``; English-only (``.en``) models always
 transcribe English. Engine options: ``weights`` (required), ``beam_size`` (5), ``vad``
-(true: Silero VAD skips long silences, where Whisper would invent text), ``device`` and
-``compute_type``.
+(true: Silero VAD skips long silences, where Whisper would invent text), ``device``,
+``compute_type`` and ``cpu_threads`` (0: CTranslate2 chooses).
 """
 
 from __future__ import annotations
@@ -103,14 +103,19 @@ def _weights(folder: Path, options: Mapping[str, InputValue]) -> Weights:
     cuda = ctranslate2.get_cuda_device_count() > 0
     device = text(options, "device", "cuda" if cuda else "cpu")
     compute = text(options, "compute_type", "float16" if device == "cuda" else "int8")
-    return Weights(folder, device, compute)
+    return Weights(folder, device, compute, threads=integer(options, "cpu_threads", 0))
 
 
 def _load(weights: Weights) -> Any:
     from faster_whisper import WhisperModel  # type: ignore[import-untyped]
 
     try:
-        return WhisperModel(str(weights.folder), device=weights.device, compute_type=weights.dtype)
+        return WhisperModel(
+            str(weights.folder),
+            device=weights.device,
+            compute_type=weights.dtype,
+            cpu_threads=weights.threads,
+        )
     except (RuntimeError, ValueError, OSError) as exc:  # CTranslate2's "unable to open file"...
         raise GenerationError(f"{weights.folder.name}: not a CTranslate2 Whisper ({exc})") from exc
 

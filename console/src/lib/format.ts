@@ -1,0 +1,111 @@
+import type { Category, PriceRule, Scalar } from "./types";
+
+export const CATEGORIES: { id: Category; label: string; noun: string }[] = [
+  { id: "image", label: "Image", noun: "image" },
+  { id: "image_edit", label: "Image edit", noun: "edited image" },
+  { id: "video", label: "Video", noun: "video" },
+  { id: "audio", label: "Audio", noun: "audio" },
+  { id: "3d", label: "3D", noun: "3D model" },
+  { id: "chat", label: "Chat", noun: "reply" },
+];
+
+export const categoryLabel = (c: string): string =>
+  CATEGORIES.find((x) => x.id === c)?.label ?? c;
+
+const plural = (n: number, word: string): string => `${n.toLocaleString()} ${word}${n === 1 ? "" : "s"}`;
+
+export const credits = (n: number): string => plural(n, "credit");
+
+/** 100 credits are one US dollar (spec §1). */
+export const dollars = (n: number): string =>
+  (n / 100).toLocaleString(undefined, { style: "currency", currency: "USD" });
+
+export function priceLabel(rule: PriceRule): string {
+  switch (rule.kind) {
+    case "flat":
+      return credits(rule.credits);
+    case "per_second":
+      return `${credits(rule.credits)} / ${rule.per_seconds ?? 1} s`;
+    case "per_resolution": {
+      const values = [rule.credits, ...Object.values(rule.table ?? {})];
+      const lo = Math.min(...values);
+      const hi = Math.max(...values);
+      return lo === hi ? credits(lo) : `${lo}–${hi} credits`;
+    }
+    case "per_minute":
+      return `${credits(rule.credits)} / min`;
+    case "per_message":
+      return `from ${credits(rule.credits)} / message`;
+  }
+}
+
+function same(value: unknown, expected: Scalar): boolean {
+  if (typeof value === "boolean" || typeof expected === "boolean") return value === expected;
+  return value === expected || (value !== undefined && String(value) === String(expected));
+}
+
+/** The credits a request will cost, as the server computes it (core/pricing.py), when the
+ * price depends only on the form; null when it depends on the input media or conversation. */
+export function estimate(rule: PriceRule, input: Record<string, unknown>): number | null {
+  let total: number;
+  if (rule.kind === "flat") total = rule.credits;
+  else if (rule.kind === "per_second") {
+    const value = input[rule.field ?? "duration"];
+    total = typeof value === "number" ? (rule.credits * value) / (rule.per_seconds || 1) : rule.credits;
+  } else if (rule.kind === "per_resolution") {
+    const value = input[rule.field ?? "resolution"];
+    total = rule.table?.[String(value)] ?? rule.credits;
+  } else return null;
+  for (const m of rule.multipliers ?? []) if (same(input[m.field], m.equals)) total *= m.factor;
+  return Math.ceil(Math.round(total * 1e6) / 1e6);
+}
+
+export const humanize = (name: string): string => {
+  const text = name.replace(/_/g, " ");
+  return text.charAt(0).toUpperCase() + text.slice(1);
+};
+
+const rtf = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+
+export function relativeTime(unix: number, now = Date.now() / 1000): string {
+  const diff = unix - now;
+  const abs = Math.abs(diff);
+  if (abs < 45) return "just now";
+  if (abs < 3600) return rtf.format(Math.round(diff / 60), "minute");
+  if (abs < 86400) return rtf.format(Math.round(diff / 3600), "hour");
+  if (abs < 86400 * 30) return rtf.format(Math.round(diff / 86400), "day");
+  return dateTime(unix);
+}
+
+export const dateTime = (unix: number): string =>
+  new Date(unix * 1000).toLocaleString(undefined, {
+    year: "numeric",
+    month: "short",
+    day: "numeric",
+    hour: "2-digit",
+    minute: "2-digit",
+  });
+
+export function duration(seconds: number): string {
+  if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
+  if (seconds < 60) return `${seconds.toFixed(seconds < 10 ? 1 : 0)} s`;
+  const m = Math.floor(seconds / 60);
+  const s = Math.round(seconds % 60);
+  return `${m} min ${s} s`;
+}
+
+export function bytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(0)} KB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MB`;
+}
+
+/** What a URL holds, by its extension: outputs are served under /files with one. */
+export function mediaKind(url: string): "image" | "video" | "audio" | "model" | "other" {
+  const ext = url.split("?")[0].split(".").pop()?.toLowerCase() ?? "";
+  if (["png", "jpg", "jpeg", "webp", "gif"].includes(ext)) return "image";
+  if (["mp4", "webm", "mov"].includes(ext)) return "video";
+  if (["mp3", "wav", "ogg", "flac", "m4a"].includes(ext)) return "audio";
+  if (["glb", "gltf"].includes(ext)) return "model";
+  return "other";
+}

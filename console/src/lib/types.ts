@@ -1,0 +1,163 @@
+// The wire shapes the console reads: see shared/spec/hypereal-api.md and api/routes/.
+
+export type Category = "image" | "image_edit" | "video" | "audio" | "3d" | "chat";
+export type InputType =
+  | "string"
+  | "integer"
+  | "number"
+  | "boolean"
+  | "image"
+  | "images"
+  | "audio"
+  | "video";
+export type Scalar = string | number | boolean;
+
+export interface InputSpec {
+  type: InputType;
+  required?: boolean;
+  default?: Scalar | Scalar[] | null;
+  enum?: Scalar[];
+  minimum?: number;
+  maximum?: number;
+  max_length?: number;
+  min_items?: number;
+  max_items?: number;
+  aliases?: string[];
+  description?: string;
+}
+
+export interface Multiplier {
+  field: string;
+  equals: Scalar;
+  factor: number;
+}
+
+export interface PriceRule {
+  kind: "flat" | "per_second" | "per_resolution" | "per_minute" | "per_message";
+  credits: number;
+  field?: string;
+  per_seconds?: number;
+  table?: Record<string, number>;
+  chars_per_credit?: number;
+  multipliers?: Multiplier[];
+  note?: string;
+}
+
+export interface Model {
+  id: string;
+  name: string;
+  category: Category;
+  description?: string;
+  engine: string;
+  available: boolean;
+  evidence?: string;
+  price: PriceRule;
+  inputs: Record<string, InputSpec>;
+}
+
+export interface Account {
+  keyId: string;
+  keyName: string;
+  credits: number;
+  rateLimit: number;
+  maxRunningJobs: number;
+}
+
+export type JobState = "processing" | "completed" | "failed";
+
+export interface Segment {
+  text: string;
+  start: number;
+  end: number;
+}
+
+export interface Job {
+  jobId: string;
+  status: JobState;
+  model: string;
+  type: string;
+  creditsUsed: number;
+  outputUrl?: string;
+  outputUrls?: string[];
+  error?: string;
+  code?: string;
+  progress?: number;
+  queuePosition?: number;
+  createdAt?: number;
+  completedAt?: number;
+  text?: string;
+  duration?: number;
+  segments?: Segment[];
+  resultId?: string;
+  [extra: string]: unknown;
+}
+
+export interface JobAccepted {
+  jobId: string;
+  status: string;
+  message: string;
+  creditsUsed: number;
+  pollUrl: string;
+}
+
+export interface ImageResult {
+  created: number;
+  data: { url: string; model: string }[];
+  resultId: string;
+  creditsUsed: number;
+}
+
+export interface MediaResult {
+  success: boolean;
+  jobId?: string;
+  outputUrl?: string | null;
+  text?: string;
+  duration?: number;
+  segments?: Segment[];
+  creditsUsed: number;
+  [extra: string]: unknown;
+}
+
+export interface LedgerLine {
+  id: number;
+  kind: "grant" | "charge" | "refund";
+  amount: number;
+  balanceAfter: number;
+  jobId: string | null;
+  note: string;
+  created: number;
+}
+
+export interface Delivery {
+  webhookId: string;
+  url: string;
+  attemptedAt: number;
+  statusCode: number | null;
+  latencyMs: number;
+  error: string | null;
+}
+
+export interface KeyInfo {
+  id: string;
+  name: string;
+  prefix: string;
+  admin: boolean;
+  credits: number;
+  rateLimit: number;
+  maxRunningJobs: number;
+  created: number;
+  revoked: boolean;
+}
+
+export interface IssuedKey extends KeyInfo {
+  key: string;
+  webhookSecret: string;
+}
+
+export interface KeyCreate {
+  name: string;
+  credits: number;
+  rate_limit?: number;
+  max_running_jobs?: number;
+  admin: boolean;
+}

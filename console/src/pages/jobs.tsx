@@ -1,0 +1,150 @@
+import { useCallback, useEffect, useState } from "preact/hooks";
+import { Icon } from "../components/icons";
+import { Button, Card, Empty, ErrorBox, PageHeader, Progress, Segmented, SkeletonRows, StatusBadge, Time } from "../components/ui";
+import { api } from "../lib/api";
+import { categoryLabel, duration } from "../lib/format";
+import { useLiveJob } from "../lib/jobs";
+import { href, navigate } from "../lib/router";
+import { useSession } from "../lib/session";
+import type { Job } from "../lib/types";
+
+const PAGE = 25;
+const REFRESH_MS = 20_000;
+type Filter = "all" | "processing" | "completed" | "failed";
+
+/** Merges a fresh first page into what is shown, keeping the older pages already loaded. */
+function merge(fresh: Job[], shown: Job[]): Job[] {
+  const ids = new Set(fresh.map((j) => j.jobId));
+  return [...fresh, ...shown.filter((j) => !ids.has(j.jobId))];
+}
+
+export function JobsPage() {
+  const { refreshAccount } = useSession();
+  const [jobs, setJobs] = useState<Job[] | null>(null);
+  const [cursor, setCursor] = useState<string | undefined>();
+  const [error, setError] = useState<unknown>(null);
+  const [loadingMore, setLoadingMore] = useState(false);
+  const [filter, setFilter] = useState<Filter>("all");
+
+  const refresh = useCallback(async () => {
+    try {
+      const page = await api.jobs(PAGE);
+      setJobs((shown) => (shown ? merge(page.data, shown) : page.data));
+      setCursor((c) => c ?? page.nextCursor);
+      setError(null);
+    } catch (err) {
+      setError(err);
+    }
+  }, []);
+
+  useEffect(() => {
+    void refresh();
+    const tick = () => document.visibilityState === "visible" && void refresh();
+    const id = setInterval(tick, REFRESH_MS);
+    document.addEventListener("visibilitychange", tick);
+    return () => {
+      clearInterval(id);
+      document.removeEventListener("visibilitychange", tick);
+    };
+  }, [refresh]);
+
+  const more = async () => {
+    if (!cursor) return;
+    setLoadingMore(true);
+    try {
+      const page = await api.jobs(PAGE, cursor);
+      setJobs((shown) => [...(shown ?? []), ...page.data]);
+      setCursor(page.nextCursor);
+    } catch (err) {
+      setError(err);
+    } finally {
+      setLoadingMore(false);
+    }
+  };
+
+  const shown = jobs?.filter((j) => filter === "all" || j.status === filter) ?? null;
+  return (
+    <div class="page">
+      <PageHeader
+        title="Jobs"
+        subtitle="Every generation this key submitted, newest first. Running jobs update live."
+        actions={<Button icon="refresh" onClick={() => void refresh()}>Refresh</Button>}
+      />
+      {error !== null && <ErrorBox error={error} title="Could not load jobs" onRetry={() => void refresh()} />}
+      <Card
+        flush
+        title={
+          <Segmented<Filter>
+            label="Filter by status"
+            value={filter}
+            onChange={setFilter}
+            options={[
+              { value: "all", label: "All" },
+              { value: "processing", label: "Processing" },
+              { value: "completed", label: "Completed" },
+              { value: "failed", label: "Failed" },
+            ]}
+          />
+        }
+      >
+        {shown === null ? (
+          <SkeletonRows rows={6} cols={6} />
+        ) : shown.length === 0 ? (
+          <Empty icon="activity" title={jobs?.length ? `No ${filter} jobs` : "No jobs yet"} action={!jobs?.length && <Button variant="primary" icon="sparkles" onClick={() => navigate("playground/video")}>Generate a video</Button>}>
+            {jobs?.length ? "Try another filter." : "Jobs appear here as soon as you submit a generation, from this console or through the API."}
+          </Empty>
+        ) : (
+          <div class="table-wrap">
+            <table class="table jobs-table" data-testid="jobs-table">
+              <thead>
+                <tr>
+                  <th>Status</th>
+                  <th>Job</th>
+                  <th>Model</th>
+                  <th>Type</th>
+                  <th class="num">Credits</th>
+                  <th>Created</th>
+                  <th class="num">Took</th>
+                </tr>
+              </thead>
+              <tbody>
+                {shown.map((j) => (
+                  <JobRow job={j} key={j.jobId} onEnd={() => void refreshAccount()} />
+                ))}
+              </tbody>
+            </table>
+          </div>
+        )}
+        {cursor && filter === "all" && shown && shown.length > 0 && (
+          <div class="table-foot">
+            <Button size="sm" loading={loadingMore} onClick={more}>Load more</Button>
+          </div>
+        )}
+      </Card>
+    </div>
+  );
+}
+
+function JobRow({ job: initial, onEnd }: { job: Job; onEnd: () => void }) {
+  const job = useLiveJob(initial, onEnd);
+  const took = job.completedAt && job.createdAt ? duration(job.completedAt - job.createdAt) : null;
+  return (
+    <tr class="clickable" data-job={job.jobId} data-status={job.status} onClick={() => navigate(`jobs/${job.jobId}`)}>
+      <td>
+        <div class="status-cell">
+          <StatusBadge status={job.status} queuePosition={job.queuePosition} />
+          {job.status === "processing" && <Progress value={job.progress} indeterminate={!job.progress} />}
+        </div>
+      </td>
+      <td>
+        <a class="mono" href={href(`jobs/${job.jobId}`)} onClick={(e) => e.stopPropagation()}>{job.jobId}</a>
+        {job.status === "failed" && job.error && <div class="cell-error" title={job.error}><Icon name="alert" size={12} /> {job.error}</div>}
+      </td>
+      <td class="mono small">{job.model}</td>
+      <td>{categoryLabel(job.type === "image" ? "image" : job.type)}</td>
+      <td class="num">{job.creditsUsed}</td>
+      <td><Time unix={job.createdAt} /></td>
+      <td class="num muted">{took ?? "—"}</td>
+    </tr>
+  );
+}
