@@ -44,7 +44,7 @@ from _load import percentile
 from _report import Machine
 from _server import BENCH_DIR, HOST, free_port, running, uvicorn_options
 from fastapi import FastAPI
-from jobs_poll import Workspace, issue_key, loop_factory, prepare, server_env
+from jobs_poll import issue_key, loop_factory, prepare, server_env
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -343,17 +343,35 @@ class Result:
 
 
 class Checkpoints:
-    """Samples the server's RSS each time another tenth of the streams is open."""
+    """Counts opened streams and samples the server's RSS at each tenth of them."""
 
     def __init__(self, probe: Probe, total: int, tick: Tick) -> None:
         self._probe, self._step, self._tick = probe, max(1, total // 10), tick
-        self.count, self.curve = 0, [(0, probe.rss_mib())]
+        self.count, self.curve = 0, [(0, round(probe.rss_mib(), 1))]
 
     def __call__(self) -> None:
         self.count += 1
         self._tick()
         if self.count % self._step == 0:
             self.curve.append((self.count, round(self._probe.rss_mib(), 1)))
+
+
+@dataclass(frozen=True, slots=True)
+class Opening:
+    streams: Streams
+    seconds: float
+    cpu_pct: float
+    curve: list[tuple[int, float]]
+
+
+async def open_measured(
+    port: int, ids: Sequence[str], key: str, probe: Probe, options: Options, tick: Tick
+) -> Opening:
+    marks = Checkpoints(probe, options.streams, tick)
+    cpu, start = probe.cpu_s(), time.perf_counter()
+    streams = await open_all(port, ids, key, options, marks)
+    seconds = time.perf_counter() - start
+    return Opening(streams, seconds, 100 * (probe.cpu_s() - cpu) / seconds, marks.curve)
 
 
 async def hold(probe: Probe, seconds: float, tick: Tick) -> tuple[float, float]:
@@ -381,29 +399,28 @@ async def measure(port: int, key: str, probe: Probe, options: Options) -> Result
         tick = _tick(progress, "submit jobs", options.jobs)
         ids = await submit_jobs(f"http://{HOST}:{port}", key, options, tick)
         await asyncio.sleep(1)  # let the submits' garbage settle before the baseline
-        marks = Checkpoints(
-            probe, options.streams, _tick(progress, "open streams", options.streams)
-        )
-        cpu, start = probe.cpu_s(), time.perf_counter()
-        streams = await open_all(port, ids, key, options, marks)
-        open_s = time.perf_counter() - start
-        cpu_open = 100 * (probe.cpu_s() - cpu) / open_s
+        tick = _tick(progress, "open streams", options.streams)
+        opening = await open_measured(port, ids, key, probe, options, tick)
         rss_open, fds = probe.rss_mib(), open_fds()
-        hold_tick = _tick(progress, "hold", round(options.hold_s))
-        peak, cpu_hold = await hold(probe, options.hold_s, hold_tick)
-    alive = streams.alive()
-    await close_all(streams)
-    times = [s.open_s * 1e3 for s in streams.open] or [float("nan")]
-    opened = len(streams.open)
-    per_stream = (rss_open - marks.curve[0][1]) * 1024 / max(1, opened)
-    return Result(options.streams, opened, alive, streams.first_close_s(), dict(streams.failures), open_s,
-                  percentile(times, 50), percentile(times, 99), marks.curve[0][1], rss_open,
-                  peak, per_stream, cpu_open, cpu_hold, options.hold_s, marks.curve,
-                  probe.nofile(), resource.getrlimit(resource.RLIMIT_NOFILE)[0], fds)  # fmt: skip
+        peak, cpu_hold = await hold(probe, options.hold_s, _tick(progress, "hold", options.hold_s))
+    alive = opening.streams.alive()
+    await close_all(opening.streams)
+    s, base = opening.streams, opening.curve[0][1]
+    times = [x.open_s * 1e3 for x in s.open] or [float("nan")]
+    return Result(
+        streams=options.streams, opened=len(s.open), alive_at_end=alive,
+        first_close_s=s.first_close_s(), failures=dict(s.failures), open_s=opening.seconds,
+        open_p50_ms=percentile(times, 50), open_p99_ms=percentile(times, 99),
+        rss_base_mib=base, rss_open_mib=rss_open, rss_peak_mib=peak,
+        kib_per_stream=(rss_open - base) * 1024 / max(1, len(s.open)),
+        cpu_open_pct=opening.cpu_pct, cpu_hold_pct=cpu_hold, hold_s=options.hold_s,
+        curve=opening.curve, server_nofile=probe.nofile(),
+        client_nofile=resource.getrlimit(resource.RLIMIT_NOFILE)[0], client_fds_peak=fds,
+    )  # fmt: skip
 
 
 async def bench(options: Options, root: Path) -> Result:
-    ws: Workspace = prepare(root, CATALOG)
+    ws = prepare(root, CATALOG)
     key = await issue_key(ws)
     port, pid_file = free_port(), root / "server.pid"
     env = server_env(ws, port, HYPERLOCAL_WORKER_CONCURRENCY="1", BENCH_PID_FILE=str(pid_file))
