@@ -74,6 +74,7 @@ class Workspace:
     """Everything one run writes, in a temporary directory removed afterwards."""
 
     root: Path
+    url: str | None = None  # another database (PostgreSQL); default: SQLite in ``root``
 
     @property
     def db_file(self) -> Path:
@@ -81,10 +82,10 @@ class Workspace:
 
     @property
     def database_url(self) -> str:
-        return f"sqlite+aiosqlite:///{self.db_file}"
+        return self.url or f"sqlite+aiosqlite:///{self.db_file}"
 
 
-def prepare(root: Path, catalog: str = CATALOG) -> Workspace:
+def prepare(root: Path, catalog: str = CATALOG, url: str | None = None) -> Workspace:
     """Writes the zero-work engine's PNG and the catalogue override."""
     from PIL import Image
 
@@ -92,7 +93,7 @@ def prepare(root: Path, catalog: str = CATALOG) -> Workspace:
     Image.new("RGB", (64, 64), (40, 90, 160)).save(buf, format="PNG")
     (root / "image.png").write_bytes(buf.getvalue())
     (root / "catalog.toml").write_text(catalog)
-    return Workspace(root)
+    return Workspace(root, url)
 
 
 async def issue_key(ws: Workspace) -> str:

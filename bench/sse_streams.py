@@ -365,7 +365,7 @@ class Opening:
 
 
 async def open_measured(
-    port: int, ids: Sequence[str], key: str, probe: Probe, options: Options, tick: Tick
+    port: int, ids: Sequence[str], key: str, probe: Probe, options: Options, *, tick: Tick
 ) -> Opening:
     marks = Checkpoints(probe, options.streams, tick)
     cpu, start = probe.cpu_s(), time.perf_counter()
@@ -400,7 +400,7 @@ async def measure(port: int, key: str, probe: Probe, options: Options) -> Result
         ids = await submit_jobs(f"http://{HOST}:{port}", key, options, tick)
         await asyncio.sleep(1)  # let the submits' garbage settle before the baseline
         tick = _tick(progress, "open streams", options.streams)
-        opening = await open_measured(port, ids, key, probe, options, tick)
+        opening = await open_measured(port, ids, key, probe, options, tick=tick)
         rss_open, fds = probe.rss_mib(), open_fds()
         peak, cpu_hold = await hold(probe, options.hold_s, _tick(progress, "hold", options.hold_s))
     alive = opening.streams.alive()

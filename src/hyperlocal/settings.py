@@ -68,6 +68,9 @@ class Settings(BaseSettings):
         description="Jobs that the in-process worker runs at once (embedded mode); also the "
         "default of `hyperlocal worker --concurrency` (scale-out).",
     )
+    default_chat_model: str = Field(
+        "smollm2-135m", description="The chat model used when a request names none."
+    )
     webhook_schedule: list[float] = Field(
         [0, 5, 300, 1800, 7200, 18000, 36000, 36000],
         description="Seconds before each webhook attempt (Standard Webhooks: immediately, 5 s, "

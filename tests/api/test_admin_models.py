@@ -84,6 +84,7 @@ async def test_models_lists_catalogue_with_prices(
     assert gemini["available"] is True
     assert "16:9" in gemini["inputs"]["aspect_ratio"]["enum"]
     assert by_id["sora-2-i2v"]["price"]["kind"] == "per_second"
+    assert by_id["smollm2-135m"]["available"] is True  # served by the chat registry
     assert (await client.get("/api/v1/models", headers=auth(key))).status_code == 200
 
 

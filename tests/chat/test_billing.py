@@ -105,3 +105,31 @@ async def test_a_failure_after_the_first_token_ends_the_stream_and_keeps_the_cha
     assert job.result is not None and job.result["finish_reason"] == "error"
     assert job.result["usage"]["completion_tokens"] == 2
     assert await live.balance(key.info.id) == 8
+
+
+async def test_chat_cut_off_by_a_crash_is_failed_and_refunded(app, issue_key) -> None:  # type: ignore[no-untyped-def]
+    """A chat row left running by a dead process is recovered by the lease sweep."""
+    import time
+
+    from hyperlocal.core import keys as key_core
+    from hyperlocal.store import jobs as job_store
+    from hyperlocal.store.tables import Job
+
+    key = await issue_key(credits=10)
+    services = app.state.services
+    async with services.db.transaction() as session:
+        from hyperlocal.core import ledger
+
+        await ledger.charge(session, key.info.id, 2, "chatcmpl-crashed")
+        session.add(Job(
+            id="chatcmpl-crashed", key_id=key.info.id, model="smollm2-135m", category="chat",
+            status="running", params={}, inputs={}, credits=2, timeout_s=300, progress=0.0,
+            attempts=1, created_at=time.time() - 400, started_at=time.time() - 400,
+            lease_owner="chat", lease_expires_at=time.time() - 100,
+        ))
+    runner = services.queue._runner  # the embedded queue's runner does the sweep
+    assert await runner.recover_expired() == []
+    async with services.db.read() as session:
+        job = await job_store.get(session, "chatcmpl-crashed")
+    assert job is not None and job.status == "failed"
+    assert (await key_core.get_key(services.db, key.info.id)).credits == 10

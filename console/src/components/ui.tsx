@@ -12,6 +12,7 @@ type ButtonProps = Omit<JSX.HTMLAttributes<HTMLButtonElement>, "icon" | "loading
   loading?: boolean;
   type?: "button" | "submit";
   disabled?: boolean;
+  form?: string;
 };
 
 export function Button({ variant = "secondary", size = "md", icon, loading, children, class: cls, type = "button", disabled, ...rest }: ButtonProps) {

@@ -7,7 +7,7 @@ export interface Route {
 }
 
 function parse(): Route {
-  const [path, search] = location.hash.replace(/^#\/?/, "").split("?");
+  const [path, search] = location.hash.replace(/^#\/?/, "").split("#")[0].split("?");
   return {
     parts: path.split("/").filter(Boolean).map(decodeURIComponent),
     query: new URLSearchParams(search ?? ""),

@@ -8,7 +8,7 @@ import { CATEGORIES, credits, duration, estimate, priceLabel } from "../lib/form
 import { useLiveJob } from "../lib/jobs";
 import { href } from "../lib/router";
 import { useSession } from "../lib/session";
-import type { Category, Job, Model } from "../lib/types";
+import type { Category, Job, JobAccepted, MediaResult, Model } from "../lib/types";
 
 const ICONS: Record<string, IconName> = { image: "image", image_edit: "wand", video: "video", audio: "audio", "3d": "cube" };
 const BLURB: Record<string, string> = {
@@ -83,11 +83,13 @@ function Playground({ category, models, wanted }: { category: Category; models: 
         const res = await api.image(category, model.id, input);
         setRun({ state: "done", output: { urls: res.data.map((d) => d.url) }, credits: res.creditsUsed, id: res.resultId, seconds: (Date.now() - started) / 1000 });
       } else {
-        const res = await api.media(category, model.id, input);
-        if ("pollUrl" in res) {
-          const job: Job = { jobId: res.jobId, status: "processing", model: model.id, type: JOB_TYPE[category], creditsUsed: res.creditsUsed, progress: 0 };
+        const answer = await api.media(category, model.id, input);
+        if ("pollUrl" in answer) {
+          const res = answer as JobAccepted;
+          const job: Job = { jobId: res.jobId, status: "processing", model: model.id, type: JOB_TYPE[category] ?? category, creditsUsed: res.creditsUsed, progress: 0 };
           setRun({ state: "job", job, started });
         } else {
+          const res = answer as MediaResult;
           const output = { urls: res.outputUrl ? [res.outputUrl] : [], text: res.text, segments: res.segments, duration: res.duration };
           setRun({ state: "done", output, credits: res.creditsUsed, jobId: res.jobId, seconds: (Date.now() - started) / 1000 });
         }

@@ -40,8 +40,8 @@ _TYPES = {
 router = APIRouter(include_in_schema=False)
 
 
-@router.get("/console")
-@router.get("/console/")
+@router.api_route("/console", methods=["GET", "HEAD"])
+@router.api_route("/console/", methods=["GET", "HEAD"])
 async def console_page() -> FileResponse:
     page = STATIC_DIR / "index.html"
     if not page.is_file():
@@ -51,7 +51,7 @@ async def console_page() -> FileResponse:
     )
 
 
-@router.get("/console/assets/{name:path}")
+@router.api_route("/console/assets/{name:path}", methods=["GET", "HEAD"])
 async def console_asset(name: str) -> FileResponse:
     target = _asset_path(name)
     return FileResponse(

@@ -103,11 +103,11 @@ def conversation_chars(messages: Sequence[ChatMessage]) -> int:
     return sum(len(message_text(m)) for m in messages)
 
 
-def default_chat_model(catalog: Catalog) -> str:
-    """The built-in local model, or else the operator's first chat model."""
+def default_chat_model(catalog: Catalog, preferred: str = DEFAULT_CHAT_MODEL) -> str:
+    """The configured default, or else the operator's first chat model."""
     chat_models = [e.id for e in catalog.by_category(Category.CHAT)]
-    if DEFAULT_CHAT_MODEL in chat_models or not chat_models:
-        return DEFAULT_CHAT_MODEL
+    if preferred in chat_models or not chat_models:
+        return preferred
     return chat_models[0]
 
 
@@ -142,7 +142,8 @@ async def complete_chat(svc: Services, submit: ChatSubmit) -> ChatReply:
 
 
 def _entry(svc: Services, model: str | None) -> ModelEntry:
-    entry = svc.catalog.get(model or default_chat_model(svc.catalog), Category.CHAT)
+    default = default_chat_model(svc.catalog, svc.settings.default_chat_model)
+    entry = svc.catalog.get(model or default, Category.CHAT)
     if not svc.chat.available(entry.engine):
         raise EngineUnavailableError(entry.engine)
     return entry
@@ -196,6 +197,9 @@ async def _insert_paid_job(
         attempts=1,
         created_at=now,
         started_at=now,
+        # If this process dies mid-stream, the lease sweep fails and refunds the chat.
+        lease_owner="chat",
+        lease_expires_at=now + entry.timeout_s,
     )
     async with db.transaction() as session:
         await ledger.charge(session, submit.key.id, credits, job.id)

@@ -246,7 +246,9 @@ class JobRunner:
         lost: list[str] = []
         async with self.db.transaction() as session:
             for job in await store.expired_leases(session, now):
-                if job.attempts < self.max_attempts:
+                # A chat is a stream to a client that is gone: it cannot be run again.
+                resumable = job.category != Category.CHAT.value
+                if resumable and job.attempts < self.max_attempts:
                     if await store.requeue_expired(session, job.id, now):
                         requeued.append(job.id)
                 elif await self._fail_lost(session, job, now):

@@ -33,5 +33,8 @@ def model_json(entry: ModelEntry, available: bool) -> dict[str, Any]:
 
 @router.get("/models")
 async def list_models(key: CurrentKey, svc: Svc) -> dict[str, Any]:  # noqa: ARG001
-    data = [model_json(e, svc.engines.available(e.engine)) for e in svc.catalog]
+    data = [
+        model_json(e, svc.engines.available(e.engine) or svc.chat.available(e.engine))
+        for e in svc.catalog
+    ]
     return {"object": "list", "data": data}

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from PIL import Image, ImageChops
 
 from hyperlocal.engines.image.adjust import Blur
-from hyperlocal.engines.image.codec import flatten
 from hyperlocal.engines.image.operation import number
 from hyperlocal.engines.image.palette import RGB
-from hyperlocal.engines.image.segmentation import foreground_mask
+from hyperlocal.engines.vision.alpha import flatten
+from hyperlocal.engines.vision.segmentation import CUTOUT, segment
 
 __all__ = ["BlurBackground", "RemoveBackground", "ReplaceBackground"]
 
@@ -23,7 +23,7 @@ class RemoveBackground:
 
     def apply(self, image: Image.Image) -> Image.Image:
         cut = image.convert("RGBA")
-        cut.putalpha(ImageChops.multiply(cut.getchannel("A"), foreground_mask(image)))
+        cut.putalpha(ImageChops.multiply(cut.getchannel("A"), segment(image, CUTOUT).alpha))
         return cut
 
 
@@ -55,4 +55,4 @@ class BlurBackground:
     def apply(self, image: Image.Image) -> Image.Image:
         radius = self.radius if self.radius is not None else max(2.0, max(image.size) / 128)
         blurred = Blur(radius).apply(image)
-        return Image.composite(image, blurred, foreground_mask(image))
+        return Image.composite(image, blurred, segment(image, CUTOUT).alpha)

@@ -8,12 +8,12 @@ from PIL import Image, ImageOps
 
 from hyperlocal.engines.base import Artifact, MediaInput
 from hyperlocal.engines.image.geometry import MAX_SIDE, Params, text_param
+from hyperlocal.engines.vision.alpha import flatten, has_transparency
 from hyperlocal.errors import GenerationError
 
-__all__ = ["FORMATS", "decode", "encode", "flatten", "output_format"]
+__all__ = ["FORMATS", "decode", "encode", "output_format"]
 
 FORMATS = {"png": ("PNG", "image/png", "png"), "jpeg": ("JPEG", "image/jpeg", "jpg")}
-WHITE = (255, 255, 255)
 
 
 def output_format(params: Params) -> str:
@@ -29,7 +29,7 @@ def encode(image: Image.Image, fmt: str) -> Artifact:
     pil_format, content_type, extension = FORMATS[fmt]
     buffer = io.BytesIO()
     if fmt == "jpeg":
-        flat = flatten(image, WHITE) if image.mode == "RGBA" else image
+        flat = flatten(image) if image.mode == "RGBA" else image
         flat.save(buffer, pil_format, quality=90)
     else:  # level 6 costs seconds at 4k for little gain; 1 keeps big edits fast
         level = 6 if image.width * image.height <= 2_500_000 else 1
@@ -37,21 +37,20 @@ def encode(image: Image.Image, fmt: str) -> Artifact:
     return Artifact(data=buffer.getvalue(), content_type=content_type, extension=extension)
 
 
-def decode(media: MediaInput) -> Image.Image:
-    """An RGB image, upright per its EXIF, with any transparency flattened onto white."""
+def decode(
+    media: MediaInput, *, keep_alpha: bool = False, draft_side: int = MAX_SIDE
+) -> Image.Image:
+    """An image upright per its EXIF: RGBA if ``keep_alpha`` and it has transparency, else RGB
+    with any transparency flattened onto white. Big JPEGs decode at a reduced scale, to no
+    less than ``draft_side``: the most any engine works at.
+    """
     try:
         with Image.open(io.BytesIO(media.data)) as opened:
-            opened.draft("RGB", (MAX_SIDE, MAX_SIDE))  # big JPEGs decode at a reduced scale
+            opened.draft("RGB", (draft_side, draft_side))
             opened.load()
             image = ImageOps.exif_transpose(opened)
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise GenerationError(f"{media.field}: the source image could not be decoded") from exc
-    if "A" in image.getbands() or "transparency" in image.info:
-        return flatten(image.convert("RGBA"), WHITE)
-    return image.convert("RGB")
-
-
-def flatten(image: Image.Image, colour: tuple[int, int, int]) -> Image.Image:
-    """Composites an RGBA image over a solid ``colour``, giving RGB."""
-    backdrop = Image.new("RGBA", image.size, (*colour, 255))
-    return Image.alpha_composite(backdrop, image).convert("RGB")
+    if keep_alpha and has_transparency(image):
+        return image.convert("RGBA")
+    return flatten(image)

@@ -91,7 +91,7 @@ class Resident(Generic[T]):
 
     def run(self, weights: Weights, work: Callable[[T], R], report: Report) -> R:
         """Blocking: waits for the gate, loads ``weights`` unless resident, runs ``work``."""
-        report(0.0, "waiting for the accelerator")
+        report(0.0, "waiting for the model")  # one job at a time holds it
         with self._gate:
             report(0.01, "starting")  # raises here, before any work, if the job was cancelled
             return work(self._resident(weights, report))

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import trimesh
 from numpy.typing import NDArray
-from PIL import Image, ImageFilter
+from PIL import ImageFilter
 
 from hyperlocal.engines.base import (
     EngineContext,
@@ -32,9 +32,10 @@ from hyperlocal.engines.base import (
     ProgressCallback,
 )
 from hyperlocal.engines.mesh.glb import Built, mesh_result
-from hyperlocal.engines.mesh.images import decode_view, flatten
+from hyperlocal.engines.mesh.images import decode_view
 from hyperlocal.engines.mesh.isosurface import Volume, surface
-from hyperlocal.engines.mesh.segmentation import segment
+from hyperlocal.engines.vision.alpha import flatten
+from hyperlocal.engines.vision.segmentation import segment
 from hyperlocal.errors import GenerationError
 
 __all__ = ["VisualHullEngine", "carve", "create"]
@@ -127,7 +128,7 @@ def _load(
 ) -> View:
     image = decode_view(media)
     found = segment(image)
-    mask = Image.fromarray(found.mask.astype(np.uint8) * 255).filter(ImageFilter.GaussianBlur(1.0))
+    mask = found.alpha.filter(ImageFilter.GaussianBlur(1.0))
     x0, y0, x1, y1 = mask.point(lambda v: 255 if v > 127 else 0).getbbox() or (0, 0, *image.size)
     box = ((x0 + x1) / 2, (y0 + y1) / 2, float(max(1, y1 - y0)))
     colour = np.asarray(flatten(image), np.float32)

@@ -2,36 +2,18 @@
 
 from __future__ import annotations
 
-import io
-
-from PIL import Image, ImageOps
+from PIL import Image
 
 from hyperlocal.engines.base import MediaInput
-from hyperlocal.errors import GenerationError
+from hyperlocal.engines.image.codec import decode
 
-__all__ = ["decode_view", "flatten"]
+__all__ = ["decode_view"]
 
 WORK_SIDE = 1024  # silhouettes and colours need no more; bigger inputs only cost time
 
 
 def decode_view(media: MediaInput) -> Image.Image:
     """RGB, or RGBA when the picture has transparency (segmentation trusts a real alpha)."""
-    try:
-        with Image.open(io.BytesIO(media.data)) as opened:
-            opened.draft("RGB", (WORK_SIDE, WORK_SIDE))
-            image = ImageOps.exif_transpose(opened)
-            image.load()
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise GenerationError(f"{media.field}: the image could not be decoded") from exc
-    transparent = "A" in image.getbands() or "transparency" in image.info
-    image = image.convert("RGBA" if transparent else "RGB")
+    image = decode(media, keep_alpha=True, draft_side=WORK_SIDE)
     image.thumbnail((WORK_SIDE, WORK_SIDE), Image.Resampling.LANCZOS)
     return image
-
-
-def flatten(image: Image.Image) -> Image.Image:
-    """RGB for colour sampling: transparent areas become white, never black."""
-    if image.mode != "RGBA":
-        return image.convert("RGB")
-    white = Image.new("RGBA", image.size, (255, 255, 255, 255))
-    return Image.alpha_composite(white, image).convert("RGB")

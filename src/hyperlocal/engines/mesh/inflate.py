@@ -25,10 +25,11 @@ from hyperlocal.engines.base import (
     ProgressCallback,
 )
 from hyperlocal.engines.mesh.glb import Built, mesh_result
-from hyperlocal.engines.mesh.images import decode_view, flatten
+from hyperlocal.engines.mesh.images import decode_view
 from hyperlocal.engines.mesh.isosurface import Volume, fitted_surface
 from hyperlocal.engines.mesh.materials import textured
-from hyperlocal.engines.mesh.segmentation import Segmentation, segment
+from hyperlocal.engines.vision.alpha import flatten
+from hyperlocal.engines.vision.segmentation import Segmentation, segment
 from hyperlocal.errors import GenerationError
 
 __all__ = ["InflateEngine", "create", "inflate"]

@@ -25,13 +25,14 @@ from hyperlocal.engines.base import (
     MediaInput,
     ProgressCallback,
 )
+from hyperlocal.engines.image.codec import decode
 from hyperlocal.engines.video.audio import ambience
 from hyperlocal.engines.video.avatar import avatar_clip
 from hyperlocal.engines.video.edit import edit_clip
 from hyperlocal.engines.video.encode import Clip, encode_mp4
 from hyperlocal.engines.video.progress import Report, run_reporting
 from hyperlocal.engines.video.spec import flag, text
-from hyperlocal.engines.video.stills import decode_image, still_clip, text_still
+from hyperlocal.engines.video.stills import still_clip, text_still
 from hyperlocal.engines.video.transition import transition_clip
 
 __all__ = ["MotionVideoEngine"]
@@ -79,11 +80,11 @@ def _clip(request: GenerationRequest) -> Clip:
         return edit_clip(request, video)
     start = _first(request, "image", "start_image", "first_frame_image")
     if start is not None and (audio := _first(request, "audio")):
-        return avatar_clip(request, decode_image(start), audio)
+        return avatar_clip(request, decode(start), audio)
     if start is not None and (end := _first(request, "end_image", "last_image")):
-        return transition_clip(request, decode_image(start), decode_image(end))
+        return transition_clip(request, decode(start), decode(end))
     if start is not None:
-        return still_clip(request, decode_image(start), "image-to-video")
+        return still_clip(request, decode(start), "image-to-video")
     return still_clip(request, text_still(request), "text-to-video (preview still)")
 
 

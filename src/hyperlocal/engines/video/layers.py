@@ -15,10 +15,11 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageFilter
 
-from hyperlocal.engines.mesh.segmentation import segment
+from hyperlocal.engines.image.geometry import cover
 from hyperlocal.engines.video.camera import Pose
+from hyperlocal.engines.vision.segmentation import segment
 
-__all__ = ["Layers", "build_layers", "cover", "render"]
+__all__ = ["Layers", "build_layers", "render"]
 
 Size = tuple[int, int]
 Float = NDArray[np.float32]
@@ -42,21 +43,13 @@ class Layers:
         return "2-layer parallax" if self.foreground is not None else "single layer"
 
 
-def cover(image: Image.Image, size: Size) -> Image.Image:
-    """``image`` scaled to fill ``size``, with the overflow cropped evenly from both sides."""
-    (sw, sh), (w, h) = image.size, size
-    scale = max(w / sw, h / sh)
-    cw, ch = w / scale, h / scale
-    box = ((sw - cw) / 2, (sh - ch) / 2, (sw + cw) / 2, (sh + ch) / 2)
-    return image.convert("RGB").resize(size, Image.Resampling.BICUBIC, box=box, reducing_gap=2.0)
-
-
 def build_layers(image: Image.Image, frame: Size, *, parallax: bool = True) -> Layers:
-    source = cover(image, (round(frame[0] * OVERSAMPLE), round(frame[1] * OVERSAMPLE)))
+    size = (round(frame[0] * OVERSAMPLE), round(frame[1] * OVERSAMPLE))
+    source = cover(image.convert("RGB"), size)
     found = segment(source) if parallax else None
     if found is None or not found.found or not _compact(found.mask):
         return Layers(source, None, (0, 0), frame)
-    mask = Image.fromarray(found.mask.astype(np.uint8) * 255)
+    mask = found.alpha
     subject = source.convert("RGBA")
     subject.putalpha(mask.filter(ImageFilter.GaussianBlur(1.2)))
     box = _grown_box(mask, source.size)

@@ -10,36 +10,19 @@ import io
 import math
 from fractions import Fraction
 
-from PIL import Image, ImageOps
+from PIL import Image
 
-from hyperlocal.engines.base import Category, GenerationRequest, MediaInput
+from hyperlocal.engines.base import Category, GenerationRequest
 from hyperlocal.engines.image import preview
 from hyperlocal.engines.video.camera import choose_move
 from hyperlocal.engines.video.encode import Clip
 from hyperlocal.engines.video.layers import OVERSAMPLE, build_layers, render
 from hyperlocal.engines.video.spec import VideoSpec, frame_size, seconds, text
-from hyperlocal.errors import GenerationError
 
-__all__ = ["decode_image", "still_clip", "text_still"]
+__all__ = ["still_clip", "text_still"]
 
-MAX_DECODE_SIDE = 4096
 PREVIEW_LONG_SIDE = 1024  # the preview renderer's "1k"; past it, ask for "2k"
 T2V_RATIO = 16 / 9  # text-to-video's shape when the request names none
-
-
-def decode_image(media: MediaInput) -> Image.Image:
-    """RGB, upright; transparency is flattened onto white, where segmentation finds it again."""
-    try:
-        with Image.open(io.BytesIO(media.data)) as opened:
-            opened.draft("RGB", (MAX_DECODE_SIDE, MAX_DECODE_SIDE))
-            image = ImageOps.exif_transpose(opened)
-            image.load()
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise GenerationError(f"{media.field}: the image could not be decoded") from exc
-    if "A" in image.getbands() or "transparency" in image.info:
-        white = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, image.convert("RGBA")).convert("RGB")
-    return image.convert("RGB")
 
 
 def still_clip(request: GenerationRequest, image: Image.Image, mode: str) -> Clip:
