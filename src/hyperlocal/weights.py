@@ -47,6 +47,7 @@ __all__ = [
     "installed",
     "models_dir",
     "pull",
+    "pull_named",
     "show_installed",
 ]
 
@@ -170,6 +171,30 @@ def pull(
         except Exception as exc:  # the hub's HTTP, auth and disk errors all end the same way
             raise HyperlocalError(f"could not pull {repo_id} into {folder}: {exc}") from exc
     return InstalledModel(name, folder, _size(folder), detect_kind(folder))
+
+
+def pull_named(
+    name: str,
+    repo_id: str | None = None,
+    *,
+    models_dir: Path,
+    revision: str | None = None,
+    console: Console | None = None,
+) -> InstalledModel:
+    """``pull`` for the CLI: without ``repo_id``, ``name`` must be one of :data:`KNOWN`."""
+    if repo_id is not None:
+        return pull(name, repo_id, models_dir=models_dir, revision=revision, console=console)
+    known = KNOWN.get(name)
+    if known is None:
+        raise HyperlocalError(f"{name!r} is not a known name ({', '.join(KNOWN)}): give a repo id")
+    return pull(
+        name,
+        known.repo_id,
+        models_dir=models_dir,
+        revision=revision,
+        allow_patterns=known.allow_patterns or None,
+        console=console,
+    )
 
 
 def show_installed(

@@ -80,6 +80,14 @@ def test_breaks_are_pauses_and_keep_the_current_style() -> None:
     assert BREAKS == {"break": 0.5, "long-break": 1.5}
 
 
+@pytest.mark.parametrize(
+    ("spelling", "tag"),
+    [("whisper", "whispering"), ("in a hurry", "in a hurry tone"), ("Soft", "soft tone")],
+)
+def test_common_variants_of_tone_tags_are_understood(spelling: str, tag: str) -> None:
+    assert parse(f"({spelling}) Hi.") == [Speech("Hi.", STYLES[tag])]
+
+
 def test_tag_spelling_is_forgiving() -> None:
     assert parse("( Sad ) a (LONG BREAK) b (in_a_hurry_tone) c") == [
         Speech("a", STYLES["sad"]),

@@ -15,6 +15,7 @@ from scipy.signal import resample_poly  # type: ignore[import-untyped]
 from hyperlocal.engines.audio import voice as voice_module
 from hyperlocal.engines.audio import world
 from hyperlocal.engines.audio.encode import FORMATS
+from hyperlocal.engines.audio.lazy import Lazy
 from hyperlocal.engines.audio.transcribers import WhisperTranscriber
 from hyperlocal.engines.audio.tts import SpeechEngine, create
 from hyperlocal.engines.base import EngineContext, GenerationResult
@@ -205,3 +206,17 @@ def test_espeak_ng_speaks_when_piper_cannot_load(monkeypatch: pytest.MonkeyPatch
     assert speaker.rate == 22050
     assert 1.0 < len(slow) / speaker.rate < 8.0
     assert len(fast) < 0.8 * len(slow)
+
+
+async def test_concurrent_first_requests_load_the_voice_once() -> None:
+    loads: list[int] = []
+
+    def load() -> object:
+        loads.append(1)
+        time.sleep(0.05)
+        return object()
+
+    holder = Lazy(load)
+    first, second = await asyncio.gather(holder.get(), holder.get())
+    assert first is second
+    assert loads == [1]

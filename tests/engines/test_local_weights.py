@@ -150,6 +150,16 @@ def test_pull_downloads_into_the_named_folder(hub: FakeHub, tmp_path: Path) -> N
     assert "sd-turbo" in out.getvalue()
 
 
+def test_pull_named_knows_the_repository_of_known_names(hub: FakeHub, tmp_path: Path) -> None:
+    console = Console(file=io.StringIO())
+    weights.pull_named("hunyuan3d-2", models_dir=tmp_path, console=console)
+    weights.pull_named("mine", "me/my-model", models_dir=tmp_path, console=console)
+    downloads = [(repo, kw["allow_patterns"]) for repo, kw in hub.calls if "local_dir" in kw]
+    assert downloads == [("tencent/Hunyuan3D-2", ["hunyuan3d-dit-v2-0/*"]), ("me/my-model", None)]
+    with pytest.raises(HyperlocalError, match="not a known name"):
+        weights.pull_named("mystery", models_dir=tmp_path, console=console)
+
+
 def test_a_failed_pull_says_why(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     huggingface_hub = pytest.importorskip("huggingface_hub")
 

@@ -1,47 +1,64 @@
 """Engine name -> factory, the way diffusers maps pipeline names and datasette finds plugins.
 
-Built-in engines register exactly like third-party ones: through the ``hyperlocal.engines``
-entry-point group (see pyproject.toml). A factory is loaded and called on first use only, so
-an engine's heavy imports never slow down the API's start.
+Built-in engines register exactly like third-party ones: through an entry-point group
+(``hyperlocal.engines`` for media, ``hyperlocal.chat_engines`` for chat; see pyproject.toml).
+A factory is loaded and called on first use only, so an engine's heavy imports never slow
+down the API's start.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
+from typing import Any, Generic, Protocol, TypeVar
 
 from hyperlocal.engines.base import Engine, EngineContext, EngineFactory
 from hyperlocal.errors import EngineUnavailableError
 
-__all__ = ["ENTRY_POINT_GROUP", "EngineRegistry", "discover_factories"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "EngineRegistry",
+    "Registry",
+    "discover",
+    "discover_factories",
+]
 
 ENTRY_POINT_GROUP = "hyperlocal.engines"
 
 
-def discover_factories() -> dict[str, EngineFactory]:
-    """Every installed engine factory, by name. Loading one imports only its module."""
-    found: dict[str, EngineFactory] = {}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        found[ep.name] = _lazy(ep.load)
-    return found
+class _Closeable(Protocol):
+    async def aclose(self) -> None: ...
 
 
-def _lazy(load: object) -> EngineFactory:
-    def factory(context: EngineContext) -> Engine:
-        real: EngineFactory = load()  # type: ignore[operator]
-        return real(context)
+E = TypeVar("E", bound=_Closeable)
+
+
+def discover(group: str) -> dict[str, Callable[[EngineContext], Any]]:
+    """Every factory installed in an entry-point group, by name, loaded only when called."""
+    return {ep.name: _lazy(ep.load) for ep in entry_points(group=group)}
+
+
+def _lazy(load: Callable[[], Any]) -> Callable[[EngineContext], Any]:
+    def factory(context: EngineContext) -> Any:
+        return load()(context)
 
     return factory
 
 
-class EngineRegistry:
+def discover_factories() -> dict[str, EngineFactory]:
+    return discover(ENTRY_POINT_GROUP)
+
+
+class Registry(Generic[E]):
     """Creates each engine once, on first request, and closes them all at shutdown."""
 
-    def __init__(self, context: EngineContext, factories: Mapping[str, EngineFactory]) -> None:
+    def __init__(
+        self, context: EngineContext, factories: Mapping[str, Callable[[EngineContext], E]]
+    ) -> None:
         self._context = context
         self._factories = dict(factories)
-        self._engines: dict[str, Engine] = {}
+        self._engines: dict[str, E] = {}
         self._lock = asyncio.Lock()
 
     def names(self) -> list[str]:
@@ -50,9 +67,10 @@ class EngineRegistry:
     def available(self, name: str) -> bool:
         return name in self._factories
 
-    async def get(self, name: str) -> Engine:
-        if name in self._engines:
-            return self._engines[name]
+    async def get(self, name: str) -> E:
+        engine = self._engines.get(name)
+        if engine is not None:
+            return engine
         if name not in self._factories:
             raise EngineUnavailableError(name)
         async with self._lock:
@@ -64,3 +82,6 @@ class EngineRegistry:
         engines, self._engines = list(self._engines.values()), {}
         for engine in engines:
             await engine.aclose()
+
+
+EngineRegistry = Registry[Engine]

@@ -4,8 +4,9 @@ A tag is a short parenthesised word or phrase. Tags that sit together form a gro
 with emotion or tone tags sets the voice for everything that follows, until the next such group
 (``(sad)(whispering)`` combines both). ``(break)`` and ``(long-break)`` become silences, effect
 tags such as ``(laughing)`` become short synthesised sounds, and unknown tags are dropped. No
-tag is ever spoken as a word. Parenthesised text that does not look like a tag (it has digits,
-punctuation or more than 40 characters) is left in the text and spoken.
+tag is ever spoken as a word. A tag is any parenthesised run of letters, spaces, hyphens and
+apostrophes up to 41 characters, so an aside like "(see above)" is dropped too; parentheses
+holding digits or other punctuation are left in the text and spoken.
 """
 
 from __future__ import annotations
@@ -202,6 +203,26 @@ def _text(chunk: str) -> Iterator[tuple[str, str]]:
         yield "text", words
 
 
+# Spellings people use for the same tags.
+_ALIASES = {
+    "long break": "long-break",
+    "longbreak": "long-break",
+    "pause": "break",
+    "long pause": "long-break",
+    "in a hurry": "in a hurry tone",
+    "hurried": "in a hurry tone",
+    "soft": "soft tone",
+    "whisper": "whispering",
+    "whispers": "whispering",
+    "shout": "shouting",
+    "scream": "screaming",
+    "laughs": "laughing",
+    "laugh": "laughing",
+    "sighs": "sighing",
+    "sigh": "sighing",
+}
+
+
 def _normalise(name: str) -> str:
     name = " ".join(name.lower().replace("_", " ").split())
-    return "long-break" if name in {"long break", "longbreak"} else name
+    return _ALIASES.get(name, name)
