@@ -28,12 +28,13 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import resource
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -336,6 +337,7 @@ class Result:
     client_nofile: int
     client_fds_peak: int
     goal_mib: int = GOAL_MIB
+    server_errors: dict[str, int] = field(default_factory=dict)  # the log's exception lines
 
     @property
     def under_goal(self) -> bool:
@@ -374,14 +376,14 @@ async def open_measured(
     return Opening(streams, seconds, 100 * (probe.cpu_s() - cpu) / seconds, marks.curve)
 
 
-async def hold(probe: Probe, seconds: float, tick: Tick) -> tuple[float, float]:
+async def hold(probe: Probe, seconds: float, show: Callable[..., None]) -> tuple[float, float]:
     """Holds every stream open for ``seconds``; returns (peak RSS MiB, CPU % of one core)."""
     cpu, wall, peak = probe.cpu_s(), time.monotonic(), probe.rss_mib()
     end = wall + seconds
     while (now := time.monotonic()) < end:
         await asyncio.sleep(min(1.0, end - now))
         peak = max(peak, probe.rss_mib())
-        tick()
+        show(completed=min(seconds, time.monotonic() - wall))
     return peak, 100 * (probe.cpu_s() - cpu) / (time.monotonic() - wall)
 
 
@@ -402,7 +404,8 @@ async def measure(port: int, key: str, probe: Probe, options: Options) -> Result
         tick = _tick(progress, "open streams", options.streams)
         opening = await open_measured(port, ids, key, probe, options, tick=tick)
         rss_open, fds = probe.rss_mib(), open_fds()
-        peak, cpu_hold = await hold(probe, options.hold_s, _tick(progress, "hold", options.hold_s))
+        show = partial(progress.update, progress.add_task("hold (s)", total=options.hold_s))
+        peak, cpu_hold = await hold(probe, options.hold_s, show)
     alive = opening.streams.alive()
     await close_all(opening.streams)
     s, base = opening.streams, opening.curve[0][1]
@@ -425,8 +428,18 @@ async def bench(options: Options, root: Path) -> Result:
     port, pid_file = free_port(), root / "server.pid"
     env = server_env(ws, port, HYPERLOCAL_WORKER_CONCURRENCY="1", BENCH_PID_FILE=str(pid_file))
     with running("sse_streams:server", port, env, root, root / "server.log"):
-        probe = Probe(int(pid_file.read_text()))
-        return await measure(port, key, probe, options)
+        result = await measure(port, key, Probe(int(pid_file.read_text())), options)
+    return replace(result, server_errors=server_errors(root / "server.log"))
+
+
+_ERROR_LINE = re.compile(r"^[\w.]*(Error|Exception|Timeout)\w*:")
+
+
+def server_errors(log: Path, top: int = 5) -> dict[str, int]:
+    """The commonest exception lines in the server's log (its tracebacks' last lines)."""
+    lines = log.read_text(errors="replace").splitlines()
+    found = Counter(line.strip()[:200] for line in lines if _ERROR_LINE.match(line.strip()))
+    return dict(found.most_common(top))
 
 
 # -- report -------------------------------------------------------------------------------------
@@ -452,6 +465,7 @@ def table(r: Result, caption: str) -> Table:
     if r.first_close_s is not None:
         rows.append(("server ended streams; the first after", f"{r.first_close_s:.1f} s"))
     rows += [(f"failed: {reason}", str(n)) for reason, n in r.failures.items()]
+    rows += [(f"server log: {line}", str(n)) for line, n in r.server_errors.items()]
     for row in rows:
         out.add_row(*row)
     return out

@@ -24,8 +24,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="bind port (HYPERLOCAL_PORT)")
     _worker_parser(sub.add_parser("worker", help="run a scale-out worker (Celery on Redis)"))
     sub.add_parser("settings", help="print every setting with its help and current value")
-    models = sub.add_parser("models", help="list the model catalogue")
-    models.add_argument("--json", action="store_true")
+    _models_parser(sub.add_parser("models", help="list the catalogue; pull or list local weights"))
     _keys_parser(sub.add_parser("keys", help="create, list and revoke API keys"))
     credits = sub.add_parser("credits", help="grant credits").add_subparsers(
         dest="action", required=True
@@ -48,6 +47,17 @@ def _worker_parser(worker: argparse.ArgumentParser) -> None:
     worker.add_argument(
         "--burst", action="store_true", help="exit once the queues are empty and no job runs"
     )
+
+
+def _models_parser(models: argparse.ArgumentParser) -> None:
+    models.add_argument("--json", action="store_true")
+    local = models.add_subparsers(dest="action")
+    pull = local.add_parser("pull", help="download weights into HYPERLOCAL_MODELS_DIR/NAME")
+    pull.add_argument("name")
+    pull.add_argument("repo_id", nargs="?", help="Hugging Face repo (default: the known one)")
+    pull.add_argument("--revision")
+    listing = local.add_parser("list", help="list local weights and their kinds")
+    listing.add_argument("--json", action="store_true")
 
 
 def _keys_parser(keys: argparse.ArgumentParser) -> None:

@@ -100,6 +100,13 @@ def show_settings(_args: argparse.Namespace, settings: Settings) -> int:
 
 
 def show_models(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "list":
+        from hyperlocal import weights
+
+        weights.show_installed(weights.models_dir(settings), as_json=args.json)
+        return 0
+    if args.action == "pull":
+        return _pull(args, settings)
     catalog = load_catalog(settings.catalog)
     rows: list[dict[str, Any]] = [
         {
@@ -125,6 +132,20 @@ def show_models(args: argparse.Namespace, settings: Settings) -> int:
             row["evidence"],
         )
     Console(width=140).print(table)
+    return 0
+
+
+def _pull(args: argparse.Namespace, settings: Settings) -> int:
+    from hyperlocal import weights
+
+    try:
+        got = weights.pull_named(
+            args.name, args.repo_id, models_dir=weights.models_dir(settings), revision=args.revision
+        )
+    except HyperlocalError as exc:
+        errors.print(f"[red]error:[/red] {exc.message}")
+        return 1
+    console.print(f"{got.name}: {got.kind.value}, {got.size} bytes in {got.path}")
     return 0
 
 

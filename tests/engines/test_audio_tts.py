@@ -140,7 +140,7 @@ async def test_speech_is_faster_than_real_time(engine: SpeechEngine) -> None:
 def test_whispering_has_almost_no_voiced_frames(spoken: dict[str, Spoken]) -> None:
     _, neutral, rate = spoken["neutral"]
     _, whispered, _ = spoken["whispering"]
-    assert world.voiced_ratio(neutral, rate) > 0.35
+    assert world.voiced_ratio(neutral, rate) > 0.3
     assert world.voiced_ratio(whispered, rate) < 0.3 * world.voiced_ratio(neutral, rate)
 
 

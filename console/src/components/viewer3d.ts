@@ -65,13 +65,16 @@ export function mountViewer(host: HTMLElement, url: string, events: ViewerEvents
     url,
     (gltf) => {
       const box = new Box3().setFromObject(gltf.scene);
-      const size = box.getSize(new Vector3()).length() || 1;
-      const center = box.getCenter(new Vector3());
-      gltf.scene.position.sub(center);
+      const radius = box.getSize(new Vector3()).length() / 2 || 1;
+      gltf.scene.position.sub(box.getCenter(new Vector3()));
       scene.add(gltf.scene);
-      camera.near = size / 100;
-      camera.far = size * 100;
-      camera.position.set(size * 0.6, size * 0.45, size * 0.9);
+      // Far enough that the bounding sphere fits the narrower of the two fields of view.
+      const vertical = (camera.fov * Math.PI) / 360;
+      const horizontal = Math.atan(Math.tan(vertical) * Math.max(camera.aspect, 0.1));
+      const distance = (radius / Math.sin(Math.min(vertical, horizontal))) * 1.05;
+      camera.near = distance / 100;
+      camera.far = distance * 100;
+      camera.position.copy(new Vector3(0.55, 0.4, 1).normalize().multiplyScalar(distance));
       camera.updateProjectionMatrix();
       controls.target.set(0, 0, 0);
       controls.update();

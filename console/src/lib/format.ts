@@ -60,8 +60,12 @@ export function estimate(rule: PriceRule, input: Record<string, unknown>): numbe
   return Math.ceil(Math.round(total * 1e6) / 1e6);
 }
 
+const ACRONYMS: Record<string, string> = { url: "URL", pbr: "PBR", asr: "ASR", cfg: "CFG", id: "ID" };
+
+/** A wire name as a label: ``front_image_url`` is "Front image URL". */
 export const humanize = (name: string): string => {
-  const text = name.replace(/_/g, " ");
+  const words = name.split("_").map((w) => ACRONYMS[w] ?? w);
+  const text = words.join(" ");
   return text.charAt(0).toUpperCase() + text.slice(1);
 };
 

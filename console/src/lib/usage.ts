@@ -25,7 +25,7 @@ export function buckets(span: Span, now = new Date()): Buckets {
     starts.push(d.getTime() / 1000);
     labels.push(
       hourly
-        ? d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" })
+        ? d.toLocaleTimeString(undefined, { hour: "numeric" })
         : d.toLocaleDateString(undefined, { month: "short", day: "numeric" }),
     );
   }

@@ -58,7 +58,7 @@ function JobDetail({ initial }: { initial: Job }) {
         <Card title="Summary">
           <dl class="facts">
             <dt>Status</dt>
-            <dd data-testid="job-status">{job.status}</dd>
+            <dd><StatusBadge status={job.status} queuePosition={job.queuePosition} /> <span class="sr-only" data-testid="job-status">{job.status}</span></dd>
             {job.status === "processing" && (
               <>
                 <dt>Progress</dt>

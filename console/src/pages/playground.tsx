@@ -3,7 +3,7 @@ import { Field, type FormValues, buildInput, initialValues, splitFields } from "
 import { Icon, type IconName } from "../components/icons";
 import { type Output, OutputView } from "../components/media";
 import { Badge, Button, Card, Empty, ErrorBox, Loading, PageHeader, Progress, StatusBadge } from "../components/ui";
-import { api } from "../lib/api";
+import { ApiError, api } from "../lib/api";
 import { CATEGORIES, credits, duration, estimate, priceLabel } from "../lib/format";
 import { useLiveJob } from "../lib/jobs";
 import { href } from "../lib/router";
@@ -190,7 +190,10 @@ function Result({ run, category, onEnd }: { run: Run | null; category: Category;
       </Empty>
     );
   if (run.state === "submitting") return <Working started={run.started} label={`Generating ${noun}…`} />;
-  if (run.state === "error") return <ErrorBox error={run.error} title="The request was refused" />;
+  if (run.state === "error") {
+    const failed = run.error instanceof ApiError && run.error.status >= 500;
+    return <ErrorBox error={run.error} title={failed ? "Generation failed" : "The request was refused"} />;
+  }
   if (run.state === "job") return <LiveJob job={run.job} started={run.started} noun={noun} onEnd={onEnd} />;
   return (
     <div class="result">

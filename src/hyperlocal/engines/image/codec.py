@@ -40,9 +40,9 @@ def encode(image: Image.Image, fmt: str) -> Artifact:
 def decode(
     media: MediaInput, *, keep_alpha: bool = False, draft_side: int = MAX_SIDE
 ) -> Image.Image:
-    """An image upright per its EXIF: RGBA if ``keep_alpha`` and it has transparency, else RGB
-    with any transparency flattened onto white. Big JPEGs decode at a reduced scale, to no
-    less than ``draft_side``: the most any engine works at.
+    """The image upright per its EXIF: RGB, with any transparency flattened onto white, or RGBA
+    when ``keep_alpha`` and it has transparency. Big JPEGs decode at a reduced scale, no smaller
+    than ``draft_side`` (the most the caller will work at).
     """
     try:
         with Image.open(io.BytesIO(media.data)) as opened:
