@@ -56,7 +56,7 @@ from sse_streams import Probe
 from hyperlocal.store.db import Database
 from hyperlocal.store.tables import Job
 
-console = Console()
+console = Console(width=120)  # the table is wider than an 80-column pipe
 Tick = Callable[[], None]
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 TERMINAL = ("completed", "failed", "canceled")

@@ -20,6 +20,7 @@ from hyperlocal.core import keys
 from hyperlocal.core.keys import IssuedKey, KeySpec
 from hyperlocal.core.services import Services
 from hyperlocal.settings import Settings
+from tests.netguard import loopback_only
 from tests.support import TEST_CATALOG, TEST_ENGINES
 
 POSTGRES_URL = os.environ.get(
@@ -28,6 +29,13 @@ POSTGRES_URL = os.environ.get(
 REDIS_URL = os.environ.get("HYPERLOCAL_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 SettingsFactory = Callable[..., Settings]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _loopback_only() -> Iterator[None]:
+    """No test may resolve a name over DNS or connect anywhere but loopback."""
+    with loopback_only():
+        yield
 KeyFactory = Callable[..., Awaitable[IssuedKey]]
 
 

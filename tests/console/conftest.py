@@ -24,7 +24,7 @@ from hyperlocal.core.keys import KeySpec
 from hyperlocal.runtime import open_database
 from hyperlocal.settings import Settings
 from tests.conftest import SettingsFactory
-from tests.support import TEST_ENGINES, free_port, serve_in_thread
+from tests.support import TEST_CATALOG, TEST_ENGINES, free_port, serve_in_thread
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -67,11 +67,25 @@ async def _issue_keys(settings: Settings) -> tuple[str, str]:
         await db.aclose()
 
 
+# The chat stand-in streams a fixed reply word by word: the chat page without a language model.
+PREVIEW_CHAT = """
+[[model]]
+id = "test-preview-chat"
+category = "chat"
+name = "Preview chat"
+engine = "preview-chat"
+price = { kind = "per_message", credits = 2, chars_per_credit = 2000 }
+"""
+
+
 @pytest.fixture
-def console(make_settings: SettingsFactory) -> Iterator[Console]:
+def console(make_settings: SettingsFactory, tmp_path: Path) -> Iterator[Console]:
+    catalog = tmp_path / "console-catalog.toml"
+    catalog.write_text(TEST_CATALOG.read_text("utf-8") + PREVIEW_CHAT, "utf-8")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    settings = make_settings(public_url=base)  # output URLs must reach this very server
+    # Output URLs must reach this very server, so the public URL is its loopback address.
+    settings = make_settings(public_url=base, catalog=catalog)
     user, admin = asyncio.run(_issue_keys(settings))
     with serve_in_thread(create_app(settings, engines=TEST_ENGINES), port):
         yield Console(base, user, admin)

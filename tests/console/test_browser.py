@@ -208,3 +208,16 @@ def test_every_page_renders(page: Page, console: Console) -> None:
     page.get_by_role("button", name="Open navigation").click()
     expect(page.locator(".sidebar")).to_be_in_viewport()
     screenshot(page, "23-mobile-nav")
+
+
+def test_chat_streams_a_reply(page: Page, console: Console) -> None:
+    sign_in(page, console, console.user_key)
+    page.get_by_role("link", name="Chat", exact=True).click()
+    page.get_by_label("Model").select_option("test-preview-chat")
+    page.get_by_placeholder("Send a message").fill("Hello console")
+    page.keyboard.press("Enter")
+    reply = page.locator(".bubble.assistant")
+    expect(reply.locator(".bubble-meta")).to_have_text("2 credits")  # the last chunk's creditsUsed
+    expect(reply.locator(".bubble-text")).to_contain_text('Your last message was: "Hello console"')
+    expect(page.get_by_test_id("credits")).to_have_text(f"{USER_CREDITS - 2:,} credits")
+    screenshot(page, "24-chat")

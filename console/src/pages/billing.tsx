@@ -2,7 +2,7 @@ import { useCallback, useEffect, useState } from "preact/hooks";
 import { BarChart, PALETTE } from "../components/chart";
 import { Badge, Button, Card, Empty, ErrorBox, PageHeader, Segmented, SkeletonRows, Stat, Time } from "../components/ui";
 import { api } from "../lib/api";
-import { credits, dollars } from "../lib/format";
+import { dollars } from "../lib/format";
 import { href } from "../lib/router";
 import { useSession } from "../lib/session";
 import type { LedgerLine } from "../lib/types";
@@ -50,6 +50,7 @@ export function BillingPage() {
 
   const b = buckets(span);
   const t = lines ? totals(lines, b.starts[0]) : null;
+  const values = lines ? spend(lines, b) : [];
   return (
     <div class="page">
       <PageHeader title="Credits & ledger" subtitle="Credits are charged when a request is accepted and refunded in full if it fails. 100 credits = $1." />
@@ -64,7 +65,13 @@ export function BillingPage() {
         subtitle="Credits charged, net of refunds, from this key's ledger."
         actions={<Segmented<Span> label="Period" value={span} onChange={setSpan} options={[{ value: "24h", label: "24 h" }, { value: "7d", label: "7 days" }, { value: "30d", label: "30 days" }]} />}
       >
-        {lines ? <BarChart labels={b.labels} series={[{ label: account.keyName, color: PALETTE[0], values: spend(lines, b) }]} height={220} /> : <SkeletonRows rows={4} cols={1} />}
+        {!lines ? (
+          <SkeletonRows rows={4} cols={1} />
+        ) : values.some(Boolean) ? (
+          <BarChart labels={b.labels} series={[{ label: account.keyName, color: PALETTE[0], values }]} height={220} />
+        ) : (
+          <Empty icon="chart" title="Nothing spent in this period">Charges for your requests show up here, per hour or per day.</Empty>
+        )}
       </Card>
       <Card flush title="Ledger" subtitle="Every grant, charge and refund on this key, newest first." actions={<Button size="sm" icon="refresh" onClick={() => void load()}>Refresh</Button>}>
         {error !== null && <div class="card-pad"><ErrorBox error={error} title="Could not load the ledger" onRetry={() => void load()} /></div>}
@@ -97,7 +104,6 @@ export function BillingPage() {
           <div class="table-foot"><Button size="sm" loading={busy} onClick={more}>Load older entries</Button></div>
         )}
       </Card>
-      <p class="muted small center">Balance {credits(account.credits)} for key <code>{account.keyId}</code>.</p>
     </div>
   );
 }
