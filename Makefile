@@ -20,6 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 $(TEST_STAMP): $(STAMP)
+	./scripts/system-deps
 	$(BIN)/python -m pip install --quiet '$(TORCH_CPU)'
 	$(BIN)/python -m pip install --quiet -e '.[dev,gpu]' '$(TORCH_CPU)'
 	touch $(TEST_STAMP)
