@@ -302,7 +302,7 @@ def _tick(progress: Progress, description: str, total: int) -> Tick:
 
 async def start_targets(stack: AsyncExitStack, ws: Workspace, options: Options) -> list[Target]:
     key = await issue_key(ws)
-    specs = (
+    specs: tuple[tuple[str, str, dict[str, str]], ...] = (
         ("hyperlocal", "_hyperlocal_app:create", {"authorization": f"Bearer {key}"}),
         ("bare", "jobs_poll:bare", {}),
     )

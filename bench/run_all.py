@@ -48,11 +48,13 @@ class Script:
 
 SCRIPTS = {
     "images": Script(("--requests", "500", "--rounds", "2"), stem="images"),
-    "submits": Script(("--submits", "500", "--polls", "1000", "--backends", "sqlite"),
-                      stem="submits"),
-    "chat_relay": Script(("--requests", "400", "--rounds", "2", "--sequential", "40"),
-                         stem="chat-relay"),
-}  # fmt: skip
+    "submits": Script(
+        ("--submits", "500", "--polls", "1000", "--backends", "sqlite"), stem="submits"
+    ),
+    "chat_relay": Script(
+        ("--requests", "400", "--rounds", "2", "--sequential", "40"), stem="chat-relay"
+    ),
+}
 ENGINES = Script(("--repeats", "1"), ("--repeats", "3"), json_flag=True)
 
 
@@ -147,93 +149,119 @@ class Figure:
     ratio: float | None = None
 
 
+def compared(
+    name: str, value: float, unit: str, base: float, label: str, *, detail: str = ""
+) -> Figure:
+    """``value`` against ``base``, in the same unit; the ratio is value / base."""
+    ratio = value / base if base else None
+    return Figure(name, value, unit, detail, f"{label} {_number(base)} {unit}", ratio)
+
+
 def paired(data: Data) -> list[Figure]:
     """images.py and jobs_poll.py: hyperlocal against a bare endpoint."""
-    h, b, r = data["hyperlocal"], data["bare"], data["ratios"]
+    h, b = data["hyperlocal"], data["bare"]
+    detail = f"{h['requests']} requests, {h['errors']} errors"
     return [
-        Figure("hyperlocal throughput", h["rps"], "req/s", f"{h['requests']} requests, "
-               f"{h['errors']} errors", f"bare {b['rps']:.0f} req/s", r["throughput"]),
-        Figure("hyperlocal p50", h["p50_ms"], "ms", "", f"bare {b['p50_ms']:.1f} ms", r["p50"]),
-        Figure("hyperlocal p99", h["p99_ms"], "ms", "", f"bare {b['p99_ms']:.1f} ms", r["p99"]),
-    ]  # fmt: skip
+        compared("hyperlocal throughput", h["rps"], "req/s", b["rps"], "bare", detail=detail),
+        compared("hyperlocal p50", h["p50_ms"], "ms", b["p50_ms"], "bare"),
+        compared("hyperlocal p99", h["p99_ms"], "ms", b["p99_ms"], "bare"),
+    ]
+
+
+def _latency(row: Data, unit: str = "ms") -> str:
+    return f"p50 {_number(row['p50_ms'])} {unit}, p99 {_number(row['p99_ms'])} {unit}"
 
 
 def submits(data: Data) -> list[Figure]:
-    return [
-        Figure(f"{p['backend']} {p['phase']}", p["rps"], "req/s",
-               f"p50 {p['p50_ms']:.1f} ms, p99 {p['p99_ms']:.1f} ms, {p['errors']} errors")
-        for p in data["phases"]
-    ]  # fmt: skip
+    rows = data["phases"]
+    return [Figure(f"{p['backend']} {p['phase']}", p["rps"], "req/s", _latency(p)) for p in rows]
 
 
 def chat_relay(data: Data) -> list[Figure]:
     ttft, whole = data["ttft_p50_ms"], data["whole_p50_ms"]
     out = [
-        Figure("time to first token p50", ttft["hyperlocal"], "ms", "streamed, one at a time",
-               f"direct {ttft['upstream']:.1f} ms", ttft["hyperlocal"] / ttft["upstream"]),
-        Figure("added per request p50", data["overhead_p50_ms"], "ms", "goal: under 1 ms",
-               f"direct {whole['upstream']:.1f} ms"),
-    ]  # fmt: skip
+        compared("time to first token p50", ttft["hyperlocal"], "ms", ttft["upstream"], "direct"),
+        Figure(
+            "added per request p50",
+            data["overhead_p50_ms"],
+            "ms",
+            "goal: under 1 ms",
+            f"direct {_number(whole['upstream'])} ms",
+        ),
+    ]
     rates = {t["target"]: t for t in data["throughput"]}
     for name, t in rates.items():
         base = rates.get("litellm") if name == "hyperlocal" else None
-        out.append(Figure(f"{name} throughput", t["rps"], "req/s",
-                          f"p50 {t['p50_ms']:.0f} ms, p99 {t['p99_ms']:.0f} ms",
-                          f"LiteLLM {base['rps']:.0f} req/s" if base else "",
-                          t["rps"] / base["rps"] if base else None))  # fmt: skip
+        if base:
+            out.append(compared(f"{name} throughput", t["rps"], "req/s", base["rps"], "LiteLLM"))
+        else:
+            out.append(Figure(f"{name} throughput", t["rps"], "req/s", _latency(t)))
     return out
 
 
 def webhooks(data: Data) -> list[Figure]:
+    """Each receiver's deliveries/s; for the fast one in a mix, its p99 against the fast-only
+    phase at the same pace (near 1: the slow receiver does not hold it up)."""
     groups = {(g["phase"], g["group"]): g for g in data["groups"]}
     out = []
     for (phase, group), g in groups.items():
+        name, detail = f"{phase}, {group} receiver", f"{g['delivered']}/{g['jobs']}, {_latency(g)}"
+        out.append(Figure(name, g["per_s"], "deliveries/s", detail))
         alone = groups.get((phase.replace("mixed", "fast"), "fast"))
-        compare = alone if "mixed" in phase and group == "fast" and alone else None
-        detail = f"{g['delivered']}/{g['jobs']}; p50 {g['p50_ms']:.0f} ms, p99 {g['p99_ms']:.0f} ms"
-        out.append(Figure(f"{phase}, {group} receiver", g["per_s"], "deliveries/s", detail,
-                          f"alone: p99 {compare['p99_ms']:.0f} ms" if compare else "",
-                          g["p99_ms"] / compare["p99_ms"] if compare else None))  # fmt: skip
+        if "mixed" in phase and group == "fast" and alone:
+            p99 = f"{phase}, fast receiver p99"
+            out.append(compared(p99, g["p99_ms"], "ms", alone["p99_ms"], "fast only"))
     return out
 
 
 def sse_streams(data: Data) -> list[Figure]:
     d = data
-    closed = (
-        f"; the server ended one after {d['first_close_s']:.1f} s" if d["first_close_s"] else ""
-    )
+    alive = f"of {d['streams']}; {d['alive_at_end']} still open at the end"
+    if d["first_close_s"]:
+        alive += f"; the server ended the first after {d['first_close_s']:.1f} s"
+    opening = f"p50 {_number(d['open_p50_ms'])} ms, p99 {_number(d['open_p99_ms'])} ms each"
+    base = f"base {d['rss_base_mib']:.0f} MiB"
     return [
-        Figure("streams opened", d["opened"], "streams", f"of {d['streams']}; "
-               f"{d['alive_at_end']} still open at the end{closed}"),
-        Figure("server RSS, peak", d["rss_peak_mib"], "MiB", f"base {d['rss_base_mib']:.0f} MiB",
-               f"goal {d['goal_mib']} MiB", d["rss_peak_mib"] / d["goal_mib"]),
+        Figure("streams opened", d["opened"], "streams", alive),
+        compared("server RSS, peak", d["rss_peak_mib"], "MiB", d["goal_mib"], "goal", detail=base),
         Figure("server RSS per stream", d["kib_per_stream"], "KiB"),
-        Figure("time to open all", d["open_s"], "s", f"p50 {d['open_p50_ms']:.0f} ms, "
-               f"p99 {d['open_p99_ms']:.0f} ms per stream"),
-        Figure("server CPU, holding", d["cpu_hold_pct"], "% of a core",
-               f"{d['cpu_open_pct']:.0f}% while opening"),
-    ]  # fmt: skip
+        Figure("time to open all", d["open_s"], "s", opening),
+        Figure(
+            "server CPU, holding",
+            d["cpu_hold_pct"],
+            "% of a core",
+            f"{d['cpu_open_pct']:.0f}% while opening",
+        ),
+    ]
 
 
 def scaling(data: Data) -> list[Figure]:
-    points = data["points"]
-    one = {p["mode"]: p for p in points if p["workers"] == 1}
+    one = {p["mode"]: p for p in data["points"] if p["workers"] == 1}
     out = []
-    for p in points:
-        base = one.get(p["mode"]) if p["workers"] != 1 else None
-        out.append(Figure(f"{p['mode']}, {p['workers']} worker(s)", p["jobs_per_s"], "jobs/s",
-                          f"{data['workload']}; job p50 {p['job_p50_s']:.2f} s, "
-                          f"CPU {p['cpu_pct']:.0f}%",
-                          f"1 worker: {base['jobs_per_s']:.2f} jobs/s" if base else "",
-                          p["jobs_per_s"] / base["jobs_per_s"] if base else None))  # fmt: skip
+    for p in data["points"]:
+        name = f"{p['mode']}, {p['workers']} worker(s)"
+        detail = f"{data['workload']}; job p50 {p['job_p50_s']:.2f} s, CPU {p['cpu_pct']:.0f}%"
+        rate, base = p["jobs_per_s"], one.get(p["mode"]) if p["workers"] != 1 else None
+        if base:
+            out.append(
+                compared(name, rate, "jobs/s", base["jobs_per_s"], "1 worker", detail=detail)
+            )
+        else:
+            out.append(Figure(name, rate, "jobs/s", detail))
     out += [Figure(f"skipped: {what}", math.nan, "", why) for what, why in data["skipped"].items()]
     return out
 
 
 def generic(data: Data) -> list[Figure]:
     """Engine timings (a list of cases with ``wall_s``), else the top-level numbers."""
-    cases = next((v for v in data.values() if isinstance(v, list) and v and
-                  isinstance(v[0], dict) and "wall_s" in v[0]), None)  # fmt: skip
+    cases = next(
+        (
+            v
+            for v in data.values()
+            if isinstance(v, list) and v and isinstance(v[0], dict) and "wall_s" in v[0]
+        ),
+        None,
+    )
     if cases:
         return [_engine_case(c) for c in cases]
     numbers = {
@@ -248,9 +276,14 @@ def _engine_case(case: Data) -> Figure:
 
 
 FIGURES: dict[str, Callable[[Data], list[Figure]]] = {
-    "images": paired, "jobs_poll": paired, "submits": submits, "chat_relay": chat_relay,
-    "webhooks": webhooks, "sse_streams": sse_streams, "scaling": scaling,
-}  # fmt: skip
+    "images": paired,
+    "jobs_poll": paired,
+    "submits": submits,
+    "chat_relay": chat_relay,
+    "webhooks": webhooks,
+    "sse_streams": sse_streams,
+    "scaling": scaling,
+}
 
 
 def figures(outcome: Outcome) -> list[Figure]:
@@ -272,8 +305,10 @@ def charts(outcome: Outcome, stem: Path) -> list[Path]:
         series = {t: {"p50": d[t]["p50_ms"], "p99": d[t]["p99_ms"]} for t in ("hyperlocal", "bare")}
         return [_plots.percentile_bars(path, f"{name}: latency, hyperlocal vs bare", series)]
     if name == "webhooks":
-        series = {f"{g['phase']}, {g['group']}": {q: g[f"{q}_ms"] for q in ("p50", "p90", "p99")}
-                  for g in d["groups"]}  # fmt: skip
+        series = {
+            f"{g['phase']}, {g['group']}": {q: g[f"{q}_ms"] for q in ("p50", "p90", "p99")}
+            for g in d["groups"]
+        }
         return [_plots.percentile_bars(path, "webhooks: job finished -> receiver's 200", series)]
     if name == "sse_streams":
         title = f"SSE streams: server RSS ({d['opened']} opened)"
@@ -304,8 +339,12 @@ def _number(value: float) -> str:
 
 
 def markdown(outcomes: Sequence[Outcome], pictures: Sequence[Path], header: str) -> str:
-    lines = [header, "", "| benchmark | figure | value | detail | compared with | ratio |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        header,
+        "",
+        "| benchmark | figure | value | detail | compared with | ratio |",
+        "|---|---|---|---|---|---|",
+    ]
     for o in outcomes:
         if not o.ok:
             lines.append(f"| {o.name} | **failed** | | {o.error.replace('|', '/')} | | |")
@@ -314,8 +353,11 @@ def markdown(outcomes: Sequence[Outcome], pictures: Sequence[Path], header: str)
             ratio = f"{f.ratio:.2f}x" if f.ratio is not None else ""
             value = f"{_number(f.value)} {f.unit}".strip()
             lines.append(f"| {o.name} | {f.name} | {value} | {f.detail} | {f.baseline} | {ratio} |")
-    lines += ["", "Seconds per benchmark: " +
-              ", ".join(f"{o.name} {o.seconds:.0f}" for o in outcomes), ""]  # fmt: skip
+    lines += [
+        "",
+        "Seconds per benchmark: " + ", ".join(f"{o.name} {o.seconds:.0f}" for o in outcomes),
+        "",
+    ]
     lines += [f"![{p.stem}]({p.name})" for p in pictures]
     return "\n".join(lines) + "\n"
 

@@ -74,11 +74,18 @@ class Workload:
     body: dict[str, str]
 
 
-TTS = Workload("audio-tts (Piper, CPU)", "audio-tts", "/v1/audio/generate",
-               {"model": "audio-tts", "text": TEXT, "format": "mp3"})  # fmt: skip
-IMAGE = Workload("preview image 1024x1024", "gemini-3-1-flash-t2i", "/v1/images/generate",
-                 {"model": "gemini-3-1-flash-t2i", "prompt": "a lighthouse at dusk",
-                  "aspect_ratio": "1:1"})  # fmt: skip
+TTS = Workload(
+    "audio-tts (Piper, CPU)",
+    "audio-tts",
+    "/v1/audio/generate",
+    {"model": "audio-tts", "text": TEXT, "format": "mp3"},
+)
+IMAGE = Workload(
+    "preview image 1024x1024",
+    "gemini-3-1-flash-t2i",
+    "/v1/images/generate",
+    {"model": "gemini-3-1-flash-t2i", "prompt": "a lighthouse at dusk", "aspect_ratio": "1:1"},
+)
 
 
 def pick_workload() -> Workload:
@@ -130,8 +137,9 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     for url in (a.postgres_url, a.redis_url):
         if urlsplit(url).hostname not in LOOPBACK:
             parser.error(f"loopback only: {urlsplit(url).hostname} is not a loopback host")
-    return Options(a.jobs, a.warmup, tuple(a.workers), a.celery, a.postgres_url, a.redis_url,
-                   a.results)  # fmt: skip
+    return Options(
+        a.jobs, a.warmup, tuple(a.workers), a.celery, a.postgres_url, a.redis_url, a.results
+    )
 
 
 # -- one run: submit, wait, read the timestamps -------------------------------------------------
@@ -184,8 +192,17 @@ def point(setup: Setup, rows: Sequence[Job], cpu_s: float) -> Point:
     start = min(r.started_at or 0.0 for r in ok)
     window = max(r.finished_at or 0.0 for r in ok) - start
     per_job = [(r.finished_at or 0.0) - (r.started_at or 0.0) for r in ok]
-    return Point(setup.mode, setup.workers, len(ok), len(rows) - len(ok), window, len(ok) / window,
-                 percentile(per_job, 50), max(per_job), 100 * cpu_s / window)  # fmt: skip
+    return Point(
+        setup.mode,
+        setup.workers,
+        len(ok),
+        len(rows) - len(ok),
+        window,
+        len(ok) / window,
+        percentile(per_job, 50),
+        max(per_job),
+        100 * cpu_s / window,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,7 +307,7 @@ def worker_processes(
 
 @asynccontextmanager
 async def fresh_postgres(maintenance_url: str) -> AsyncIterator[str]:
-    import asyncpg
+    import asyncpg  # type: ignore[import-untyped]
 
     name = "hl_bench_" + secrets.token_hex(5)
     conn = await asyncpg.connect(maintenance_url)
@@ -343,9 +360,16 @@ def table(points: Sequence[Point], caption: str) -> Table:
         out.add_column(column, justify="left" if column == "set-up" else "right")
     for p in points:
         one = next((q for q in points if q.mode == p.mode and q.workers == 1), p)
-        out.add_row(p.mode, str(p.workers), f"{p.jobs} ({p.failed} failed)", f"{p.jobs_per_s:.2f}",
-                    f"{p.jobs_per_s / one.jobs_per_s:.2f}x", f"{p.job_p50_s:.2f}",
-                    f"{p.job_max_s:.2f}", f"{p.cpu_pct:.0f}")  # fmt: skip
+        out.add_row(
+            p.mode,
+            str(p.workers),
+            f"{p.jobs} ({p.failed} failed)",
+            f"{p.jobs_per_s:.2f}",
+            f"{p.jobs_per_s / one.jobs_per_s:.2f}x",
+            f"{p.job_p50_s:.2f}",
+            f"{p.job_max_s:.2f}",
+            f"{p.cpu_pct:.0f}",
+        )
     return out
 
 
@@ -377,10 +401,18 @@ def write_json(
 ) -> dict[str, Any]:
     now = datetime.now().astimezone().isoformat(timespec="seconds")
     path = options.results / f"scaling-{now[:10]}.json"
-    data = {"name": "scaling", "date": now, "machine": asdict(machine), "load_average": load,
-            "workload": pick_workload().name, "jobs": options.jobs, "warmup": options.warmup,
-            "points": [asdict(p) for p in points], "skipped": skipped,
-            "json": str(path)}  # fmt: skip
+    data = {
+        "name": "scaling",
+        "date": now,
+        "machine": asdict(machine),
+        "load_average": load,
+        "workload": pick_workload().name,
+        "jobs": options.jobs,
+        "warmup": options.warmup,
+        "points": [asdict(p) for p in points],
+        "skipped": skipped,
+        "json": str(path),
+    }
     options.results.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2) + "\n")
     console.print(f"JSON: {path}")

@@ -1,22 +1,13 @@
 #!/usr/bin/env python
 """Benchmark many open SSE job-event streams (``GET /v1/jobs/{id}/events``) on one server.
 
-hyperlocal runs as one real uvicorn process on 127.0.0.1 (``sse_streams:server``): SQLite, the
-embedded queue with ``worker_concurrency`` 1, and a stand-in engine that never finishes, so the
-first job runs for the whole benchmark and every other one stays queued. The benchmark submits
-``--jobs`` such jobs, then opens ``--streams`` event streams on them (round robin), each on its
-own connection from raw asyncio sockets (lighter than an HTTP client). A stream counts as open
-once its first ``status`` event has arrived. With all of them open it holds them for
-``--hold`` seconds, longer than the 15 s heartbeat, so the figures include every stream's
-heartbeat re-read of its job. Measured:
-
-- the server's RSS before, while opening (ten points) and while holding (peak); goal < 2 GiB;
-- the server's CPU use (% of one core) while opening and while holding;
-- the time to open them all, and each stream's open time (p50, p99);
-- streams that failed to open or closed early, by reason.
-
-Both processes raise their open-file limit (RLIMIT_NOFILE) to the hard limit; the run stops
-early, and says so, if the client's limit cannot hold ``--streams`` sockets.
+One real uvicorn process on 127.0.0.1 (``sse_streams:server``): SQLite, the embedded queue with
+``worker_concurrency`` 1 and an engine that never finishes, so one job runs throughout and the
+rest stay queued. The benchmark submits ``--jobs`` jobs, opens ``--streams`` streams on them
+from raw asyncio sockets (open = the first ``status`` event arrived) and holds them for
+``--hold`` seconds, past the 15 s heartbeat. It reports the server's RSS (goal: under 2 GiB)
+and CPU, the time to open them, and the streams that failed or that the server ended early.
+Both processes raise RLIMIT_NOFILE to the hard limit. See bench/README.md.
 
     .venv/bin/python bench/sse_streams.py [--streams 2000] [--jobs 2000] [--hold 20]
 """
@@ -126,7 +117,7 @@ class Probe:
     def __init__(self, pid: int) -> None:
         self.pid = pid
         try:
-            import psutil
+            import psutil  # type: ignore[import-untyped]
         except ImportError:
             self._ps: Any = None
         else:
@@ -411,15 +402,26 @@ async def measure(port: int, key: str, probe: Probe, options: Options) -> Result
     s, base = opening.streams, opening.curve[0][1]
     times = [x.open_s * 1e3 for x in s.open] or [float("nan")]
     return Result(
-        streams=options.streams, opened=len(s.open), alive_at_end=alive,
-        first_close_s=s.first_close_s(), failures=dict(s.failures), open_s=opening.seconds,
-        open_p50_ms=percentile(times, 50), open_p99_ms=percentile(times, 99),
-        rss_base_mib=base, rss_open_mib=rss_open, rss_peak_mib=peak,
+        streams=options.streams,
+        opened=len(s.open),
+        alive_at_end=alive,
+        first_close_s=s.first_close_s(),
+        failures=dict(s.failures),
+        open_s=opening.seconds,
+        open_p50_ms=percentile(times, 50),
+        open_p99_ms=percentile(times, 99),
+        rss_base_mib=base,
+        rss_open_mib=rss_open,
+        rss_peak_mib=peak,
         kib_per_stream=(rss_open - base) * 1024 / max(1, len(s.open)),
-        cpu_open_pct=opening.cpu_pct, cpu_hold_pct=cpu_hold, hold_s=options.hold_s,
-        curve=opening.curve, server_nofile=probe.nofile(),
-        client_nofile=resource.getrlimit(resource.RLIMIT_NOFILE)[0], client_fds_peak=fds,
-    )  # fmt: skip
+        cpu_open_pct=opening.cpu_pct,
+        cpu_hold_pct=cpu_hold,
+        hold_s=options.hold_s,
+        curve=opening.curve,
+        server_nofile=probe.nofile(),
+        client_nofile=resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+        client_fds_peak=fds,
+    )
 
 
 async def bench(options: Options, root: Path) -> Result:
@@ -453,15 +455,21 @@ def table(r: Result, caption: str) -> Table:
         ("streams open / asked", f"{r.opened} / {r.streams} ({r.alive_at_end} alive at the end)"),
         ("time to open all", f"{r.open_s:.1f} s ({r.opened / r.open_s:.0f} streams/s)"),
         ("open time p50 / p99", f"{r.open_p50_ms:.1f} / {r.open_p99_ms:.1f} ms"),
-        ("server RSS: base / all open / peak", f"{r.rss_base_mib:.0f} / {r.rss_open_mib:.0f} / "
-                                               f"{r.rss_peak_mib:.0f} MiB"),
+        (
+            "server RSS: base / all open / peak",
+            f"{r.rss_base_mib:.0f} / {r.rss_open_mib:.0f} / {r.rss_peak_mib:.0f} MiB",
+        ),
         ("server RSS per stream", f"{r.kib_per_stream:.1f} KiB"),
         (f"under the {r.goal_mib} MiB goal", "yes" if r.under_goal else "NO"),
-        ("server CPU opening / holding (% of a core)",
-         f"{r.cpu_open_pct:.0f}% / {r.cpu_hold_pct:.0f}%"),
-        ("open files: server limit / client limit / client peak",
-         f"{r.server_nofile} / {r.client_nofile} / {r.client_fds_peak}"),
-    ]  # fmt: skip
+        (
+            "server CPU opening / holding (% of a core)",
+            f"{r.cpu_open_pct:.0f}% / {r.cpu_hold_pct:.0f}%",
+        ),
+        (
+            "open files: server limit / client limit / client peak",
+            f"{r.server_nofile} / {r.client_nofile} / {r.client_fds_peak}",
+        ),
+    ]
     if r.first_close_s is not None:
         rows.append(("server ended streams; the first after", f"{r.first_close_s:.1f} s"))
     rows += [(f"failed: {reason}", str(n)) for reason, n in r.failures.items()]
@@ -502,9 +510,16 @@ def write_json(
     options.results.mkdir(parents=True, exist_ok=True)
     path = options.results / f"sse-streams-{now[:10]}.json"
     opts = {k: v for k, v in asdict(options).items() if k != "results"}
-    data = {"name": "sse_streams", "date": now, "machine": asdict(machine), "load_average": load,
-            "options": opts, **asdict(result), "under_goal": result.under_goal,
-            "json": str(path)}  # fmt: skip
+    data = {
+        "name": "sse_streams",
+        "date": now,
+        "machine": asdict(machine),
+        "load_average": load,
+        "options": opts,
+        **asdict(result),
+        "under_goal": result.under_goal,
+        "json": str(path),
+    }
     path.write_text(json.dumps(data, indent=2) + "\n")
     console.print(f"JSON: {path}")
     return data

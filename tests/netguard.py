@@ -27,7 +27,8 @@ def _is_loopback(host: str) -> bool:
 
 def _guard_getaddrinfo(real: Callable[..., Any]) -> Callable[..., Any]:
     def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if host is None or str(host).lower() in _LOCAL_NAMES:
+        name = host.decode() if isinstance(host, bytes) else host
+        if name is None or str(name).lower() in _LOCAL_NAMES:
             return real(host, *args, **kwargs)
         flags = kwargs.pop("flags", args[3] if len(args) > 3 else 0)
         rest = args[:3]

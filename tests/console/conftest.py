@@ -92,16 +92,22 @@ def console(make_settings: SettingsFactory, tmp_path: Path) -> Iterator[Console]
 
 
 @pytest.fixture
-def page(console: Console, tmp_path: Path) -> Iterator[Page]:
-    """A fresh browser profile on a desktop-sized window; failing page scripts fail the test."""
+def chromium() -> Path:
+    """Debian's Chromium; without it the browser tests skip (scripts/system-deps installs it)."""
     if not CHROMIUM.is_file() or shutil.which(str(CHROMIUM)) is None:
         pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)")
+    return CHROMIUM
+
+
+@pytest.fixture
+def page(chromium: Path, console: Console, tmp_path: Path) -> Iterator[Page]:
+    """A fresh browser profile on a desktop-sized window; failing page scripts fail the test."""
     sync_api = pytest.importorskip("playwright.sync_api")
     errors: list[str] = []
     with sync_api.sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
             tmp_path / "chromium-profile",
-            executable_path=str(CHROMIUM),
+            executable_path=str(chromium),
             headless=True,
             args=CHROMIUM_ARGS,
             viewport={"width": 1440, "height": 900},

@@ -5,10 +5,17 @@ Each step saves a screenshot under tests/console/screenshots/.
 
 from __future__ import annotations
 
+import time
+
 import httpx
+import pytest
+
+pytest.importorskip("playwright.sync_api", reason="the browser tests need `pip install playwright`")
+
 from playwright.sync_api import Page, expect
 
 from tests.console.conftest import USER_CREDITS, Console, screenshot, sign_in
+from tests.receiver import running_receiver
 
 
 def test_sign_in_shows_the_wire_error_then_the_account(page: Page, console: Console) -> None:
@@ -60,9 +67,7 @@ def test_a_failed_generation_shows_the_wire_error(page: Page, console: Console) 
     screenshot(page, "05-image-error")
 
 
-def test_a_video_job_goes_live_from_processing_to_completed(
-    page: Page, console: Console
-) -> None:
+def test_a_video_job_goes_live_from_processing_to_completed(page: Page, console: Console) -> None:
     sign_in(page, console, console.user_key)
     page.get_by_role("link", name="Video", exact=True).click()
     page.select_option("#model", "test-slow-video")
@@ -221,3 +226,27 @@ def test_chat_streams_a_reply(page: Page, console: Console) -> None:
     expect(reply.locator(".bubble-text")).to_contain_text('Your last message was: "Hello console"')
     expect(page.get_by_test_id("credits")).to_have_text(f"{USER_CREDITS - 2:,} credits")
     screenshot(page, "24-chat")
+
+
+def test_webhook_deliveries_are_listed_per_job(page: Page, console: Console) -> None:
+    with running_receiver() as receiver:
+        sign_in(page, console, console.user_key)
+        page.goto(f"{console.url}#/playground/video?model=test-slow-video")
+        page.fill("textarea[name=prompt]", "a webhook please")
+        page.fill("input[name=seconds]", "0.2")
+        page.get_by_text("More options").click()
+        page.fill("input[name=webhook_url]", receiver.url("hook"))
+        page.get_by_role("button", name="Generate").click()
+        expect(page.locator(".result").get_by_text("Completed")).to_be_visible()
+        deadline = time.monotonic() + 15
+        while not receiver.on("hook"):
+            assert time.monotonic() < deadline, "the webhook never arrived"
+            time.sleep(0.05)
+
+        page.get_by_test_id("job-link").click()
+        deliveries = page.locator("section", has_text="Webhook deliveries")
+        expect(deliveries.locator("tbody tr")).to_have_count(1)
+        expect(deliveries.locator("tbody tr")).to_contain_text("200")
+        expect(deliveries.locator("tbody tr")).to_contain_text(receiver.url("hook"))
+        deliveries.scroll_into_view_if_needed()
+        screenshot(page, "25-job-webhook-deliveries")

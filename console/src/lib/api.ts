@@ -162,16 +162,17 @@ export const api = {
     request<{ scheduled: number }>("POST", `/v1/jobs/${encodeURIComponent(id)}/deliveries/replay`),
 
   /** Images answer synchronously, in the hosted API's shape. */
-  image: (category: "image" | "image_edit", model: string, input: Record<string, unknown>) =>
-    request<ImageResult>(
+  /** Images answer synchronously (a job, 202, when a webhook is given), in the flat shape. */
+  image: (category: "image" | "image_edit", model: string, input: Record<string, unknown>, webhook_url?: string) =>
+    request<ImageResult | JobAccepted>(
       "POST",
       category === "image" ? "/v1/images/generate" : "/v1/images/edit",
-      { body: { model, ...input } },
+      { body: { model, ...input, webhook_url } },
     ),
   /** Video, audio and 3D become jobs (`Prefer: respond-async`), so their progress can stream. */
-  media: (category: Category, model: string, input: Record<string, unknown>) =>
+  media: (category: Category, model: string, input: Record<string, unknown>, webhook_url?: string) =>
     request<JobAccepted | MediaResult>("POST", MEDIA_PATHS[category] ?? "/v1/videos/generate", {
-      body: { model, input },
+      body: { model, input, webhook_url },
       headers: { Prefer: "respond-async" },
     }),
 

@@ -113,3 +113,10 @@ export function mediaKind(url: string): "image" | "video" | "audio" | "model" | 
   if (["glb", "gltf"].includes(ext)) return "model";
   return "other";
 }
+
+/** How long a job ran. The API gives whole seconds, so anything shorter reads "< 1 s". */
+export function took(job: { createdAt?: number; completedAt?: number }): string | null {
+  if (!job.completedAt || !job.createdAt) return null;
+  const seconds = job.completedAt - job.createdAt;
+  return seconds < 1 ? "< 1 s" : duration(seconds);
+}

@@ -1,7 +1,8 @@
 // Live job status: the SSE stream at /v1/jobs/{id}/events, read with fetch so it can carry the
 // key. A browser opens at most six HTTP/1.1 connections to one host and each live stream holds
 // one for its whole life, so streams share a few slots and the rest of the console still gets
-// through; a job waiting for a slot, or whose stream broke, is polled slowly instead.
+// through. A job waiting for a slot is kept current by its page's list refresh; one whose
+// stream broke is polled slowly instead.
 
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, openStream } from "./api";

@@ -3,7 +3,7 @@ import { Icon } from "../components/icons";
 import { OutputView } from "../components/media";
 import { Badge, Button, Card, Empty, ErrorBox, Loading, PageHeader, Progress, StatusBadge, Time } from "../components/ui";
 import { api } from "../lib/api";
-import { categoryLabel, credits, dateTime, duration } from "../lib/format";
+import { categoryLabel, credits, dateTime, took } from "../lib/format";
 import { useLiveJob } from "../lib/jobs";
 import { href } from "../lib/router";
 import { useSession } from "../lib/session";
@@ -45,7 +45,6 @@ function JobDetail({ initial }: { initial: Job }) {
     }
   };
   const urls = job.outputUrls ?? (job.outputUrl ? [job.outputUrl] : []);
-  const took = job.completedAt && job.createdAt ? job.completedAt - job.createdAt : null;
   return (
     <>
       <PageHeader
@@ -74,7 +73,7 @@ function JobDetail({ initial }: { initial: Job }) {
             <dt>Finished</dt>
             <dd>{job.completedAt ? dateTime(job.completedAt) : "—"}</dd>
             <dt>Took</dt>
-            <dd>{took !== null ? duration(took) : "—"}</dd>
+            <dd>{took(job) ?? "—"}</dd>
             {job.error && (
               <>
                 <dt>Error</dt>

@@ -2,7 +2,7 @@ import { useCallback, useEffect, useState } from "preact/hooks";
 import { Icon } from "../components/icons";
 import { Button, Card, Empty, ErrorBox, PageHeader, Progress, Segmented, SkeletonRows, StatusBadge, Time } from "../components/ui";
 import { api } from "../lib/api";
-import { categoryLabel, duration } from "../lib/format";
+import { categoryLabel, took } from "../lib/format";
 import { useLiveJob } from "../lib/jobs";
 import { href, navigate } from "../lib/router";
 import { useSession } from "../lib/session";
@@ -100,11 +100,11 @@ export function JobsPage() {
                 <tr>
                   <th>Status</th>
                   <th>Job</th>
-                  <th>Model</th>
-                  <th>Type</th>
+                  <th class="hide-sm">Model</th>
+                  <th class="hide-sm">Type</th>
                   <th class="num">Credits</th>
-                  <th>Created</th>
-                  <th class="num">Took</th>
+                  <th class="hide-sm">Created</th>
+                  <th class="num hide-sm">Took</th>
                 </tr>
               </thead>
               <tbody>
@@ -127,7 +127,6 @@ export function JobsPage() {
 
 function JobRow({ job: initial, onEnd }: { job: Job; onEnd: () => void }) {
   const job = useLiveJob(initial, onEnd);
-  const took = job.completedAt && job.createdAt ? duration(job.completedAt - job.createdAt) : null;
   return (
     <tr class="clickable" data-job={job.jobId} data-status={job.status} onClick={() => navigate(`jobs/${job.jobId}`)}>
       <td>
@@ -136,15 +135,15 @@ function JobRow({ job: initial, onEnd }: { job: Job; onEnd: () => void }) {
           {job.status === "processing" && <Progress value={job.progress} indeterminate={!job.progress} />}
         </div>
       </td>
-      <td>
+      <td class="nowrap">
         <a class="mono" href={href(`jobs/${job.jobId}`)} onClick={(e) => e.stopPropagation()}>{job.jobId}</a>
         {job.status === "failed" && job.error && <div class="cell-error" title={job.error}><Icon name="alert" size={12} /> {job.error}</div>}
       </td>
-      <td class="mono small">{job.model}</td>
-      <td>{categoryLabel(job.type === "image" ? "image" : job.type)}</td>
+      <td class="mono small hide-sm">{job.model}</td>
+      <td class="hide-sm">{categoryLabel(job.type)}</td>
       <td class="num">{job.creditsUsed}</td>
-      <td><Time unix={job.createdAt} /></td>
-      <td class="num muted">{took ?? "—"}</td>
+      <td class="hide-sm nowrap"><Time unix={job.createdAt} /></td>
+      <td class="num muted hide-sm">{took(job) ?? "—"}</td>
     </tr>
   );
 }

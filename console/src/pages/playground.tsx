@@ -4,11 +4,11 @@ import { Icon, type IconName } from "../components/icons";
 import { type Output, OutputView } from "../components/media";
 import { Badge, Button, Card, Empty, ErrorBox, Loading, PageHeader, Progress, StatusBadge } from "../components/ui";
 import { ApiError, api } from "../lib/api";
-import { CATEGORIES, credits, duration, estimate, priceLabel } from "../lib/format";
+import { CATEGORIES, credits, duration, estimate, priceLabel, took } from "../lib/format";
 import { useLiveJob } from "../lib/jobs";
 import { href } from "../lib/router";
 import { useSession } from "../lib/session";
-import type { Category, Job, JobAccepted, MediaResult, Model } from "../lib/types";
+import type { Category, ImageResult, Job, JobAccepted, MediaResult, Model } from "../lib/types";
 
 const ICONS: Record<string, IconName> = { image: "image", image_edit: "wand", video: "video", audio: "audio", "3d": "cube" };
 const BLURB: Record<string, string> = {
@@ -60,6 +60,7 @@ function Playground({ category, models, wanted }: { category: Category; models: 
   const [model, setModel] = useState(() => firstModel(models, wanted));
   const [values, setValues] = useState<FormValues>(() => initialValues(model));
   const [run, setRun] = useState<Run | null>(null);
+  const [webhook, setWebhook] = useState("");
   const [main, more] = useMemo(() => splitFields(model), [model]);
   const input = buildInput(model, values);
   const cost = estimate(model.price, input);
@@ -79,20 +80,23 @@ function Playground({ category, models, wanted }: { category: Category; models: 
     const started = Date.now();
     setRun({ state: "submitting", started });
     try {
-      if (category === "image" || category === "image_edit") {
-        const res = await api.image(category, model.id, input);
-        setRun({ state: "done", output: { urls: res.data.map((d) => d.url) }, credits: res.creditsUsed, id: res.resultId, seconds: (Date.now() - started) / 1000 });
+      const hook = webhook.trim() || undefined;
+      const answer =
+        category === "image" || category === "image_edit"
+          ? await api.image(category, model.id, input, hook)
+          : await api.media(category, model.id, input, hook);
+      const seconds = (Date.now() - started) / 1000;
+      if ("pollUrl" in answer) {
+        const res = answer as JobAccepted;
+        const job: Job = { jobId: res.jobId, status: "processing", model: model.id, type: JOB_TYPE[category] ?? "image", creditsUsed: res.creditsUsed, progress: 0 };
+        setRun({ state: "job", job, started });
+      } else if ("data" in answer) {
+        const res = answer as ImageResult;
+        setRun({ state: "done", output: { urls: res.data.map((d) => d.url) }, credits: res.creditsUsed, id: res.resultId, seconds });
       } else {
-        const answer = await api.media(category, model.id, input);
-        if ("pollUrl" in answer) {
-          const res = answer as JobAccepted;
-          const job: Job = { jobId: res.jobId, status: "processing", model: model.id, type: JOB_TYPE[category] ?? category, creditsUsed: res.creditsUsed, progress: 0 };
-          setRun({ state: "job", job, started });
-        } else {
-          const res = answer as MediaResult;
-          const output = { urls: res.outputUrl ? [res.outputUrl] : [], text: res.text, segments: res.segments, duration: res.duration };
-          setRun({ state: "done", output, credits: res.creditsUsed, jobId: res.jobId, seconds: (Date.now() - started) / 1000 });
-        }
+        const res = answer as MediaResult;
+        const output = { urls: res.outputUrl ? [res.outputUrl] : [], text: res.text, segments: res.segments, duration: res.duration };
+        setRun({ state: "done", output, credits: res.creditsUsed, jobId: res.jobId, seconds });
       }
     } catch (err) {
       setRun({ state: "error", error: err });
@@ -111,18 +115,22 @@ function Playground({ category, models, wanted }: { category: Category; models: 
               <Field key={`${model.id}:${name}`} name={name} spec={model.inputs[name]} value={values[name]} onChange={(v) => setValues({ ...values, [name]: v })} />
             ))}
           </div>
-          {more.length > 0 && (
-            <details class="more">
-              <summary>
-                <Icon name="plus" size={14} /> More inputs <span class="muted">({more.join(", ")})</span>
-              </summary>
-              <div class="form-grid">
-                {more.map((name) => (
-                  <Field key={`${model.id}:${name}`} name={name} spec={model.inputs[name]} value={values[name]} onChange={(v) => setValues({ ...values, [name]: v })} />
-                ))}
-              </div>
-            </details>
-          )}
+          <details class="more">
+            <summary>
+              <Icon name="plus" size={14} /> More options <span class="muted">({[...more, "webhook_url"].join(", ")})</span>
+            </summary>
+            <div class="form-grid">
+              {more.map((name) => (
+                <Field key={`${model.id}:${name}`} name={name} spec={model.inputs[name]} value={values[name]} onChange={(v) => setValues({ ...values, [name]: v })} />
+              ))}
+              <Field
+                name="webhook_url"
+                spec={{ type: "string", description: "Optional: the result is POSTed here when the job ends (Standard Webhooks). With it, image requests run as jobs too." }}
+                value={webhook}
+                onChange={(v) => setWebhook(String(v))}
+              />
+            </div>
+          </details>
         </div>
         <footer class="form-footer">
           <div class="cost">
@@ -219,11 +227,12 @@ function Working({ started, label, progress, queue }: { started: number; label: 
   );
 }
 
-function ResultMeta({ credits: used, seconds, id, jobId }: { credits: number; seconds?: number; id?: string; jobId?: string }) {
+function ResultMeta({ credits: used, seconds, took: ran, id, jobId }: { credits: number; seconds?: number; took?: string; id?: string; jobId?: string }) {
+  const time = ran ?? (seconds !== undefined ? duration(seconds) : undefined);
   return (
     <div class="result-meta">
       <span class="chip"><Icon name="coins" size={14} /> {credits(used)}</span>
-      {seconds !== undefined && <span class="chip"><Icon name="clock" size={14} /> {duration(seconds)}</span>}
+      {time && <span class="chip"><Icon name="clock" size={14} /> {time}</span>}
       {jobId ? (
         <a class="chip mono" href={href(`jobs/${jobId}`)}>{jobId}</a>
       ) : (
@@ -269,11 +278,10 @@ function LiveJob({ job: initial, started, noun, onEnd }: { job: Job; started: nu
       </div>
     );
   const urls = job.outputUrls ?? (job.outputUrl ? [job.outputUrl] : []);
-  const seconds = job.completedAt && job.createdAt ? job.completedAt - job.createdAt : undefined;
   return (
     <div class="result">
       {head}
-      <ResultMeta credits={job.creditsUsed} seconds={seconds} />
+      <ResultMeta credits={job.creditsUsed} took={took(job) ?? undefined} />
       <OutputView output={{ urls, text: job.text, segments: job.segments, duration: job.duration }} />
     </div>
   );

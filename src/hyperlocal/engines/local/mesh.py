@@ -40,8 +40,8 @@ from hyperlocal.engines.local.options import first_media, integer, seed_for, tex
 from hyperlocal.engines.local.runtime import Resident, Weights, locate, require
 from hyperlocal.engines.mesh.glb import glb_artifact
 from hyperlocal.engines.mesh.images import decode_view
-from hyperlocal.engines.mesh.segmentation import segment
 from hyperlocal.engines.video.progress import Report, run_reporting
+from hyperlocal.engines.vision.segmentation import segment
 from hyperlocal.errors import GenerationError, InputError
 
 __all__ = ["Checkpoint", "ImageTo3DEngine", "checkpoint", "create"]
