@@ -1,11 +1,12 @@
 """The whole scale-out shape at once: two API server processes and two worker processes on one
 PostgreSQL database, one Redis and one shared storage directory, 500 jobs submitted
-concurrently across both servers. Every job must complete exactly once, and the ledger must
-add up to the last credit."""
+concurrently across both servers. Every job must complete exactly once, the ledger must add up
+to the last credit, and every job's webhook must arrive (exactly once, de-duplicated by id)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -13,12 +14,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from standardwebhooks.webhooks import Webhook
 
 from hyperlocal.core.keys import IssuedKey
 from hyperlocal.store.db import Database
 from tests.conftest import auth
 from tests.scaleout import _audit
 from tests.scaleout._processes import HYPERLOCAL, api_server, eventually, spawned
+from tests.receiver import Receiver, running_receiver
 from tests.scaleout.conftest import ScaleOut, new_key
 from tests.support import free_port
 
@@ -36,17 +39,21 @@ async def test_two_servers_and_two_workers_run_500_jobs_exactly_once(
     ports = [free_port(), free_port()]
     # One public URL for every process, as behind a load balancer: workers write output URLs,
     # and either server serves /files from the shared directory.
-    env = scale_out.env(public_url=f"http://127.0.0.1:{ports[0]}")
+    env = scale_out.env(
+        public_url=f"http://127.0.0.1:{ports[0]}", webhook_poll_interval=0.1, webhook_jitter=0
+    )
     verbose = {**env, "HYPERLOCAL_LOG_LEVEL": "INFO"}  # the workers' INFO log shows who ran what
     logs = tmp_path / "logs"
     with ExitStack() as stack:
+        receiver = stack.enter_context(running_receiver())
         workers = [
             stack.enter_context(spawned(f"worker-{i}", WORKER, verbose, logs)) for i in (0, 1)
         ]
         urls = [stack.enter_context(api_server(f"api-{i}", env, logs, ports[i])) for i in (0, 1)]
-        ids = await submit_all(urls, keys)
+        ids = await submit_all(urls, keys, receiver.url("fleet"))
         assert len(set(ids)) == JOBS
         await eventually(lambda: _all_done(database, ids), 150, f"{JOBS} jobs", interval=0.5)
+        await eventually(lambda: _all_delivered(receiver, ids), 60, "webhooks", interval=0.5)
         await poll_across_servers(urls, keys, ids)
         for worker in workers:
             assert worker.terminate() == 0, worker.output()
@@ -54,9 +61,33 @@ async def test_two_servers_and_two_workers_run_500_jobs_exactly_once(
         assert "'finished'" in worker.text(), worker.output()
     rows = await _audit.assert_exactly_once(database, [k.info.id for k in keys], JOBS)
     assert {r.attempts for r in rows} == {1}  # no lease expired, so nothing ran twice
+    _assert_webhooks_once(receiver, keys, ids)
 
 
-async def submit_all(urls: Sequence[str], keys: Sequence[IssuedKey]) -> list[str]:
+def _assert_webhooks_once(receiver: Receiver, keys: Sequence[IssuedKey], ids: Sequence[str]) -> None:
+    """At-least-once delivery, de-duplicated by webhook-id, is exactly one event per job."""
+    secrets = {k.info.id: k.webhook_secret for k in keys}
+    by_message: dict[str, dict[str, object]] = {}
+    for hit in receiver.on("fleet"):
+        payload = None
+        for secret in secrets.values():
+            try:
+                payload = Webhook(secret).verify(hit.body, hit.headers)
+                break
+            except Exception:  # signed with the other key's secret
+                continue
+        assert payload is not None, "a webhook that verifies with neither key's secret"
+        by_message.setdefault(hit.headers["webhook-id"], payload)
+    job_ids = [str(p["jobId"]) for p in by_message.values()]
+    assert sorted(job_ids) == sorted(ids)
+    assert all(p["status"] == "completed" for p in by_message.values())
+
+
+async def _all_delivered(receiver: Receiver, ids: Sequence[str]) -> bool:
+    return {json.loads(r.body)["jobId"] for r in receiver.on("fleet")} == set(ids)
+
+
+async def submit_all(urls: Sequence[str], keys: Sequence[IssuedKey], hook: str) -> list[str]:
     slots = asyncio.Semaphore(IN_FLIGHT)
     # Drop idle connections well before uvicorn does (5 s): reusing one that the server is
     # closing at that moment fails with a ReadError on a busy machine.
@@ -66,7 +97,7 @@ async def submit_all(urls: Sequence[str], keys: Sequence[IssuedKey]) -> list[str
     ]
 
     async def submit(i: int) -> str:
-        body = {"model": "scaleout-t2i", "prompt": f"lighthouse number {i}"}
+        body = {"model": "scaleout-t2i", "prompt": f"lighthouse number {i}", "webhook_url": hook}
         headers = {**auth(keys[i % 2]), "Prefer": "respond-async"}
         async with slots:
             response = await clients[i // 2 % 2].post(
