@@ -52,8 +52,14 @@ class Target:
 
 
 async def run_round(
-    target: Target, path: str, body: bytes, requests: int, concurrency: int,
-    *, index: int = 0, advance: Advance = lambda: None,
+    target: Target,
+    path: str,
+    body: bytes,
+    requests: int,
+    concurrency: int,
+    *,
+    index: int = 0,
+    advance: Advance = lambda: None,
 ) -> Round:
     pending = iter(range(requests))  # shared by the workers: each request is taken once
     workers = [_worker(target.client, path, body, pending, advance) for _ in range(concurrency)]

@@ -43,8 +43,13 @@ class Machine:
     @classmethod
     def current(cls, uvicorn: Sequence[str]) -> Machine:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        return cls(_cpu_model(), cores or 1, platform.python_version(), platform.platform(),
-                   " ".join(uvicorn))
+        return cls(
+            _cpu_model(),
+            cores or 1,
+            platform.python_version(),
+            platform.platform(),
+            " ".join(uvicorn),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +66,15 @@ class TargetStats:
     def of(cls, name: str, rounds: Sequence[Round]) -> TargetStats:
         latencies = [t for r in rounds for t in r.latencies_s]
         ok, elapsed = sum(r.ok for r in rounds), sum(r.elapsed_s for r in rounds)
-        return cls(name, ok, sum(r.errors for r in rounds), ok / elapsed,
-                   percentile(latencies, 50) * 1e3, percentile(latencies, 99) * 1e3,
-                   tuple(round(r.rps, 1) for r in rounds))
+        return cls(
+            name,
+            ok,
+            sum(r.errors for r in rounds),
+            ok / elapsed,
+            percentile(latencies, 50) * 1e3,
+            percentile(latencies, 99) * 1e3,
+            tuple(round(r.rps, 1) for r in rounds),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,29 +110,48 @@ def summarize(
 
 def table(summary: Summary) -> Table:
     m, (before, after) = summary.machine, summary.load_average
-    caption = (f"{m.cpu}, {m.cores} cores; {m.note}. {summary.workload}. "
-               f"Load average {before:.2f} before, {after:.2f} after.")
+    caption = (
+        f"{m.cpu}, {m.cores} cores; {m.note}. {summary.workload}. "
+        f"Load average {before:.2f} before, {after:.2f} after."
+    )
     out = Table(title="POST /v1/images/generate", caption=caption)
     for column in ("", "req/s", "p50 ms", "p99 ms", "requests", "errors", "req/s by round"):
         out.add_column(column, justify="left" if not column else "right")
     for s in (summary.hyperlocal, summary.bare):
         rounds = " ".join(f"{x:.0f}" for x in s.round_rps)
-        out.add_row(s.name, f"{s.rps:.0f}", f"{s.p50_ms:.2f}", f"{s.p99_ms:.2f}",
-                    str(s.requests), str(s.errors), rounds)
+        out.add_row(
+            s.name,
+            f"{s.rps:.0f}",
+            f"{s.p50_ms:.2f}",
+            f"{s.p99_ms:.2f}",
+            str(s.requests),
+            str(s.errors),
+            rounds,
+        )
     r = summary.ratios
-    out.add_row("hyperlocal / bare", f"{r.throughput:.2f}x", f"{r.p50:.2f}x", f"{r.p99:.2f}x",
-                "", "", "", style="bold")
+    out.add_row(
+        "hyperlocal / bare",
+        f"{r.throughput:.2f}x",
+        f"{r.p50:.2f}x",
+        f"{r.p99:.2f}x",
+        "",
+        "",
+        "",
+        style="bold",
+    )
     return out
 
 
 def markdown_line(summary: Summary) -> str:
     m, h, b, r = summary.machine, summary.hyperlocal, summary.bare, summary.ratios
     before, after = summary.load_average
-    return (f"| {summary.date[:10]} | {m.cpu}, {m.cores} cores shared with the load generator, "
-            f"load average {before:.1f} to {after:.1f} "
-            f"| {summary.workload} | {h.rps:.0f}, {h.p50_ms:.1f} ms, {h.p99_ms:.1f} ms "
-            f"| {b.rps:.0f}, {b.p50_ms:.1f} ms, {b.p99_ms:.1f} ms "
-            f"| {r.throughput:.2f}x, {r.p50:.2f}x, {r.p99:.2f}x |")
+    return (
+        f"| {summary.date[:10]} | {m.cpu}, {m.cores} cores shared with the load generator, "
+        f"load average {before:.1f} to {after:.1f} "
+        f"| {summary.workload} | {h.rps:.0f}, {h.p50_ms:.1f} ms, {h.p99_ms:.1f} ms "
+        f"| {b.rps:.0f}, {b.p50_ms:.1f} ms, {b.p99_ms:.1f} ms "
+        f"| {r.throughput:.2f}x, {r.p50:.2f}x, {r.p99:.2f}x |"
+    )
 
 
 def write_json(summary: Summary, folder: Path) -> Path:

@@ -32,8 +32,19 @@ def uvicorn_options() -> list[str]:
 
 def _command(app: str, port: int) -> list[str]:
     target = ["--factory", "--app-dir", str(BENCH_DIR), app]
-    return [sys.executable, "-m", "uvicorn", *target, "--host", HOST, "--port", str(port),
-            "--lifespan", "on", *uvicorn_options()]
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        *target,
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--lifespan",
+        "on",
+        *uvicorn_options(),
+    ]
 
 
 @contextmanager

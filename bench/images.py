@@ -68,8 +68,10 @@ class Options:
         return math.ceil(self.requests / self.rounds)
 
     def describe(self) -> str:
-        return (f"{self.rounds} rounds x {self.per_round} requests per target, "
-                f"concurrency {self.concurrency}, warm-up {self.warmup}")
+        return (
+            f"{self.rounds} rounds x {self.per_round} requests per target, "
+            f"concurrency {self.concurrency}, warm-up {self.warmup}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,8 +187,14 @@ async def check(target: Target) -> None:
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=console, refresh_per_second=4)
+    return Progress(
+        TextColumn("{task.description:<12}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        refresh_per_second=4,
+    )
 
 
 def _advance(progress: Progress, description: str, total: int) -> Callable[[], None]:
@@ -201,12 +209,16 @@ async def measure(targets: Sequence[Target], options: Options) -> list[Round]:
             await check(target)
             tick = _advance(progress, f"warm-up {target.name}", options.warmup)
             await load(target, requests=options.warmup, advance=tick)
-        ticks = {t.name: _advance(progress, t.name, options.per_round * options.rounds)
-                 for t in targets}
+        ticks = {
+            t.name: _advance(progress, t.name, options.per_round * options.rounds) for t in targets
+        }
         for index in range(options.rounds):  # A, B, A, B: drift falls on both
             for target in targets:
-                rounds.append(await load(target, requests=options.per_round, index=index,
-                                         advance=ticks[target.name]))
+                rounds.append(
+                    await load(
+                        target, requests=options.per_round, index=index, advance=ticks[target.name]
+                    )
+                )
     return rounds
 
 
@@ -231,8 +243,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     load_before = os.getloadavg()[0]
     machine = Machine.current(uvicorn_options())
     console.print(f"{machine.cpu}, {machine.cores} cores ({machine.note}); {options.describe()}")
-    with tempfile.TemporaryDirectory(prefix="hyperlocal-bench-") as tmp, \
-            asyncio.Runner(loop_factory=_loop_factory()) as runner:
+    with (
+        tempfile.TemporaryDirectory(prefix="hyperlocal-bench-") as tmp,
+        asyncio.Runner(loop_factory=_loop_factory()) as runner,
+    ):
         rounds = runner.run(bench(options, Path(tmp)))
     summary = summarize(rounds, machine, options.describe(), load_before)
     console.print(table(summary))

@@ -138,9 +138,11 @@ def print_timings(title: str, timings: Timings, requests: int, ordered: bool = F
         items.sort(key=lambda kv: -sum(kv[1]))
     for name, values in items:
         if values:
-            print(f"{name[:35]:<36}{len(values) / requests:>8.2f}"
-                  f"{percentile(values, 50) * 1e3:>9.2f}{percentile(values, 99) * 1e3:>9.2f}"
-                  f"{sum(values) / requests * 1e3:>9.2f}")
+            print(
+                f"{name[:35]:<36}{len(values) / requests:>8.2f}"
+                f"{percentile(values, 50) * 1e3:>9.2f}{percentile(values, 99) * 1e3:>9.2f}"
+                f"{sum(values) / requests * 1e3:>9.2f}"
+            )
 
 
 async def measure(target: Target, db: Database, requests: int, concurrency: int) -> None:
@@ -148,11 +150,13 @@ async def measure(target: Target, db: Database, requests: int, concurrency: int)
         wall, cpu = time.perf_counter(), time.process_time()
         done = await run_round(target, PATH, BODY, requests, concurrency)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    print(f"{done.ok} ok, {done.errors} errors, concurrency {concurrency}: "
-          f"{wall / requests * 1e3:.2f} ms wall and {cpu / requests * 1e3:.2f} ms CPU per request "
-          f"(in-process client included); latency p50 "
-          f"{percentile(done.latencies_s, 50) * 1e3:.1f} ms, "
-          f"p99 {percentile(done.latencies_s, 99) * 1e3:.1f} ms")
+    print(
+        f"{done.ok} ok, {done.errors} errors, concurrency {concurrency}: "
+        f"{wall / requests * 1e3:.2f} ms wall and {cpu / requests * 1e3:.2f} ms CPU per request "
+        f"(in-process client included); latency p50 "
+        f"{percentile(done.latencies_s, 50) * 1e3:.1f} ms, "
+        f"p99 {percentile(done.latencies_s, 99) * 1e3:.1f} ms"
+    )
     print_timings("step", steps, requests, ordered=True)
     print_timings("SQL statement", statements, requests)
 

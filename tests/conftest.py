@@ -36,6 +36,8 @@ def _loopback_only() -> Iterator[None]:
     """No test may resolve a name over DNS or connect anywhere but loopback."""
     with loopback_only():
         yield
+
+
 KeyFactory = Callable[..., Awaitable[IssuedKey]]
 
 

@@ -32,12 +32,17 @@ def server_env(data_dir: Path, **extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def server_process(port: int, env: Mapping[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def server_process(
+    port: int, env: Mapping[str, str], log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
     """A real server on 127.0.0.1:port, stopped with SIGTERM (or already killed) on exit."""
     with log.open("ab") as sink:
         proc = subprocess.Popen(
             [sys.executable, "-m", "tests.launch", str(port)],
-            cwd=ROOT, env=dict(env), stdout=sink, stderr=sink,
+            cwd=ROOT,
+            env=dict(env),
+            stdout=sink,
+            stderr=sink,
         )
     try:
         wait_healthy(port, proc)

@@ -44,8 +44,8 @@ def readme_commands() -> list[str]:
     commands: list[str] = []
     for block in re.findall(r"```sh\n(.*?)```", text, flags=re.S):
         joined = block.replace("\\\n", " ")
-        for line in joined.splitlines():
-            line = line.split("  #", 1)[0].strip()
+        for raw in joined.splitlines():
+            line = raw.split("  #", 1)[0].strip()
             if line and not line.startswith("#"):
                 commands.append(line)
     return commands
@@ -83,9 +83,12 @@ def live(make_settings: SettingsFactory, tmp_path: Path) -> Iterator[dict[str, s
     with serve_in_thread(create_app(settings), port=port) as base:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HYPERLOCAL_")}
         env.update(
-            HYPERLOCAL_DATA_DIR=str(settings.data_dir), HYPERLOCAL_URL=base,
-            HYPERLOCAL_API_KEY=first.key, HYPERLOCAL_LOG_JSON="true",
-            TARGET_KEY_ID=target.info.id, BASE=base,
+            HYPERLOCAL_DATA_DIR=str(settings.data_dir),
+            HYPERLOCAL_URL=base,
+            HYPERLOCAL_API_KEY=first.key,
+            HYPERLOCAL_LOG_JSON="true",
+            TARGET_KEY_ID=target.info.id,
+            BASE=base,
         )
         yield env
 
@@ -118,8 +121,13 @@ def test_readme_commands_run_as_written(live: dict[str, str], tmp_path: Path) ->
         if skip_reason(command) is not None:
             continue
         result = subprocess.run(
-            _argv(command, live), cwd=tmp_path, env=live, capture_output=True, text=True,
-            timeout=300, check=False,
+            _argv(command, live),
+            cwd=tmp_path,
+            env=live,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
         )
         assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
         if command.startswith("curl "):

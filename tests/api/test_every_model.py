@@ -80,9 +80,8 @@ def _value(name: str, spec: InputSpec, speech: str) -> Any:
 def build_inputs(entry: ModelEntry, speech: str) -> dict[str, Any]:
     chosen = {}
     for name, spec in entry.inputs.items():
-        wanted = (
-            spec.required
-            or spec.type in (InputType.IMAGE, InputType.IMAGES)
+        wanted = spec.required or (
+            spec.type in (InputType.IMAGE, InputType.IMAGES)
             and entry.category.value == "image_edit"
         )
         if wanted or name in ("duration", "resolution"):

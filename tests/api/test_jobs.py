@@ -22,7 +22,9 @@ async def _poll_until_done(client: httpx.AsyncClient, key, job_id: str) -> dict[
     raise AssertionError("job did not finish")
 
 
-async def test_video_submit_is_202_and_pollable(client: httpx.AsyncClient, issue_key: KeyFactory) -> None:
+async def test_video_submit_is_202_and_pollable(
+    client: httpx.AsyncClient, issue_key: KeyFactory
+) -> None:
     key = await issue_key()
     response = await client.post("/v1/videos/generate", json=SLOW_VIDEO, headers=auth(key))
     assert response.status_code == 202
@@ -30,7 +32,10 @@ async def test_video_submit_is_202_and_pollable(client: httpx.AsyncClient, issue
     assert set(body) == {"jobId", "status", "message", "creditsUsed", "pollUrl"}
     assert body["status"] == "processing" and body["jobId"].startswith("job_")
     assert body["creditsUsed"] == 10
-    assert body["pollUrl"] == f"http://testserver/v1/jobs/{body['jobId']}?model=test-slow-video&type=video"
+    assert (
+        body["pollUrl"]
+        == f"http://testserver/v1/jobs/{body['jobId']}?model=test-slow-video&type=video"
+    )
     done = await _poll_until_done(client, key, body["jobId"])
     assert done["status"] == "completed" and done["type"] == "video"
     assert done["model"] == "test-slow-video" and done["creditsUsed"] == 10
@@ -38,7 +43,9 @@ async def test_video_submit_is_202_and_pollable(client: httpx.AsyncClient, issue
     assert (await client.get(str(done["outputUrl"]))).status_code == 200
 
 
-async def test_flat_body_and_api_v1_prefix(client: httpx.AsyncClient, issue_key: KeyFactory) -> None:
+async def test_flat_body_and_api_v1_prefix(
+    client: httpx.AsyncClient, issue_key: KeyFactory
+) -> None:
     key = await issue_key()
     flat = {"model": "test-slow-video", "prompt": "waves", "seconds": 0.05, "duration": 10}
     response = await client.post("/api/v1/videos/generate", json=flat, headers=auth(key))
@@ -48,11 +55,15 @@ async def test_flat_body_and_api_v1_prefix(client: httpx.AsyncClient, issue_key:
 
 async def test_model_required_on_video(client: httpx.AsyncClient, issue_key: KeyFactory) -> None:
     key = await issue_key()
-    response = await client.post("/v1/videos/generate", json={"input": {"prompt": "x"}}, headers=auth(key))
+    response = await client.post(
+        "/v1/videos/generate", json={"input": {"prompt": "x"}}, headers=auth(key)
+    )
     assert (response.status_code, response.json()) == (400, {"error": "Model is required"})
 
 
-async def test_queue_position_and_running_cap(client: httpx.AsyncClient, issue_key: KeyFactory) -> None:
+async def test_queue_position_and_running_cap(
+    client: httpx.AsyncClient, issue_key: KeyFactory
+) -> None:
     key = await issue_key(max_running=1)
     body = {"model": "test-slow-video", "input": {"prompt": "x", "seconds": 0.6}}
     ids = [
@@ -76,17 +87,29 @@ async def test_queue_position_and_running_cap(client: httpx.AsyncClient, issue_k
         assert (await _poll_until_done(client, key, job_id))["status"] == "completed"
 
 
-async def test_list_is_newest_first_and_paginated(client: httpx.AsyncClient, issue_key: KeyFactory) -> None:
+async def test_list_is_newest_first_and_paginated(
+    client: httpx.AsyncClient, issue_key: KeyFactory
+) -> None:
     key, other = await issue_key(), await issue_key()
     body = {"prompt": "x"}
     ids = [
-        (await client.post("/v1/images/generate", json=body, headers={**auth(key), "Prefer": "respond-async"})).json()["jobId"]
+        (
+            await client.post(
+                "/v1/images/generate", json=body, headers={**auth(key), "Prefer": "respond-async"}
+            )
+        ).json()["jobId"]
         for _ in range(5)
     ]
-    await client.post("/v1/images/generate", json=body, headers={**auth(other), "Prefer": "respond-async"})
+    await client.post(
+        "/v1/images/generate", json=body, headers={**auth(other), "Prefer": "respond-async"}
+    )
     first = (await client.get("/v1/jobs?limit=2", headers=auth(key))).json()
-    second = (await client.get(f"/v1/jobs?limit=2&cursor={first['nextCursor']}", headers=auth(key))).json()
-    third = (await client.get(f"/v1/jobs?limit=2&cursor={second['nextCursor']}", headers=auth(key))).json()
+    second = (
+        await client.get(f"/v1/jobs?limit=2&cursor={first['nextCursor']}", headers=auth(key))
+    ).json()
+    third = (
+        await client.get(f"/v1/jobs?limit=2&cursor={second['nextCursor']}", headers=auth(key))
+    ).json()
     listed = [j["jobId"] for page in (first, second, third) for j in page["data"]]
     assert listed == list(reversed(ids))
     assert "nextCursor" not in third
@@ -95,7 +118,9 @@ async def test_list_is_newest_first_and_paginated(client: httpx.AsyncClient, iss
 async def test_cancel_refunds(client: httpx.AsyncClient, issue_key: KeyFactory) -> None:
     key = await issue_key(credits=100)
     body = {"model": "test-slow-video", "input": {"prompt": "x", "seconds": 5}}
-    job_id = (await client.post("/v1/videos/generate", json=body, headers=auth(key))).json()["jobId"]
+    job_id = (await client.post("/v1/videos/generate", json=body, headers=auth(key))).json()[
+        "jobId"
+    ]
     assert (await client.get("/v1/account", headers=auth(key))).json()["credits"] == 90
     canceled = await client.post(f"/v1/jobs/{job_id}/cancel", headers=auth(key))
     assert canceled.status_code == 200
@@ -108,10 +133,14 @@ async def test_cancel_refunds(client: httpx.AsyncClient, issue_key: KeyFactory) 
     assert (await client.get(f"/v1/jobs/{job_id}", headers=auth(key))).json()["status"] == "failed"
 
 
-async def test_events_stream_status_and_progress(client: httpx.AsyncClient, issue_key: KeyFactory) -> None:
+async def test_events_stream_status_and_progress(
+    client: httpx.AsyncClient, issue_key: KeyFactory
+) -> None:
     key = await issue_key()
     body = {"model": "test-slow-video", "input": {"prompt": "x", "seconds": 1.5}}
-    job_id = (await client.post("/v1/videos/generate", json=body, headers=auth(key))).json()["jobId"]
+    job_id = (await client.post("/v1/videos/generate", json=body, headers=auth(key))).json()[
+        "jobId"
+    ]
     events: list[tuple[str, dict[str, object]]] = []
     async with client.stream("GET", f"/v1/jobs/{job_id}/events", headers=auth(key)) as stream:
         assert stream.headers["content-type"].startswith("text/event-stream")
@@ -131,7 +160,9 @@ async def test_events_stream_status_and_progress(client: httpx.AsyncClient, issu
     assert missing.status_code == 404
 
 
-async def test_idempotency_replays_and_conflicts(client: httpx.AsyncClient, issue_key: KeyFactory) -> None:
+async def test_idempotency_replays_and_conflicts(
+    client: httpx.AsyncClient, issue_key: KeyFactory
+) -> None:
     key = await issue_key(credits=100)
     headers = {**auth(key), "Idempotency-Key": "order-42"}
     first = await client.post("/v1/images/generate", json={"prompt": "same"}, headers=headers)
@@ -139,21 +170,32 @@ async def test_idempotency_replays_and_conflicts(client: httpx.AsyncClient, issu
     assert first.status_code == second.status_code == 200
     assert first.json() == second.json()
     assert (await client.get("/v1/account", headers=auth(key))).json()["credits"] == 96
-    conflict = await client.post("/v1/images/generate", json={"prompt": "different"}, headers=headers)
+    conflict = await client.post(
+        "/v1/images/generate", json={"prompt": "different"}, headers=headers
+    )
     assert conflict.status_code == 409
-    assert conflict.json() == {"error": "Idempotency-Key was already used with a different request body"}
+    assert conflict.json() == {
+        "error": "Idempotency-Key was already used with a different request body"
+    }
     other_key = await issue_key()
     fresh = await client.post(
-        "/v1/images/generate", json={"prompt": "same"}, headers={**auth(other_key), "Idempotency-Key": "order-42"}
+        "/v1/images/generate",
+        json={"prompt": "same"},
+        headers={**auth(other_key), "Idempotency-Key": "order-42"},
     )
     assert fresh.json()["resultId"] != first.json()["resultId"]  # keys are scoped per API key
 
 
-async def test_concurrent_idempotent_submits_charge_once(client: httpx.AsyncClient, issue_key: KeyFactory) -> None:
+async def test_concurrent_idempotent_submits_charge_once(
+    client: httpx.AsyncClient, issue_key: KeyFactory
+) -> None:
     key = await issue_key(credits=100)
     headers = {**auth(key), "Idempotency-Key": "burst", "Prefer": "respond-async"}
     responses = await asyncio.gather(
-        *(client.post("/v1/images/generate", json={"prompt": "p"}, headers=headers) for _ in range(8))
+        *(
+            client.post("/v1/images/generate", json={"prompt": "p"}, headers=headers)
+            for _ in range(8)
+        )
     )
     assert {r.status_code for r in responses} == {202}
     assert len({r.json()["jobId"] for r in responses}) == 1
@@ -166,7 +208,11 @@ async def test_audio_sync_and_async(client: httpx.AsyncClient, issue_key: KeyFac
     sync = await client.post("/v1/audio/generate", json=body, headers=auth(key))
     assert sync.status_code == 200
     assert sync.json()["success"] is True and sync.json()["creditsUsed"] == 2
-    legacy = await client.post("/api/media/generate", json=body, headers={**auth(key), "Prefer": "respond-async"})
+    legacy = await client.post(
+        "/api/media/generate", json=body, headers={**auth(key), "Prefer": "respond-async"}
+    )
     assert legacy.status_code == 202
-    wrong = await client.post("/api/media/generate", json={"model": "sora-2-i2v", "input": {}}, headers=auth(key))
+    wrong = await client.post(
+        "/api/media/generate", json={"model": "sora-2-i2v", "input": {}}, headers=auth(key)
+    )
     assert wrong.json() == {"error": "Unsupported model: sora-2-i2v"}

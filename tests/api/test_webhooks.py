@@ -9,7 +9,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from standardwebhooks.webhooks import Webhook
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from hyperlocal.app import create_app
 from tests.conftest import KeyFactory, SettingsFactory, auth
@@ -28,7 +28,9 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture
 async def app(make_settings: SettingsFactory) -> AsyncIterator[FastAPI]:
     settings = make_settings(
-        webhook_schedule=FAST_SCHEDULE, webhook_jitter=0, webhook_poll_interval=0.05,
+        webhook_schedule=FAST_SCHEDULE,
+        webhook_jitter=0,
+        webhook_poll_interval=0.05,
         webhook_timeout=1.0,
     )
     application = create_app(settings, engines=TEST_ENGINES)
@@ -53,12 +55,16 @@ async def test_completed_job_posts_signed_payload(
     verified = Webhook(key.webhook_secret).verify(hit.body, hit.headers)
     job = (await client.get(f"/v1/jobs/{job_id}", headers=auth(key))).json()
     assert verified == {
-        "status": "completed", "jobId": job_id, "outputUrl": job["outputUrl"], "type": "image",
-        "model": "test-slow-t2i", "creditsUsed": 3,
+        "status": "completed",
+        "jobId": job_id,
+        "outputUrl": job["outputUrl"],
+        "type": "image",
+        "model": "test-slow-t2i",
+        "creditsUsed": 3,
     }
     assert hit.headers["webhook-id"] == "msg_" + job_id.removeprefix("job_")
     assert hit.headers["webhook-signature"].startswith("v1,")
-    with pytest.raises(Exception):  # a tampered body does not verify
+    with pytest.raises(WebhookVerificationError):  # a tampered body does not verify
         Webhook(key.webhook_secret).verify(hit.body.replace(b"completed", b"failed"), hit.headers)
 
 
@@ -70,8 +76,12 @@ async def test_failed_job_posts_failure_and_is_refunded(
     await wait_until(lambda: receiver.on("fail"))
     payload = json.loads(receiver.on("fail")[0].body)
     assert payload == {
-        "status": "failed", "jobId": job_id, "error": "the model ran out of memory",
-        "type": "image", "model": "test-fail-t2i", "creditsUsed": 5,
+        "status": "failed",
+        "jobId": job_id,
+        "error": "the model ran out of memory",
+        "type": "image",
+        "model": "test-fail-t2i",
+        "creditsUsed": 5,
     }
     assert (await client.get("/v1/account", headers=auth(key))).json()["credits"] == 50
 
@@ -173,9 +183,12 @@ async def test_private_webhook_url_refused_at_submit(
     from hyperlocal.core.keys import KeySpec
 
     app = create_app(make_settings(allow_private_urls=False), engines=TEST_ENGINES)
-    async with LifespanManager(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
-    ) as client:
+    async with (
+        LifespanManager(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        ) as client,
+    ):
         key = await keys.create_key(app.state.services.db, KeySpec("k", 50, 100, 5))
         body = {"prompt": "x", "webhook_url": receiver.url("private")}
         response = await client.post("/v1/images/generate", json=body, headers=auth(key))

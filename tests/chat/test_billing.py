@@ -121,12 +121,25 @@ async def test_chat_cut_off_by_a_crash_is_failed_and_refunded(app, issue_key) ->
         from hyperlocal.core import ledger
 
         await ledger.charge(session, key.info.id, 2, "chatcmpl-crashed")
-        session.add(Job(
-            id="chatcmpl-crashed", key_id=key.info.id, model="smollm2-135m", category="chat",
-            status="running", params={}, inputs={}, credits=2, timeout_s=300, progress=0.0,
-            attempts=1, created_at=time.time() - 400, started_at=time.time() - 400,
-            lease_owner="chat", lease_expires_at=time.time() - 100,
-        ))
+        session.add(
+            Job(
+                id="chatcmpl-crashed",
+                key_id=key.info.id,
+                model="smollm2-135m",
+                category="chat",
+                status="running",
+                params={},
+                inputs={},
+                credits=2,
+                timeout_s=300,
+                progress=0.0,
+                attempts=1,
+                created_at=time.time() - 400,
+                started_at=time.time() - 400,
+                lease_owner="chat",
+                lease_expires_at=time.time() - 100,
+            )
+        )
     runner = services.queue._runner  # the embedded queue's runner does the sweep
     assert await runner.recover_expired() == []
     async with services.db.read() as session:

@@ -27,17 +27,26 @@ JOBS = 20 * int(os.environ.get("HYPERLOCAL_SOAK_SCALE", "1"))
 @pytest.mark.slow
 async def test_receiver_down_then_back(make_settings: SettingsFactory) -> None:
     settings = make_settings(
-        webhook_schedule=[0, 0.5, 0.5, 1, 1, 2, 2, 2], webhook_jitter=0.1,
-        webhook_poll_interval=0.05, webhook_timeout=1.0,
+        webhook_schedule=[0, 0.5, 0.5, 1, 1, 2, 2, 2],
+        webhook_jitter=0.1,
+        webhook_poll_interval=0.05,
+        webhook_timeout=1.0,
     )
     app = create_app(settings, engines=TEST_ENGINES)
     port = free_port()
     hook = f"http://127.0.0.1:{port}/hook"
-    async with LifespanManager(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
-    ) as client:
+    async with (
+        LifespanManager(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        ) as client,
+    ):
         key = await keys.create_key(app.state.services.db, KeySpec("outage", 1000, 10_000, 20))
-        body = {"model": "test-slow-video", "input": {"prompt": "x", "seconds": 0.05}, "webhook_url": hook}
+        body = {
+            "model": "test-slow-video",
+            "input": {"prompt": "x", "seconds": 0.05},
+            "webhook_url": hook,
+        }
         ids = [
             (await client.post("/v1/videos/generate", json=body, headers=auth(key))).json()["jobId"]
             for _ in range(JOBS)

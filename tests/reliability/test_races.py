@@ -29,8 +29,11 @@ async def _fire(ports: list[int], key: str, count: int) -> list[httpx.Response |
     async with httpx.AsyncClient(timeout=60, limits=limits) as client:
         return await asyncio.gather(
             *(
-                client.post(f"http://127.0.0.1:{ports[i % len(ports)]}/v1/images/generate",
-                            json={"prompt": body["prompt"]}, headers=headers)
+                client.post(
+                    f"http://127.0.0.1:{ports[i % len(ports)]}/v1/images/generate",
+                    json={"prompt": body["prompt"]},
+                    headers=headers,
+                )
                 for i in range(count)
             ),
             return_exceptions=True,
@@ -50,14 +53,20 @@ async def _accounting(settings: Settings, key_id: str) -> tuple[int, int, int, i
     db = await open_database(settings)
     try:
         async with db.read() as session:
-            balance = await session.scalar(select(func.sum(LedgerEntry.amount)).where(LedgerEntry.key_id == key_id))
+            balance = await session.scalar(
+                select(func.sum(LedgerEntry.amount)).where(LedgerEntry.key_id == key_id)
+            )
             from hyperlocal.store import ledger as store
 
             column = await store.balance(session, key_id)
             charges = await session.scalar(
-                select(func.count()).where(LedgerEntry.key_id == key_id, LedgerEntry.kind == "charge")
+                select(func.count()).where(
+                    LedgerEntry.key_id == key_id, LedgerEntry.kind == "charge"
+                )
             )
-            jobs = await session.scalar(select(func.count()).select_from(Job).where(Job.key_id == key_id))
+            jobs = await session.scalar(
+                select(func.count()).select_from(Job).where(Job.key_id == key_id)
+            )
         return column, int(balance or 0), int(charges or 0), int(jobs or 0)
     finally:
         await db.aclose()
@@ -73,7 +82,10 @@ async def test_two_servers_exactly_k_accepted(
     issued = await _issue(settings, PRICE * affordable)
     env = server_env(settings.data_dir, HYPERLOCAL_DATABASE_URL=postgres_url)
     ports = [free_port(), free_port()]
-    with server_process(ports[0], env, tmp_path / "a.log"), server_process(ports[1], env, tmp_path / "b.log"):
+    with (
+        server_process(ports[0], env, tmp_path / "a.log"),
+        server_process(ports[1], env, tmp_path / "b.log"),
+    ):
         responses = await _fire(ports, issued.key, 10 * affordable)
     codes = sorted(r.status_code for r in responses if isinstance(r, httpx.Response))
     assert len(codes) == 10 * affordable, [r for r in responses if isinstance(r, Exception)]
@@ -109,9 +121,15 @@ async def test_kill_api_mid_submit_leaves_no_orphans(
     db = await open_database(settings)
     try:
         async with db.read() as session:
-            job_ids = set((await session.scalars(select(Job.id).where(Job.key_id == issued.info.id))).all())
+            job_ids = set(
+                (await session.scalars(select(Job.id).where(Job.key_id == issued.info.id))).all()
+            )
             charged = set(
-                (await session.scalars(select(LedgerEntry.job_id).where(LedgerEntry.kind == "charge"))).all()
+                (
+                    await session.scalars(
+                        select(LedgerEntry.job_id).where(LedgerEntry.kind == "charge")
+                    )
+                ).all()
             )
     finally:
         await db.aclose()

@@ -20,8 +20,8 @@ from hyperlocal.runtime import open_database
 from hyperlocal.settings import Settings
 from hyperlocal.store.tables import Job, LedgerEntry
 from tests.conftest import SettingsFactory
-from tests.receiver import Receiver, running_receiver
 from tests.processes import server_env, server_process
+from tests.receiver import Receiver, running_receiver
 from tests.support import free_port
 
 JOBS = 50 * int(os.environ.get("HYPERLOCAL_SOAK_SCALE", "1"))
@@ -39,7 +39,11 @@ def _env(settings: Settings) -> dict[str, str]:
 
 
 async def _submit(port: int, key: str, hook: str) -> list[str]:
-    body = {"model": "test-slow-video", "input": {"prompt": "x", "seconds": 0.8}, "webhook_url": hook}
+    body = {
+        "model": "test-slow-video",
+        "input": {"prompt": "x", "seconds": 0.8},
+        "webhook_url": hook,
+    }
     headers = {"Authorization": f"Bearer {key}"}
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
         responses = await asyncio.gather(
@@ -77,7 +81,9 @@ async def _wait_terminal(settings: Settings, ids: list[str], timeout: float) -> 
         if all(statuses[i] in ("completed", "failed", "canceled") for i in ids):
             return statuses
         if time.monotonic() > deadline:
-            raise AssertionError(f"not terminal: {[i for i in ids if statuses[i] in ('queued', 'running')]}")
+            raise AssertionError(
+                f"not terminal: {[i for i in ids if statuses[i] in ('queued', 'running')]}"
+            )
         await asyncio.sleep(0.25)
 
 
@@ -86,7 +92,9 @@ def _delivered_job_ids(receiver: Receiver) -> set[str]:
 
 
 @pytest.mark.slow
-async def test_kill_minus_nine_loses_nothing(make_settings: SettingsFactory, tmp_path: Path) -> None:
+async def test_kill_minus_nine_loses_nothing(
+    make_settings: SettingsFactory, tmp_path: Path
+) -> None:
     settings = make_settings()
     db = await open_database(settings)
     issued = await keys.create_key(db, KeySpec("crash", 10 * JOBS, 10_000, 100))

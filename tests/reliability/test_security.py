@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import io
 import logging
 import socket
 import struct
@@ -81,8 +80,17 @@ async def _client_and_key(
     return client, key
 
 
-SPELLINGS = ["127.0.0.1", "127.1", "0x7f000001", "2130706433", "0.0.0.0", "[::1]", "localhost",
-             "127.000.000.001", "0177.0.0.1"]
+SPELLINGS = [
+    "127.0.0.1",
+    "127.1",
+    "0x7f000001",
+    "2130706433",
+    "0.0.0.0",
+    "[::1]",
+    "localhost",
+    "127.000.000.001",
+    "0177.0.0.1",
+]
 
 
 @pytest.mark.parametrize("host", SPELLINGS)
@@ -103,7 +111,9 @@ async def test_loopback_spellings_refused_without_connecting(
     assert listener.connections == 0
 
 
-async def test_redirect_into_loopback_refused(make_settings: SettingsFactory, listener: CountingListener) -> None:
+async def test_redirect_into_loopback_refused(
+    make_settings: SettingsFactory, listener: CountingListener
+) -> None:
     """The first hop is allowed by the operator allow-list; the redirect target is not."""
 
     async def hop(_request: object) -> RedirectResponse:
@@ -116,12 +126,18 @@ async def test_redirect_into_loopback_refused(make_settings: SettingsFactory, li
             from hyperlocal.inputs import MediaFetcher
 
             app.state.services.fetcher = MediaFetcher(  # allow only the first hop's host
-                allow_private=False, max_bytes=1_000_000, timeout=5,
+                allow_private=False,
+                max_bytes=1_000_000,
+                timeout=5,
                 allowed_hosts=frozenset({"127.0.0.2"}),
             )
             client, key = await _client_and_key(app)
             async with client:
-                body = {"model": "nano-banana-edit", "prompt": "x", "images": [f"http://127.0.0.2:{port}/hop"]}
+                body = {
+                    "model": "nano-banana-edit",
+                    "prompt": "x",
+                    "images": [f"http://127.0.0.2:{port}/hop"],
+                }
                 response = await client.post("/v1/images/edit", json=body, headers=auth(key))
     assert response.status_code == 400
     assert listener.connections == 0
@@ -129,8 +145,11 @@ async def test_redirect_into_loopback_refused(make_settings: SettingsFactory, li
 
 def _bomb_png() -> bytes:
     """A valid PNG header claiming 100000 x 100000 pixels, with a tiny compressed body."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 1, 0, 0, 0, 0)
     rows = zlib.compress(b"\x00" * (1 + 100_000 // 8) * 64)
@@ -152,7 +171,11 @@ def _data_uri(data: bytes, mime: str) -> str:
 async def test_bad_images_are_400_fast_and_free(strict_app: FastAPI, payload: bytes) -> None:
     client, key = await _client_and_key(strict_app)
     async with client:
-        body = {"model": "nano-banana-edit", "prompt": "x", "images": [_data_uri(payload, "image/png")]}
+        body = {
+            "model": "nano-banana-edit",
+            "prompt": "x",
+            "images": [_data_uri(payload, "image/png")],
+        }
         started = time.monotonic()
         response = await client.post("/v1/images/edit", json=body, headers=auth(key))
         assert time.monotonic() - started < 2.0
@@ -166,7 +189,9 @@ async def test_huge_claimed_length_refused_before_reading(make_settings: Setting
     async def liar(_request: object) -> Response:
         nonlocal sent
         sent += 1
-        return Response(b"x" * 100, headers={"Content-Length": str(1 << 30)}, media_type="image/png")
+        return Response(
+            b"x" * 100, headers={"Content-Length": str(1 << 30)}, media_type="image/png"
+        )
 
     app = create_app(make_settings(), engines=TEST_ENGINES)
     with serve_in_thread(Starlette(routes=[Route("/big.png", liar)])) as base:  # type: ignore[arg-type]
@@ -201,21 +226,36 @@ async def test_no_key_or_secret_reaches_the_logs(make_settings: SettingsFactory)
     root.setLevel(logging.DEBUG)
     issued: list[str] = []
     try:
-        settings = make_settings(webhook_schedule=[0, 0.1], webhook_jitter=0, webhook_poll_interval=0.05)
+        settings = make_settings(
+            webhook_schedule=[0, 0.1], webhook_jitter=0, webhook_poll_interval=0.05
+        )
         app = create_app(settings, engines=TEST_ENGINES)
         with running_receiver() as receiver:
             async with LifespanManager(app):
                 client, admin = await _client_and_key(app, admin=True)
                 issued += [admin.key, admin.webhook_secret]
                 async with client:
-                    made = (await client.post("/admin/keys", json={"name": "n", "credits": 9, "admin": True},
-                                              headers=auth(admin))).json()
+                    made = (
+                        await client.post(
+                            "/admin/keys",
+                            json={"name": "n", "credits": 9, "admin": True},
+                            headers=auth(admin),
+                        )
+                    ).json()
                     issued += [made["key"], made["webhookSecret"]]
-                    await client.get("/v1/account", headers={"Authorization": "Bearer " + made["key"] + "x"})
-                    await client.post("/v1/images/generate", json={"prompt": "x", "webhook_url": receiver.url("h")},
-                                      headers=auth(admin))
-                    await client.post("/v1/images/generate", json={"model": "test-crash-t2i", "prompt": "x"},
-                                      headers=auth(admin))
+                    await client.get(
+                        "/v1/account", headers={"Authorization": "Bearer " + made["key"] + "x"}
+                    )
+                    await client.post(
+                        "/v1/images/generate",
+                        json={"prompt": "x", "webhook_url": receiver.url("h")},
+                        headers=auth(admin),
+                    )
+                    await client.post(
+                        "/v1/images/generate",
+                        json={"model": "test-crash-t2i", "prompt": "x"},
+                        headers=auth(admin),
+                    )
                     await wait_until(lambda: receiver.on("h"))
                     await asyncio.sleep(0.2)
     finally:

@@ -19,9 +19,9 @@ from standardwebhooks.webhooks import Webhook
 from hyperlocal.core.keys import IssuedKey
 from hyperlocal.store.db import Database
 from tests.conftest import auth
+from tests.receiver import Receiver, running_receiver
 from tests.scaleout import _audit
 from tests.scaleout._processes import HYPERLOCAL, api_server, eventually, spawned
-from tests.receiver import Receiver, running_receiver
 from tests.scaleout.conftest import ScaleOut, new_key
 from tests.support import free_port
 
@@ -64,7 +64,9 @@ async def test_two_servers_and_two_workers_run_500_jobs_exactly_once(
     _assert_webhooks_once(receiver, keys, ids)
 
 
-def _assert_webhooks_once(receiver: Receiver, keys: Sequence[IssuedKey], ids: Sequence[str]) -> None:
+def _assert_webhooks_once(
+    receiver: Receiver, keys: Sequence[IssuedKey], ids: Sequence[str]
+) -> None:
     """At-least-once delivery, de-duplicated by webhook-id, is exactly one event per job."""
     secrets = {k.info.id: k.webhook_secret for k in keys}
     by_message: dict[str, dict[str, object]] = {}
