@@ -10,7 +10,7 @@ from typing import Any
 
 __all__ = ["memory_curve", "percentile_bars", "scaling_curve"]
 
-_COLOURS = ("#3b6ea5", "#c8553d", "#6a994e", "#8d6a9f", "#bc8a2f")
+_COLOURS = ("#3b6ea5", "#c8553d", "#6a994e", "#8d6a9f", "#bc8a2f", "#4d908e")
 
 
 def _pyplot() -> Any:
@@ -37,18 +37,21 @@ def percentile_bars(
     target, on a log scale when the values span more than two decades."""
     plt = _pyplot()
     quantiles = list(dict.fromkeys(q for values in series.values() for q in values))
-    width = 0.8 / max(1, len(series))
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    width, many = 0.8 / max(1, len(series)), len(series) > 3
+    fig, ax = plt.subplots(figsize=(8.4 if many else 6.4, 3.6))
     for i, (name, values) in enumerate(series.items()):
         xs = [q + i * width for q in range(len(quantiles))]
         ys = [values.get(q, 0.0) for q in quantiles]
         bars = ax.bar(xs, ys, width, label=name, color=_COLOURS[i % len(_COLOURS)])
-        ax.bar_label(bars, fmt="%.3g", fontsize=7)
+        if not many:  # labels on a crowded chart only overlap
+            ax.bar_label(bars, fmt="%.3g", fontsize=7)
     ax.set_xticks([q + width * (len(series) - 1) / 2 for q in range(len(quantiles))], quantiles)
     _log_if_wide(ax, [v for values in series.values() for v in values.values()])
     ax.set_ylabel(unit)
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    outside: dict[str, Any] = {"loc": "upper left", "bbox_to_anchor": (1.01, 1)} if many else {}
+    ax.legend(fontsize=8, **outside)
     return _save(fig, path)
 
 

@@ -50,7 +50,7 @@ inputs.prompt = {{ type = "string", required = true }}
 """
 # Limits far above anything one run uses, so the key never hits them: the bench measures the
 # cost of checking the rate limit and charging credits, never a rejection.
-BENCH_KEY = KeySpec(name="bench", credits=10**9, rate_limit=10**9, max_running_jobs=10**6)
+BENCH_KEY = KeySpec(name="bench", credits=10**9, rate_limit=10**9, max_running_jobs=10**5)
 
 console = Console()
 

@@ -220,19 +220,17 @@ def sse_streams(data: Data) -> list[Figure]:
     if d["first_close_s"]:
         alive += f"; the server ended the first after {d['first_close_s']:.1f} s"
     opening = f"p50 {_number(d['open_p50_ms'])} ms, p99 {_number(d['open_p99_ms'])} ms each"
-    base = f"base {d['rss_base_mib']:.0f} MiB"
-    return [
+    base, cpu = f"base {d['rss_base_mib']:.0f} MiB", f"{d['cpu_open_pct']:.0f}% while opening"
+    out = [
         Figure("streams opened", d["opened"], "streams", alive),
         compared("server RSS, peak", d["rss_peak_mib"], "MiB", d["goal_mib"], "goal", detail=base),
         Figure("server RSS per stream", d["kib_per_stream"], "KiB"),
         Figure("time to open all", d["open_s"], "s", opening),
-        Figure(
-            "server CPU, holding",
-            d["cpu_hold_pct"],
-            "% of a core",
-            f"{d['cpu_open_pct']:.0f}% while opening",
-        ),
+        Figure("server CPU, holding", d["cpu_hold_pct"], "% of a core", cpu),
     ]
+    out += [Figure(f"failed: {why}", n, "streams") for why, n in d["failures"].items()]
+    errors = d.get("server_errors", {}).items()
+    return out + [Figure("server log", n, "lines", line.replace("|", "/")) for line, n in errors]
 
 
 def scaling(data: Data) -> list[Figure]:

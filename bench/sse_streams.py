@@ -158,13 +158,14 @@ class Options:
     jobs: int  # distinct jobs the streams watch, round robin
     hold_s: float
     open_concurrency: int  # streams being opened at once
+    open_deadline_s: float  # streams not open by then are not tried: the run stays bounded
     submit_concurrency: int
     results: Path
 
     @classmethod
     def preset(cls, quick: bool) -> Options:
-        n = 1000 if quick else 10_000
-        return cls(n, n, 20.0 if quick else 35.0, 64, 16, BENCH_DIR / "results")
+        n, hold, deadline = (1000, 20.0, 180.0) if quick else (10_000, 35.0, 900.0)
+        return cls(n, n, hold, 64, deadline, 16, BENCH_DIR / "results")
 
     def describe(self) -> str:
         return (
@@ -181,11 +182,20 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     add("--jobs", type=int, help="distinct jobs they watch (default: one per stream)")
     add("--hold", type=float, default=base.hold_s, help="seconds to hold them (default 20)")
     add("--open-concurrency", type=int, default=base.open_concurrency, help="default 64")
+    add("--open-deadline", type=float, default=600.0, help="seconds to open them (600)")
     add("--submit-concurrency", type=int, default=base.submit_concurrency, help="default 16")
     add("--results", type=Path, default=base.results)
     a = parser.parse_args(argv)
     jobs = min(a.jobs or a.streams, a.streams)
-    return Options(a.streams, jobs, a.hold, a.open_concurrency, a.submit_concurrency, a.results)
+    return Options(
+        a.streams,
+        jobs,
+        a.hold,
+        a.open_concurrency,
+        a.open_deadline,
+        a.submit_concurrency,
+        a.results,
+    )
 
 
 # -- the streams --------------------------------------------------------------------------------
@@ -251,11 +261,16 @@ async def open_all(
     port: int, ids: Sequence[str], key: str, options: Options, on_open: Tick
 ) -> Streams:
     streams, slots = Streams(), asyncio.Semaphore(options.open_concurrency)
+    deadline = time.monotonic() + options.open_deadline_s
 
     async def one(i: int) -> None:
         async with slots:
+            left = min(60.0, deadline - time.monotonic())
+            if left <= 0:
+                streams.failures["not tried: the opening deadline had passed"] += 1
+                return
             try:
-                opened = await asyncio.wait_for(open_stream(port, ids[i % len(ids)], key), 60)
+                opened = await asyncio.wait_for(open_stream(port, ids[i % len(ids)], key), left)
             except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
                 streams.failures[_reason(exc)] += 1
                 return

@@ -132,6 +132,7 @@ def open_dispatcher(settings: Settings, db: Database) -> WebhookDispatcher:
         jitter=settings.webhook_jitter,
         timeout=settings.webhook_timeout,
         concurrency=settings.webhook_concurrency,
+        per_origin=settings.webhook_per_receiver,
         poll_interval=settings.webhook_poll_interval,
     )
 

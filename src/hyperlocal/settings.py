@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     )
     webhook_timeout: float = Field(10.0, description="Seconds a receiver has to answer.")
     webhook_concurrency: int = Field(64, description="Webhook requests in flight at once.")
+    webhook_per_receiver: int = Field(
+        8,
+        description="Of those, how many may go to one receiver (scheme, host, port): a slow "
+        "receiver never takes every slot.",
+    )
     webhook_poll_interval: float = Field(
         0.5, description="Seconds between looks at the outbox for due deliveries."
     )

@@ -196,3 +196,31 @@ async def test_private_webhook_url_refused_at_submit(
         assert response.json()["error"].startswith("webhook_url: ")
         assert (await client.get("/v1/account", headers=auth(key))).json()["credits"] == 50
     assert receiver.on("private") == []
+
+
+async def test_many_slow_deliveries_leave_room_for_other_receivers(
+    make_settings: SettingsFactory, receiver: Receiver
+) -> None:
+    """More slow deliveries than there are slots: a second receiver still gets its event
+    at once, because one receiver may hold only ``webhook_per_receiver`` slots."""
+    from hyperlocal.core import keys
+    from hyperlocal.core.keys import KeySpec
+    from tests.receiver import running_receiver
+
+    settings = make_settings(
+        webhook_schedule=FAST_SCHEDULE, webhook_jitter=0, webhook_poll_interval=0.05,
+        webhook_timeout=5.0, webhook_concurrency=4, webhook_per_receiver=2,
+    )
+    receiver.delay["slow"] = 3.0
+    app = create_app(settings, engines=TEST_ENGINES)
+    with running_receiver() as other:
+        async with LifespanManager(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+        ) as client:
+            key = await keys.create_key(app.state.services.db, KeySpec("k", 1000, 10_000, 20))
+            for _ in range(6):
+                await _submit(client, key, receiver.url("slow"))
+            await wait_until(lambda: len(receiver.on("slow")) >= 2)
+            await _submit(client, key, other.url("fast"))
+            await wait_until(lambda: other.on("fast"), timeout=1.5)
+            assert len(receiver.on("slow")) == 2  # the slow receiver never got more slots

@@ -1,7 +1,9 @@
 """The webhook dispatcher: sends due outbox rows, records every attempt, schedules retries.
 
-Sends run concurrently under a semaphore with a per-request timeout, apart from job
-execution, so a slow or dead receiver delays only its own deliveries. A claimed row is held
+Sends run concurrently with a per-request timeout, apart from job execution. Each destination
+(scheme, host and port) may hold at most ``per_origin`` of the ``concurrency`` slots, and rows
+for a destination at its cap are not claimed, so a slow or dead receiver delays only its own
+deliveries. A claimed row is held
 for ``timeout + 5`` s; if this process dies mid-send, any dispatcher sends it again later.
 """
 
@@ -11,7 +13,9 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -22,9 +26,16 @@ from hyperlocal.store import webhooks as store
 from hyperlocal.store.db import Database
 from hyperlocal.store.tables import WebhookAttempt, WebhookDelivery
 
-__all__ = ["WebhookDispatcher"]
+__all__ = ["WebhookDispatcher", "origin_of"]
 
 log = logging.getLogger(__name__)
+
+
+def origin_of(url: str) -> str:
+    """``scheme://host[:port]/`` as written in the URL: the unit a slow receiver can occupy
+    (and a prefix of every stored URL to it, so the claim query can skip it)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}/"
 
 
 class WebhookDispatcher:
@@ -37,12 +48,13 @@ class WebhookDispatcher:
         jitter: float = 0.1,
         timeout: float = 10.0,
         concurrency: int = 64,
+        per_origin: int = 8,
         poll_interval: float = 0.5,
     ) -> None:
         self._db, self._schedule, self._jitter = db, tuple(schedule), jitter
         self._timeout, self._poll = timeout, poll_interval
-        self._slots = asyncio.Semaphore(concurrency)
-        self._concurrency = concurrency
+        self._concurrency, self._per_origin = concurrency, min(per_origin, concurrency)
+        self._in_flight: Counter[str] = Counter()
         self._client = httpx.AsyncClient(
             transport=GuardedTransport(policy), timeout=timeout, trust_env=False
         )
@@ -65,6 +77,7 @@ class WebhookDispatcher:
                 log.exception("webhook claim failed")
                 due = []
             for delivery in due:
+                self._in_flight[origin_of(delivery.url)] += 1
                 task = asyncio.create_task(self._send(delivery))
                 self._sending.add(task)
                 task.add_done_callback(self._sending.discard)
@@ -73,23 +86,47 @@ class WebhookDispatcher:
                     await asyncio.wait_for(self._wake.wait(), self._poll)
                 self._wake.clear()
 
-    async def _claim(self) -> Sequence[WebhookDelivery]:
+    async def _claim(self) -> list[WebhookDelivery]:
         free = self._concurrency - len(self._sending)
         if free <= 0:
             await asyncio.sleep(0.05)
             return []
+        full = [o for o, n in self._in_flight.items() if n >= self._per_origin]
         async with self._db.transaction() as session:
-            return await store.claim_due(session, time.time(), free, self._timeout + 5)
+            rows = await store.claim_due(session, time.time(), free * 4, self._timeout + 5, full)
+            chosen = self._within_caps(rows, free)
+            for row in rows:
+                if row not in chosen:
+                    row.next_attempt_at = time.time()  # not taken: due again at once
+        return chosen
+
+    def _within_caps(self, rows: Sequence[WebhookDelivery], free: int) -> list[WebhookDelivery]:
+        taken: Counter[str] = Counter()
+        chosen: list[WebhookDelivery] = []
+        for row in rows:
+            origin = origin_of(row.url)
+            if len(chosen) < free and self._in_flight[origin] + taken[origin] < self._per_origin:
+                taken[origin] += 1
+                chosen.append(row)
+        return chosen
 
     async def _send(self, delivery: WebhookDelivery) -> None:
-        async with self._slots:
-            started = time.monotonic()
+        started = time.monotonic()
+        try:
             code, error = await self._post(delivery)
-            latency_ms = (time.monotonic() - started) * 1000
+        finally:
+            self._release(origin_of(delivery.url))
+        latency_ms = (time.monotonic() - started) * 1000
         try:
             await self._record(delivery, code, error, latency_ms)
         except Exception:
             log.exception("recording a webhook attempt failed", extra={"job_id": delivery.job_id})
+
+    def _release(self, origin: str) -> None:
+        self._in_flight[origin] -= 1
+        if self._in_flight[origin] <= 0:
+            del self._in_flight[origin]
+        self._wake.set()  # a slot is free: look for work now
 
     async def _post(self, delivery: WebhookDelivery) -> tuple[int | None, str | None]:
         try:

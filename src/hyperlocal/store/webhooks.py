@@ -28,13 +28,19 @@ async def insert(session: AsyncSession, delivery: WebhookDelivery) -> None:
 
 
 async def claim_due(
-    session: AsyncSession, now: float, limit: int, hold_s: float
+    session: AsyncSession,
+    now: float,
+    limit: int,
+    hold_s: float,
+    skip_origins: Sequence[str] = (),
 ) -> Sequence[WebhookDelivery]:
     """Pending deliveries that are due, pushed ``hold_s`` into the future so no other
-    dispatcher takes them while this one sends (SKIP LOCKED on PostgreSQL)."""
+    dispatcher takes them while this one sends (SKIP LOCKED on PostgreSQL). Deliveries to
+    ``skip_origins`` (``scheme://host:port/``) are left for later."""
     stmt = (
         select(WebhookDelivery)
         .where(WebhookDelivery.status == PENDING, WebhookDelivery.next_attempt_at <= now)
+        .where(*(~WebhookDelivery.url.startswith(origin) for origin in skip_origins))
         .order_by(WebhookDelivery.next_attempt_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
