@@ -45,7 +45,7 @@ soak: $(TEST_STAMP)
 	HYPERLOCAL_SOAK_SCALE=10 $(BIN)/python -m pytest -m slow tests/reliability tests/api/test_credits.py
 
 bench: $(TEST_STAMP)
-	$(BIN)/python bench/images.py
+	$(BIN)/python bench/run_all.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
