@@ -32,6 +32,7 @@ from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
+RESULTS = BENCH_DIR / "results"  # where every benchmark writes its JSON by default
 ORDER = ("images", "jobs_poll", "submits", "chat_relay", "webhooks", "sse_streams", "scaling")
 Data = dict[str, Any]
 
@@ -75,12 +76,12 @@ class Outcome:
     error: str = ""
 
 
-def run_one(name: str, quick: bool, results: Path) -> Outcome:
+def run_one(name: str, quick: bool) -> Outcome:
     if not (BENCH_DIR / f"{name}.py").exists():
         return Outcome(name, False, 0.0, error=f"missing: bench/{name}.py does not exist (yet)")
     start = time.monotonic()
     try:
-        data = _call(name, quick, results)
+        data = _call(name, quick)
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # SystemExit too: one benchmark must not end the run
@@ -94,13 +95,13 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{place}".replace("\n", " ")[:500]
 
 
-def _call(name: str, quick: bool, results: Path) -> Data:
+def _call(name: str, quick: bool) -> Data:
     module = importlib.import_module(name)
     run = getattr(module, "run", None)
     if _is_contract(run):
         data: Data = run(quick)  # type: ignore[misc]
         return data
-    return _script(name, quick, results)
+    return _script(name, quick)
 
 
 def _is_contract(run: object) -> bool:
@@ -110,10 +111,10 @@ def _is_contract(run: object) -> bool:
     return list(inspect.signature(run).parameters) == ["quick"]
 
 
-def _script(name: str, quick: bool, results: Path) -> Data:
+def _script(name: str, quick: bool) -> Data:
     spec = ENGINES if name.startswith("engines_") else SCRIPTS.get(name, Script())
     args = list(spec.quick if quick else spec.full)
-    out = results / f"{name.replace('_', '-')}-{datetime.now():%Y-%m-%d}.json"
+    out = RESULTS / f"{name.replace('_', '-')}-{datetime.now():%Y-%m-%d}.json"
     if spec.json_flag:
         args += ["--json", str(out)]
     started = time.time()
@@ -123,12 +124,12 @@ def _script(name: str, quick: bool, results: Path) -> Data:
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no error output"])[-1]
         raise RuntimeError(f"exit status {done.returncode}: {last}")
-    return _read_json(out if spec.json_flag else None, results, spec.stem or name, started)
+    return _read_json(out if spec.json_flag else None, spec.stem or name, started)
 
 
-def _read_json(path: Path | None, results: Path, stem: str, since: float) -> Data:
+def _read_json(path: Path | None, stem: str, since: float) -> Data:
     if path is None:
-        fresh = [p for p in results.glob(f"{stem}-*.json") if p.stat().st_mtime >= since - 1]
+        fresh = [p for p in RESULTS.glob(f"{stem}-*.json") if p.stat().st_mtime >= since - 1]
         path = max(fresh, key=lambda p: p.stat().st_mtime, default=None)
     if path is None or not path.exists():
         raise RuntimeError(f"it wrote no results/{stem}-<date>.json")
@@ -302,6 +303,9 @@ def charts(outcome: Outcome, stem: Path) -> list[Path]:
     if name in ("images", "jobs_poll"):
         series = {t: {"p50": d[t]["p50_ms"], "p99": d[t]["p99_ms"]} for t in ("hyperlocal", "bare")}
         return [_plots.percentile_bars(path, f"{name}: latency, hyperlocal vs bare", series)]
+    if name == "chat_relay":
+        series = {t["target"]: {"p50": t["p50_ms"], "p99": t["p99_ms"]} for t in d["throughput"]}
+        return [_plots.percentile_bars(path, "chat relay: latency under load", series)]
     if name == "webhooks":
         series = {
             f"{g['phase']}, {g['group']}": {q: g[f"{q}_ms"] for q in ("p50", "p90", "p99")}
@@ -377,7 +381,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--full", action="store_true", help="full sizes (slow)")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="just these benchmarks")
     parser.add_argument("--skip", nargs="+", metavar="NAME", default=[], help="not these")
-    parser.add_argument("--results", type=Path, default=BENCH_DIR / "results")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(BENCH_DIR))  # the benchmarks import their helpers (_server, ...)
     names = [n for n in (args.only or benches()) if n not in args.skip]
@@ -385,15 +388,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     outcomes = []
     for name in names:
         print(f"\n=== {name} ({'quick' if quick else 'full'}) ===", flush=True)
-        outcomes.append(run_one(name, quick, args.results))
+        outcomes.append(run_one(name, quick))
         if not outcomes[-1].ok:
             print(f"=== {name} failed: {outcomes[-1].error}", flush=True)
-    write_report(outcomes, args.results, header(quick, load_before))
+    write_report(outcomes, header(quick, load_before))
 
 
-def write_report(outcomes: Sequence[Outcome], results: Path, head: str) -> None:
-    results.mkdir(parents=True, exist_ok=True)
-    stem = results / f"{datetime.now():%Y-%m-%d}"
+def write_report(outcomes: Sequence[Outcome], head: str) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stem = RESULTS / f"{datetime.now():%Y-%m-%d}"
     pictures = [p for o in outcomes for p in safe_charts(o, stem)]
     report = stem.with_suffix(".md")
     report.write_text(markdown(outcomes, pictures, head))

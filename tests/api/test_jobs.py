@@ -216,3 +216,26 @@ async def test_audio_sync_and_async(client: httpx.AsyncClient, issue_key: KeyFac
         "/api/media/generate", json={"model": "sora-2-i2v", "input": {}}, headers=auth(key)
     )
     assert wrong.json() == {"error": "Unsupported model: sora-2-i2v"}
+
+
+async def test_event_stream_outlives_heartbeats(
+    client: httpx.AsyncClient, issue_key: KeyFactory
+) -> None:
+    """A quiet job: the stream sends heartbeats and stays open until the job ends."""
+    from hyperlocal.core import jobs as job_core
+
+    key = await issue_key()
+    body = {"model": "test-slow-video", "input": {"prompt": "x", "seconds": 1.2}}
+    job_id = (await client.post("/v1/videos/generate", json=body, headers=auth(key))).json()[
+        "jobId"
+    ]
+    services = client._transport.app.state.services  # type: ignore[attr-defined]
+    items = [
+        item
+        async for item in job_core.watch(
+            services.db, services.events, key.info, job_id, heartbeat=0.1
+        )
+    ]
+    heartbeats = sum(1 for item in items if item is None)
+    assert heartbeats >= 3  # several quiet beats passed without ending the stream
+    assert isinstance(items[-1], job_core.JobView) and items[-1].status.value == "completed"

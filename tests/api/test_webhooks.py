@@ -208,15 +208,22 @@ async def test_many_slow_deliveries_leave_room_for_other_receivers(
     from tests.receiver import running_receiver
 
     settings = make_settings(
-        webhook_schedule=FAST_SCHEDULE, webhook_jitter=0, webhook_poll_interval=0.05,
-        webhook_timeout=5.0, webhook_concurrency=4, webhook_per_receiver=2,
+        webhook_schedule=FAST_SCHEDULE,
+        webhook_jitter=0,
+        webhook_poll_interval=0.05,
+        webhook_timeout=5.0,
+        webhook_concurrency=4,
+        webhook_per_receiver=2,
     )
     receiver.delay["slow"] = 3.0
     app = create_app(settings, engines=TEST_ENGINES)
     with running_receiver() as other:
-        async with LifespanManager(app), httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://testserver"
-        ) as client:
+        async with (
+            LifespanManager(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+            ) as client,
+        ):
             key = await keys.create_key(app.state.services.db, KeySpec("k", 1000, 10_000, 20))
             for _ in range(6):
                 await _submit(client, key, receiver.url("slow"))

@@ -165,26 +165,61 @@ async def watch(
     None when ``heartbeat`` seconds pass quietly. Ends after the terminal view.
 
     It subscribes before reading the current state, so no change falls between the two, and
-    re-reads the database on every heartbeat, so a lost event only delays the stream.
+    re-reads the database every ``_RECHECK_EVERY`` quiet heartbeats, so a lost event only
+    delays the stream (and 10,000 idle streams do not each read the database every beat).
     """
     async with events.subscribe(job_id) as stream:
-        current = await get_job(db, key, job_id)
+        waiter = _EventWaiter(stream)
+        try:
+            async for item in _follow(db, key, job_id, waiter, heartbeat):
+                yield item
+        finally:
+            waiter.close()
+
+
+_RECHECK_EVERY = 4
+
+
+async def _follow(
+    db: Database, key: KeyInfo, job_id: str, waiter: _EventWaiter, heartbeat: float
+) -> AsyncIterator[JobView | float | None]:
+    current = await get_job(db, key, job_id)
+    yield current
+    quiet = 0
+    while not current.status.terminal:
+        event = await waiter.next(heartbeat)
+        if event is not None and event.kind == "progress":
+            yield event.progress
+            continue
+        quiet = quiet + 1 if event is None else 0
+        if event is None and quiet % _RECHECK_EVERY:
+            yield None
+            continue
+        fresh = await get_job(db, key, job_id)
+        if event is None and fresh.status == current.status:
+            yield None
+            continue
+        current = fresh
         yield current
-        while not current.status.terminal:
-            event = await _next_event(stream, heartbeat)
-            if event is not None and event.kind == "progress":
-                yield event.progress
-                continue
-            fresh = await get_job(db, key, job_id)
-            if event is None and fresh.status == current.status:
-                yield None
-                continue
-            current = fresh
-            yield current
 
 
-async def _next_event(stream: AsyncIterator[JobEvent], timeout: float) -> JobEvent | None:
-    try:
-        return await asyncio.wait_for(anext(stream), timeout)
-    except TimeoutError:
-        return None
+class _EventWaiter:
+    """Waits for the next event with a timeout without cancelling the subscription: the
+    pending read survives a timeout and is awaited again at the next beat."""
+
+    def __init__(self, stream: AsyncIterator[JobEvent]) -> None:
+        self._stream = stream
+        self._pending: asyncio.Task[JobEvent] | None = None
+
+    async def next(self, timeout: float) -> JobEvent | None:
+        if self._pending is None:
+            self._pending = asyncio.ensure_future(anext(self._stream))
+        done, _ = await asyncio.wait({self._pending}, timeout=timeout)
+        if not done:
+            return None
+        task, self._pending = self._pending, None
+        return task.result()
+
+    def close(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()

@@ -145,11 +145,14 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
     httpx does not mount proxy transports in front of this one.
     """
 
-    def __init__(self, policy: AddressPolicy) -> None:
+    def __init__(self, policy: AddressPolicy, *, max_connections: int = 100) -> None:
         ssl_context = httpx.create_ssl_context(trust_env=False)
         super().__init__(verify=ssl_context, trust_env=False)
         # httpx offers no way to hand its pool a network backend, so replace the pool. Safe for
-        # the pinned httpx (<0.29); the discarded pool had opened nothing yet.
+        # the pinned httpx (<0.29); the discarded pool had opened nothing yet. Its size must
+        # be set: httpcore's default of 10 would let two slow receivers starve the rest.
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context, network_backend=GuardedBackend(policy)
+            ssl_context=ssl_context,
+            network_backend=GuardedBackend(policy),
+            max_connections=max_connections,
         )

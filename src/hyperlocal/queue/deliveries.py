@@ -56,7 +56,9 @@ class WebhookDispatcher:
         self._concurrency, self._per_origin = concurrency, min(per_origin, concurrency)
         self._in_flight: Counter[str] = Counter()
         self._client = httpx.AsyncClient(
-            transport=GuardedTransport(policy), timeout=timeout, trust_env=False
+            transport=GuardedTransport(policy, max_connections=concurrency),
+            timeout=timeout,
+            trust_env=False,
         )
         self._wake = asyncio.Event()
         self._sending: set[asyncio.Task[None]] = set()
