@@ -83,7 +83,7 @@ class Settings(BaseSettings):
     webhook_concurrency: int = Field(64, description="Webhook requests in flight at once.")
     webhook_per_receiver: int = Field(
         8,
-        description="Of those, how many may go to one receiver (scheme, host, port): a slow "
+        description="Of those, how many may go to one receiver (its endpoint URL): a slow "
         "receiver never takes every slot.",
     )
     webhook_poll_interval: float = Field(

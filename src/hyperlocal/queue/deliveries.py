@@ -1,8 +1,8 @@
 """The webhook dispatcher: sends due outbox rows, records every attempt, schedules retries.
 
-Sends run concurrently with a per-request timeout, apart from job execution. Each destination
-(scheme, host and port) may hold at most ``per_origin`` of the ``concurrency`` slots, and rows
-for a destination at its cap are not claimed, so a slow or dead receiver delays only its own
+Sends run concurrently with a per-request timeout, apart from job execution. Each receiver
+(the endpoint URL without its query) may hold at most ``per_origin`` of the ``concurrency``
+slots, and rows for a receiver at its cap are not claimed, so a slow or dead receiver delays only its own
 deliveries. A claimed row is held
 for ``timeout + 5`` s; if this process dies mid-send, any dispatcher sends it again later.
 """
@@ -32,10 +32,10 @@ log = logging.getLogger(__name__)
 
 
 def origin_of(url: str) -> str:
-    """``scheme://host[:port]/`` as written in the URL: the unit a slow receiver can occupy
+    """The receiver: the endpoint URL without its query, the unit a slow receiver can occupy
     (and a prefix of every stored URL to it, so the claim query can skip it)."""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}/"
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
 class WebhookDispatcher:
