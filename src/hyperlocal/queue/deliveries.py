@@ -3,7 +3,8 @@
 Sends run concurrently with a per-request timeout, apart from job execution. Each receiver
 (the endpoint URL without its query) may hold at most ``per_origin`` of the ``concurrency``
 slots, and rows for a receiver at its cap are not claimed, so a slow or dead receiver
-delays only its own deliveries. A claimed row is held for ``timeout + 5`` s; if this process dies mid-send, any dispatcher sends it again later.
+delays only its own deliveries. A claimed row is held for ``timeout + 5`` s; if this process
+dies mid-send, any dispatcher sends it again later.
 """
 
 from __future__ import annotations
