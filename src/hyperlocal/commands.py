@@ -51,15 +51,8 @@ async def _bootstrap(settings: Settings) -> list[IssuedKey]:
         return []
     db = await open_database(settings)
     try:
-        admin = KeySpec(
-            "admin", 0, settings.default_rate_limit, settings.default_max_running_jobs, True
-        )
-        first = KeySpec(
-            "default",
-            settings.bootstrap_credits,
-            settings.default_rate_limit,
-            settings.default_max_running_jobs,
-        )
+        admin = KeySpec.with_defaults(settings, "admin", is_admin=True)
+        first = KeySpec.with_defaults(settings, "default", settings.bootstrap_credits)
         return await key_core.bootstrap(db, admin, first)
     finally:
         await db.aclose()
@@ -168,11 +161,12 @@ async def _with_errors(coro: Any) -> int:
 
 
 async def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
-    spec = KeySpec(
-        name=args.name,
-        credits=args.credits,
-        rate_limit=args.rate_limit or settings.default_rate_limit,
-        max_running_jobs=args.max_running or settings.default_max_running_jobs,
+    spec = KeySpec.with_defaults(
+        settings,
+        args.name,
+        args.credits,
+        rate_limit=args.rate_limit,
+        max_running_jobs=args.max_running,
         is_admin=args.admin,
     )
     db = await open_database(settings)

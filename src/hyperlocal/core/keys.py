@@ -22,6 +22,7 @@ from hyperlocal.errors import (
     JobNotFoundError,
     NotFoundError,
 )
+from hyperlocal.settings import Settings
 from hyperlocal.store import keys as store
 from hyperlocal.store.db import Database
 from hyperlocal.store.tables import ApiKey
@@ -83,6 +84,26 @@ class KeySpec:
         _check_range("credits", self.credits, 0, MAX_CREDITS)
         _check_range("rate_limit", self.rate_limit, 1, MAX_RATE_LIMIT)
         _check_range("max_running_jobs", self.max_running_jobs, 1, MAX_RUNNING_JOBS)
+
+    @classmethod
+    def with_defaults(
+        cls,
+        settings: Settings,
+        name: str,
+        credits: int = 0,
+        *,
+        rate_limit: int | None = None,
+        max_running_jobs: int | None = None,
+        is_admin: bool = False,
+    ) -> KeySpec:
+        """A spec whose unset limits take the server's defaults."""
+        return cls(
+            name=name,
+            credits=credits,
+            rate_limit=rate_limit or settings.default_rate_limit,
+            max_running_jobs=max_running_jobs or settings.default_max_running_jobs,
+            is_admin=is_admin,
+        )
 
 
 def _check_range(field: str, value: int, low: int, high: int) -> None:

@@ -50,11 +50,12 @@ async def list_keys(_: AdminKey, svc: Svc) -> dict[str, Any]:
 
 @router.post("/keys", status_code=201)
 async def create_key(body: KeyCreate, _: AdminKey, svc: Svc) -> JSONResponse:
-    spec = KeySpec(
-        name=body.name,
-        credits=body.credits,
-        rate_limit=body.rate_limit or svc.settings.default_rate_limit,
-        max_running_jobs=body.max_running_jobs or svc.settings.default_max_running_jobs,
+    spec = KeySpec.with_defaults(
+        svc.settings,
+        body.name,
+        body.credits,
+        rate_limit=body.rate_limit,
+        max_running_jobs=body.max_running_jobs,
         is_admin=body.admin,
     )
     issued = await keys.create_key(svc.db, spec)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -79,37 +80,28 @@ async def generate_video(
     return JSONResponse(accepted(svc.settings, job).model_dump(), status_code=202)
 
 
-@router.post("/audio/generate", responses=_ACCEPTED)  # type: ignore[arg-type]
-async def generate_audio(
-    body: GenerationBody,
-    key: CurrentKey,
-    svc: Svc,
-    request: Request,
-    idem: IdempotencyKey = None,
-) -> Any:
-    req = _request(body, key, (Category.AUDIO,), idem)
-    return await run_or_accept(svc, request, req, media_response)
+def _sync_generate(categories: tuple[Category, ...]) -> Callable[..., Awaitable[Any]]:
+    """One handler shape for the synchronous media routes; they differ in what they accept."""
+
+    async def generate(
+        body: GenerationBody,
+        key: CurrentKey,
+        svc: Svc,
+        request: Request,
+        idem: IdempotencyKey = None,
+    ) -> Any:
+        req = _request(body, key, categories, idem)
+        return await run_or_accept(svc, request, req, media_response)
+
+    return generate
 
 
-@router.post("/3d/generate", responses=_ACCEPTED)  # type: ignore[arg-type]
-async def generate_3d(
-    body: GenerationBody,
-    key: CurrentKey,
-    svc: Svc,
-    request: Request,
-    idem: IdempotencyKey = None,
-) -> Any:
-    req = _request(body, key, (Category.THREE_D,), idem)
-    return await run_or_accept(svc, request, req, media_response)
-
-
-@legacy_router.post("/api/media/generate", responses=_ACCEPTED)  # type: ignore[arg-type]
-async def legacy_generate(
-    body: GenerationBody,
-    key: CurrentKey,
-    svc: Svc,
-    request: Request,
-    idem: IdempotencyKey = None,
-) -> Any:
-    req = _request(body, key, (Category.AUDIO, Category.THREE_D), idem)
-    return await run_or_accept(svc, request, req, media_response)
+router.post("/audio/generate", responses=_ACCEPTED, name="generate_audio")(  # type: ignore[arg-type]
+    _sync_generate((Category.AUDIO,))
+)
+router.post("/3d/generate", responses=_ACCEPTED, name="generate_3d")(  # type: ignore[arg-type]
+    _sync_generate((Category.THREE_D,))
+)
+legacy_router.post("/api/media/generate", responses=_ACCEPTED, name="legacy_generate")(  # type: ignore[arg-type]
+    _sync_generate((Category.AUDIO, Category.THREE_D))
+)
