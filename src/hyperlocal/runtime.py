@@ -11,7 +11,9 @@ from urllib.parse import urlparse
 from urllib.request import url2pathname
 
 from hyperlocal.core.catalog import load_catalog
+from hyperlocal.core.chat_recorder import ChatRecorder
 from hyperlocal.core.events import EventBus, open_event_bus
+from hyperlocal.core.keycache import KeyCache
 from hyperlocal.core.ratelimit import RateLimiter
 from hyperlocal.core.services import Services
 from hyperlocal.engines.base import EngineContext, EngineFactory
@@ -102,6 +104,8 @@ async def open_services(
         queue=open_queue(settings, db, runner, events),
         events=events,
         webhooks=dispatcher,
+        key_cache=KeyCache(settings.auth_cache_seconds),
+        chat_recorder=ChatRecorder(db),
     )
     if start_queue:
         await services.queue.start()
@@ -139,6 +143,7 @@ def open_dispatcher(settings: Settings, db: Database) -> WebhookDispatcher:
 
 async def close_services(services: Services) -> None:
     await services.queue.aclose()
+    await services.chat_recorder.aclose()
     await services.webhooks.aclose()
     await services.events.aclose()
     await services.engines.aclose()

@@ -60,6 +60,13 @@ class Settings(BaseSettings):
     default_rate_limit: int = Field(
         1000, description="Requests per rolling hour for a key created without its own limit."
     )
+    auth_cache_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="Seconds an API process remembers a valid key instead of looking it up "
+        "again; a revocation made elsewhere (the CLI, another process) takes effect within "
+        "this time. 0 looks every request up.",
+    )
     default_max_running_jobs: int = Field(
         15, description="Jobs a key may have running at once; more wait in the queue."
     )

@@ -32,7 +32,7 @@ async def current_key(request: Request, response: Response, svc: Svc) -> KeyInfo
 
     The limit is checked before any route logic runs, so a rejected request is never charged.
     """
-    key = await keys.authenticate(svc.db, _bearer(request))
+    key = await keys.authenticate(svc.db, _bearer(request), svc.key_cache)
     state = await svc.limiter.hit(key.id, key.rate_limit)
     headers = {
         "X-RateLimit-Limit": str(state.limit),

@@ -21,13 +21,14 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from hyperlocal.core import ledger
 from hyperlocal.core.catalog import Catalog, ModelEntry
+from hyperlocal.core.chat_recorder import ChatRecorder
 from hyperlocal.core.jobs import JobStatus
 from hyperlocal.core.keys import KeyInfo
 from hyperlocal.core.pricing import price
@@ -112,14 +113,26 @@ def default_chat_model(catalog: Catalog, preferred: str = DEFAULT_CHAT_MODEL) ->
 
 
 async def open_chat(svc: Services, submit: ChatSubmit) -> ChatStream:
-    """Charge for the chat and wait for its first delta; or raise, with any charge refunded."""
+    """Charge for the chat and wait for its first delta; or raise, with any charge refunded.
+
+    When the key's balance (as of its authentication) covers the price, the backend is asked
+    while the charge commits, so the charge adds nothing to the time to first token. Nothing
+    reaches the client before the charge has committed, and a charge that fails (402) stops
+    the backend at once. A key already short of credits is charged first, so that it cannot
+    make the backend work for replies it will never get.
+    """
     entry = _entry(svc, submit.model)
     _validate(submit)
     engine = await svc.chat.get(entry.engine)
     credits = price(entry, {}, conversation_chars=conversation_chars(submit.messages))
-    job = await _insert_paid_job(svc.db, submit, entry, credits)
-    stream = ChatStream(svc.db, job, engine.stream(_engine_request(entry, submit)))
-    await stream.prime()
+    job = _new_chat_job(submit, entry, credits)
+    deltas = engine.stream(_engine_request(entry, submit))
+    stream = ChatStream(svc.db, svc.chat_recorder, job, deltas)
+    if submit.key.credits < credits:
+        await _charge(svc.db, submit, job)
+        await stream.prime()
+    else:
+        await stream.prime(_charge(svc.db, submit, job))
     return stream
 
 
@@ -179,11 +192,9 @@ def new_chat_id() -> str:
     return "chatcmpl-" + secrets.token_hex(12)
 
 
-async def _insert_paid_job(
-    db: Database, submit: ChatSubmit, entry: ModelEntry, credits: int
-) -> Job:
+def _new_chat_job(submit: ChatSubmit, entry: ModelEntry, credits: int) -> Job:
     now = time.time()
-    job = Job(
+    return Job(
         id=new_chat_id(),
         key_id=submit.key.id,
         model=entry.id,
@@ -201,10 +212,13 @@ async def _insert_paid_job(
         lease_owner="chat",
         lease_expires_at=now + entry.timeout_s,
     )
+
+
+async def _charge(db: Database, submit: ChatSubmit, job: Job) -> None:
+    """The charge and the chat's row, in one transaction."""
     async with db.transaction() as session:
-        await ledger.charge(session, submit.key.id, credits, job.id)
+        await ledger.charge(session, submit.key.id, job.credits, job.id)
         await store.insert(session, job)
-    return job
 
 
 def _params(submit: ChatSubmit) -> dict[str, Any]:
@@ -237,11 +251,17 @@ class ChatStream:
     usage streamed so far. It is idempotent.
     """
 
-    def __init__(self, db: Database, job: Job, deltas: AsyncIterator[ChatDelta]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        recorder: ChatRecorder,
+        job: Job,
+        deltas: AsyncIterator[ChatDelta],
+    ) -> None:
         self.id, self.model, self.credits = job.id, job.model, job.credits
         self.created = int(job.created_at)
         self.finish_reason: str | None = None
-        self._db, self._key_id, self._deltas = db, job.key_id, deltas
+        self._db, self._recorder, self._key_id, self._deltas = db, recorder, job.key_id, deltas
         self._deadline = asyncio.get_running_loop().time() + job.timeout_s
         self._first: ChatDelta | None = None
         self._reported: ChatUsage | None = None  # the engine's latest count
@@ -254,10 +274,21 @@ class ChatStream:
         number of content deltas as completion tokens and an unknown prompt size."""
         return self._reported or ChatUsage(None, self._chunks)
 
-    async def prime(self) -> None:
-        """Fetch the first delta; on failure, fail the job, refund it and raise."""
+    async def prime(self, charge: Awaitable[None] | None = None) -> None:
+        """Fetch the first delta, while ``charge`` (if given) commits; on a failed charge,
+        stop the backend and raise; on a failed backend, fail the job, refund it and raise."""
+        first = asyncio.ensure_future(self._advance())
+        if charge is not None:
+            try:
+                await charge
+            except BaseException:
+                self._closed = True
+                first.cancel()
+                await asyncio.gather(first, return_exceptions=True)
+                await self._close_engine()
+                raise
         try:
-            self._first = await self._advance()
+            self._first = await first
         except Exception as exc:
             error = _domain_error(exc)
             await self._fail(error)
@@ -274,7 +305,7 @@ class ChatStream:
             delta = await self._next_after_first()
         self._count(delta)
         if delta.finish_reason:
-            await self._finish(delta.finish_reason)
+            self._finish(delta.finish_reason)
         return delta
 
     async def aclose(self) -> None:
@@ -283,7 +314,7 @@ class ChatStream:
         self._closed = True
         await self._close_engine()
         if self.finish_reason is None:
-            await self._finish(FinishReason.DISCONNECT)
+            self._finish(FinishReason.DISCONNECT)
 
     async def _advance(self) -> ChatDelta:
         try:
@@ -297,7 +328,7 @@ class ChatStream:
             return await self._advance()
         except Exception as exc:
             error = _domain_error(exc)
-            await self._finish(FinishReason.ERROR, error)
+            self._finish(FinishReason.ERROR, error)
             raise error from exc
 
     def _count(self, delta: ChatDelta) -> None:
@@ -331,18 +362,16 @@ class ChatStream:
             record["error"] = {"message": error.message, "code": _code(error)}
         return record
 
-    async def _finish(self, reason: str, error: HyperlocalError | None = None) -> None:
+    def _finish(self, reason: str, error: HyperlocalError | None = None) -> None:
+        """Record how the chat ended; written behind the reply (see ``ChatRecorder``)."""
         self.finish_reason = reason
-        async with self._db.transaction() as session:
-            await store.transition(
-                session,
-                self.id,
-                [JobStatus.RUNNING.value],
-                status=JobStatus.COMPLETED.value,
-                result=self._record(error),
-                progress=1.0,
-                finished_at=time.time(),
-            )
+        self._recorder.record(
+            self.id,
+            status=JobStatus.COMPLETED.value,
+            result=self._record(error),
+            progress=1.0,
+            finished_at=time.time(),
+        )
 
     async def _fail(self, error: HyperlocalError) -> None:
         self._closed = True

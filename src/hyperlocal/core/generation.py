@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from hyperlocal.core import idempotency, ledger
+from hyperlocal.core import idempotency, jobs, ledger
 from hyperlocal.core.catalog import InputType, ModelEntry
 from hyperlocal.core.jobs import JobStatus, JobView, view
 from hyperlocal.core.keys import KeyInfo
@@ -20,10 +21,14 @@ from hyperlocal.core.services import Services
 from hyperlocal.core.validation import media_fields, validate_inputs
 from hyperlocal.engines.base import Category, InputValue, MediaInput, MediaKind
 from hyperlocal.errors import EngineUnavailableError
+from hyperlocal.queue.base import InlineSlot
 from hyperlocal.store import jobs as store
 from hyperlocal.store.tables import Job
 
-__all__ = ["SubmitRequest", "new_job_id", "submit"]
+__all__ = ["SYNC_MARGIN_S", "SubmitRequest", "generate", "new_job_id", "submit"]
+
+# A synchronous request waits this long past its model's timeout before answering 202.
+SYNC_MARGIN_S = 5.0
 
 _MEDIA_KIND = {
     InputType.IMAGE: MediaKind.IMAGE,
@@ -56,18 +61,48 @@ async def submit(svc: Services, req: SubmitRequest) -> JobView:
 
     With an idempotency key, an identical earlier request's job is returned instead.
     """
+    job, _ = await _submit(svc, req, None)
+    return job
+
+
+async def generate(svc: Services, req: SubmitRequest) -> JobView:
+    """Submit and wait for the result, up to the model's timeout (plus a margin); the job as
+    it stands then. A synchronous request runs its job in its own task when this process has
+    a free worker and an empty queue; otherwise the job goes through the queue like any other.
+    """
+    timeout = svc.catalog.get(req.model, *req.categories).timeout_s + SYNC_MARGIN_S
+    slot = svc.queue.reserve_inline()
+    try:
+        job, claimed = await _submit(svc, req, slot)
+    except BaseException:
+        if slot is not None:
+            slot.release()
+        raise
+    if slot is not None and claimed is not None:
+        done = await slot.run(claimed, timeout)
+    else:
+        if slot is not None:
+            slot.release()
+        await svc.queue.wait(job.id, timeout)
+        done = None
+    return done or await jobs.get_job(svc.db, req.key, job.id)
+
+
+async def _submit(
+    svc: Services, req: SubmitRequest, slot: InlineSlot | None
+) -> tuple[JobView, Job | None]:
     if req.idempotency_key:
         earlier = await _earlier_job(svc, req)
         if earlier is not None:
-            return earlier
+            return earlier, None
     try:
-        return await _submit_new(svc, req)
+        return await _submit_new(svc, req, slot)
     except IntegrityError:
         # A concurrent request with the same idempotency key committed first.
         earlier = await _earlier_job(svc, req) if req.idempotency_key else None
         if earlier is None:
             raise
-        return earlier
+        return earlier, None
 
 
 async def _earlier_job(svc: Services, req: SubmitRequest) -> JobView | None:
@@ -80,7 +115,9 @@ async def _earlier_job(svc: Services, req: SubmitRequest) -> JobView | None:
     return view(row) if row is not None else None
 
 
-async def _submit_new(svc: Services, req: SubmitRequest) -> JobView:
+async def _submit_new(
+    svc: Services, req: SubmitRequest, slot: InlineSlot | None
+) -> tuple[JobView, Job | None]:
     entry = svc.catalog.get(req.model, *req.categories)
     if not svc.engines.available(entry.engine):
         raise EngineUnavailableError(entry.engine)
@@ -92,13 +129,25 @@ async def _submit_new(svc: Services, req: SubmitRequest) -> JobView:
     job.inputs = await _store_inputs(svc, job.id, media)
     async with svc.db.transaction() as session:
         await ledger.charge(session, req.key.id, job.credits, job.id)
+        claimed = slot is not None and await _may_claim(session, req.key)
+        if claimed:
+            assert slot is not None
+            for name, value in slot.claim_values(time.time()).items():
+                setattr(job, name, value)
         await store.insert(session, job)
         if req.idempotency_key:
             await idempotency.remember(
                 session, req.key.id, req.idempotency_key, req.fingerprint(), job.id
             )
-    await svc.queue.enqueue(job.id)
-    return view(job)
+    if not claimed:
+        await svc.queue.enqueue(job.id)
+    return view(job), job if claimed else None
+
+
+async def _may_claim(session: AsyncSession, key: KeyInfo) -> bool:
+    """Below the key's running-jobs cap. The charge above locked the key's row (PostgreSQL) or
+    the database (SQLite), so two submits of one key cannot both take its last place."""
+    return await store.count_running_for_key(session, key.id) < key.max_running_jobs
 
 
 def _new_job(

@@ -11,6 +11,7 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,6 +27,9 @@ from hyperlocal.settings import Settings
 from hyperlocal.store import keys as store
 from hyperlocal.store.db import Database
 from hyperlocal.store.tables import ApiKey
+
+if TYPE_CHECKING:
+    from hyperlocal.core.keycache import KeyCache
 
 __all__ = [
     "IssuedKey",
@@ -164,14 +168,22 @@ async def _create(session: AsyncSession, spec: KeySpec) -> IssuedKey:
     return IssuedKey(info=_info(row), key=raw, webhook_secret=secret)
 
 
-async def authenticate(db: Database, raw: str | None) -> KeyInfo:
+async def authenticate(db: Database, raw: str | None, cache: KeyCache | None = None) -> KeyInfo:
+    """The key's details, from ``cache`` when it holds them; ``AuthError`` if not valid."""
     if not raw:
         raise AuthError
+    key_hash = hash_key(raw)
+    cached = cache.get(key_hash) if cache is not None else None
+    if cached is not None:
+        return cached
     async with db.read() as session:
-        row = await store.by_hash(session, hash_key(raw))
+        row = await store.by_hash(session, key_hash)
     if row is None or row.revoked_at is not None:
         raise AuthError
-    return _info(row)
+    info = _info(row)
+    if cache is not None:
+        cache.put(key_hash, info)
+    return info
 
 
 def require_admin(key: KeyInfo) -> KeyInfo:
@@ -193,11 +205,13 @@ async def get_key(db: Database, key_id: str) -> KeyInfo:
     return _info(row)
 
 
-async def revoke(db: Database, key_id: str) -> None:
+async def revoke(db: Database, key_id: str, cache: KeyCache | None = None) -> None:
     async with db.transaction() as session:
         if await store.by_id(session, key_id) is None:
             raise NotFoundError("Key not found")
         await store.set_revoked(session, key_id, time.time())
+    if cache is not None:
+        cache.forget(key_id)
 
 
 async def webhook_secret(db: Database, key_id: str) -> str:

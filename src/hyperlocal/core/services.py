@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hyperlocal.core.catalog import Catalog
+from hyperlocal.core.chat_recorder import ChatRecorder
 from hyperlocal.core.events import EventBus
+from hyperlocal.core.keycache import KeyCache
 from hyperlocal.core.ratelimit import RateLimiter
 from hyperlocal.engines.chat.registry import ChatEngineRegistry
 from hyperlocal.engines.registry import EngineRegistry
@@ -32,3 +34,5 @@ class Services:
     queue: JobQueue
     events: EventBus
     webhooks: WebhookDispatcher
+    key_cache: KeyCache
+    chat_recorder: ChatRecorder

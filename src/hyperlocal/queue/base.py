@@ -2,9 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-__all__ = ["JobQueue"]
+if TYPE_CHECKING:
+    from hyperlocal.core.jobs import JobView
+    from hyperlocal.store.tables import Job
+
+__all__ = ["InlineSlot", "JobQueue"]
+
+
+class InlineSlot(Protocol):
+    """Room to run one job in the caller's task now, reserved in this process's worker pool.
+
+    The caller creates the job already claimed (``claim_values``), then either ``run``s it or
+    ``release``s the slot. Running a synchronous request here saves the hand-off to a worker
+    task, a claim transaction and reading the finished job back.
+    """
+
+    def claim_values(self, now: float) -> dict[str, object]:
+        """The job columns that mark it running under this slot's lease."""
+        ...
+
+    async def run(self, job: Job, timeout: float) -> JobView | None:
+        """Run the claimed job; the terminal job, or None if it is still running after
+        ``timeout`` seconds (it goes on) or was canceled meanwhile. Releases the slot."""
+        ...
+
+    def release(self) -> None:
+        """Give the slot back unused."""
+        ...
 
 
 class JobQueue(Protocol):
@@ -18,6 +44,11 @@ class JobQueue(Protocol):
 
     async def wait(self, job_id: str, timeout: float) -> None:
         """Return once the job is terminal, or after ``timeout`` seconds."""
+        ...
+
+    def reserve_inline(self) -> InlineSlot | None:
+        """A slot to run one job in the caller's task, if a worker is free here and nothing
+        waits in the queue; None otherwise (and always where workers are other processes)."""
         ...
 
     async def aclose(self) -> None:

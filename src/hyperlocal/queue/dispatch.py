@@ -81,6 +81,10 @@ class CeleryQueue:
             await self.enqueue(job_id)
         return orphans
 
+    def reserve_inline(self) -> None:
+        """Never: in scale-out every job runs on a worker, where its model is loaded."""
+        return None
+
     async def wait(self, job_id: str, timeout: float) -> None:
         """Return once the job is terminal in the database: woken early by its terminal event
         (published after the worker's commit), re-checked every second in case one is missed."""

@@ -8,10 +8,14 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict, deque
+from typing import Any
 
+from hyperlocal.core.jobs import JobView
+from hyperlocal.queue.base import InlineSlot
 from hyperlocal.queue.runner import JobRunner, Outcome
 from hyperlocal.store import jobs as store
 from hyperlocal.store.db import Database
+from hyperlocal.store.tables import Job
 
 __all__ = ["InProcessQueue"]
 
@@ -29,6 +33,8 @@ class InProcessQueue:
         self._deferred: defaultdict[str, deque[str]] = defaultdict(deque)
         self._done: dict[str, asyncio.Event] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._busy = 0  # workers running a job, plus inline slots held
+        self._inline: set[asyncio.Task[JobView | None]] = set()
         self._closing = False
 
     async def start(self) -> None:
@@ -54,6 +60,20 @@ class InProcessQueue:
                 break
         self._done.pop(job_id, None)
 
+    def reserve_inline(self) -> InlineSlot | None:
+        if self._closing or self._busy >= self._concurrency or not self._queue.empty():
+            return None
+        self._busy += 1
+        return _Slot(self)
+
+    async def _run_inline(self, job: Job) -> JobView | None:
+        try:
+            done = await self._runner.run_claimed(job)
+            await self._after_finished(job.id, job.key_id)
+            return done
+        finally:
+            self._busy -= 1
+
     async def _is_terminal(self, job_id: str) -> bool:
         async with self._db.read() as session:
             job = await store.get(session, job_id)
@@ -65,11 +85,13 @@ class InProcessQueue:
             if job_id is None or self._closing:
                 return  # a job taken now stays queued in the database for the next start
             self._pending.discard(job_id)
+            self._busy += 1
             try:
                 await self._run_one(job_id)
             except Exception:
                 log.exception("worker error", extra={"job_id": job_id})
             finally:
+                self._busy -= 1
                 self._queue.task_done()
 
     async def _run_one(self, job_id: str) -> None:
@@ -79,9 +101,12 @@ class InProcessQueue:
                 self._deferred[result.key_id].append(job_id)
             return
         if result.outcome is Outcome.FINISHED:
-            self._signal(job_id)
-            if result.key_id and self._deferred[result.key_id]:
-                await self.enqueue(self._deferred[result.key_id].popleft())
+            await self._after_finished(job_id, result.key_id)
+
+    async def _after_finished(self, job_id: str, key_id: str | None) -> None:
+        self._signal(job_id)
+        if key_id and self._deferred[key_id]:
+            await self.enqueue(self._deferred[key_id].popleft())
 
     def _signal(self, job_id: str) -> None:
         event = self._done.get(job_id)
@@ -114,7 +139,35 @@ class InProcessQueue:
         sweeper, workers = tasks[-1:], tasks[:-1]
         for task in sweeper:
             task.cancel()
-        _, still_running = await asyncio.wait(workers, timeout=grace) if workers else (set(), set())
+        running: list[asyncio.Task[Any]] = [*workers, *self._inline]
+        _, still_running = await asyncio.wait(running, timeout=grace) if running else (set(), set())
         for task in still_running:
             task.cancel()  # its job keeps its lease and is resumed after the lease expires
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, *self._inline, return_exceptions=True)
+
+
+class _Slot:
+    """One worker's room, held by a synchronous request that runs its job in its own task."""
+
+    def __init__(self, queue: InProcessQueue) -> None:
+        self._queue: InProcessQueue | None = queue
+
+    def claim_values(self, now: float) -> dict[str, object]:
+        assert self._queue is not None
+        return self._queue._runner.claim_values(now)
+
+    async def run(self, job: Job, timeout: float) -> JobView | None:
+        queue, self._queue = self._queue, None
+        assert queue is not None, "a slot runs one job"
+        # A task of its own, shielded from the request: a client that hangs up does not
+        # stop a job it has paid for, and shutdown waits for it like any worker's job.
+        task = asyncio.create_task(queue._run_inline(job))
+        queue._inline.add(task)
+        task.add_done_callback(queue._inline.discard)
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+        return task.result() if done else None
+
+    def release(self) -> None:
+        if self._queue is not None:
+            self._queue._busy -= 1
+            self._queue = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -20,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hyperlocal.core import ledger, webhooks
 from hyperlocal.core.catalog import Catalog
 from hyperlocal.core.events import EventBus, JobEvent
-from hyperlocal.core.jobs import JobStatus
+from hyperlocal.core.jobs import JobStatus, JobView, view
 from hyperlocal.engines.base import (
     Category,
     GenerationRequest,
@@ -103,16 +104,30 @@ class JobRunner:
         job, outcome = await self._claim(job_id)
         if job is None or outcome is not Outcome.FINISHED:
             return RunResult(outcome, job.key_id if job else None)
+        await self.run_claimed(job)
+        return RunResult(Outcome.FINISHED, job.key_id)
+
+    async def run_claimed(self, job: Job) -> JobView | None:
+        """Run a job that ``self.owner`` holds to its end; the terminal job, or None if it was
+        canceled meanwhile or its lease went to another worker."""
         await self._publish(job.id, JobStatus.RUNNING, 0.0)
         try:
             async with self._lease(job.id):
                 result = await self._execute(job)
                 urls = await self._store_outputs(job, result)
         except Exception as exc:
-            await self._fail(job, _as_generation_error(exc))
-        else:
-            await self._complete(job, result, urls)
-        return RunResult(Outcome.FINISHED, job.key_id)
+            return await self._fail(job, _as_generation_error(exc))
+        return await self._complete(job, result, urls)
+
+    def claim_values(self, now: float) -> dict[str, Any]:
+        """The columns of a job that this worker claims as it is created (see ``store.claim``)."""
+        return {
+            "status": JobStatus.RUNNING.value,
+            "lease_owner": self.owner,
+            "lease_expires_at": now + self.lease_s,
+            "attempts": 1,
+            "started_at": now,
+        }
 
     async def _claim(self, job_id: str) -> tuple[Job | None, Outcome]:
         async with self.db.transaction() as session:
@@ -203,7 +218,9 @@ class JobRunner:
             urls.append(await self.storage.put(key, artifact.data, artifact.content_type))
         return urls
 
-    async def _complete(self, job: Job, result: GenerationResult, urls: list[str]) -> None:
+    async def _complete(
+        self, job: Job, result: GenerationResult, urls: list[str]
+    ) -> JobView | None:
         values = {
             "status": JobStatus.COMPLETED.value,
             "output_url": urls[0],
@@ -212,10 +229,12 @@ class JobRunner:
             "progress": 1.0,
             "finished_at": time.time(),
         }
-        if await self._finish(job, values, refund_note=None):
-            await self._after_terminal(job.id, JobStatus.COMPLETED)
+        if not await self._finish(job, values, refund_note=None):
+            return None
+        await self._after_terminal(job.id, JobStatus.COMPLETED)
+        return _terminal_view(job, values)
 
-    async def _fail(self, job: Job, error: GenerationError) -> None:
+    async def _fail(self, job: Job, error: GenerationError) -> JobView | None:
         log.warning("job failed", extra={"job_id": job.id, "model": job.model, "code": error.code})
         values = {
             "status": JobStatus.FAILED.value,
@@ -223,8 +242,10 @@ class JobRunner:
             "error_code": error.code,
             "finished_at": time.time(),
         }
-        if await self._finish(job, values, refund_note=error.code):
-            await self._after_terminal(job.id, JobStatus.FAILED)
+        if not await self._finish(job, values, refund_note=error.code):
+            return None
+        await self._after_terminal(job.id, JobStatus.FAILED)
+        return _terminal_view(job, values)
 
     async def _finish(self, job: Job, values: dict[str, Any], refund_note: str | None) -> bool:
         """One transaction: the terminal state, the refund if any, and the webhook outbox row."""
@@ -273,6 +294,17 @@ class JobRunner:
             assert fresh is not None
             await webhooks.record_terminal(session, fresh, now)
         return moved
+
+
+def _terminal_view(job: Job, values: Mapping[str, Any]) -> JobView:
+    """The job as ``_finish`` just wrote it, without reading it back."""
+    fields = {k: v for k, v in values.items() if k not in ("status", "output_urls")}
+    return dataclasses.replace(
+        view(job),
+        **fields,
+        status=JobStatus(values["status"]),
+        output_urls=tuple(values.get("output_urls") or ()),
+    )
 
 
 def _as_generation_error(exc: BaseException) -> GenerationError:

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hyperlocal.store.tables import Job
+from hyperlocal.store.tables import Job, insert_stmt, set_columns
 
 __all__ = [
     "claim",
@@ -33,8 +33,9 @@ ACTIVE = (QUEUED, RUNNING)
 
 
 async def insert(session: AsyncSession, job: Job) -> None:
-    session.add(job)
-    await session.flush()
+    """Insert the job's row as one Core statement (the ORM's flush costs several times more on
+    this hot path). ``job`` stays detached: later reads return fresh rows."""
+    await session.execute(insert_stmt(Job), [set_columns(job)])
 
 
 async def get(session: AsyncSession, job_id: str) -> Job | None:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hyperlocal.store.tables import ApiKey, LedgerEntry
+from hyperlocal.store.tables import ApiKey, LedgerEntry, insert_stmt, set_columns
 
 __all__ = ["append", "balance", "credit", "debit", "entries_for_key", "entry_for_job", "total"]
 
@@ -43,8 +43,8 @@ async def balance(session: AsyncSession, key_id: str) -> int:
 
 
 async def append(session: AsyncSession, entry: LedgerEntry) -> None:
-    session.add(entry)
-    await session.flush()
+    """One Core INSERT; the database numbers the entry, and ``entry`` stays detached."""
+    await session.execute(insert_stmt(LedgerEntry), [set_columns(entry)])
 
 
 async def entry_for_job(session: AsyncSession, job_id: str, kind: str) -> LedgerEntry | None:

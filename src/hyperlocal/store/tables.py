@@ -3,6 +3,7 @@ same arithmetic (``lease_expires_at < now``) then works unchanged on SQLite and 
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
@@ -13,10 +14,13 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Index,
+    Insert,
     Integer,
     String,
     Text,
     UniqueConstraint,
+    insert,
+    inspect,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -28,6 +32,8 @@ __all__ = [
     "LedgerEntry",
     "WebhookAttempt",
     "WebhookDelivery",
+    "insert_stmt",
+    "set_columns",
 ]
 
 JsonDict = dict[str, Any]
@@ -82,6 +88,7 @@ class Job(Base):
     __table_args__ = (
         Index("ix_jobs_key_created", "key_id", "created_at"),
         Index("ix_jobs_status_created", "status", "created_at"),
+        Index("ix_jobs_key_status", "key_id", "status"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -155,3 +162,19 @@ class WebhookAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     latency_ms: Mapped[float] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+@cache
+def insert_stmt(model: type[Base]) -> Insert:
+    """A Core INSERT into ``model``'s table, built once so that its compiled form is cached."""
+    return insert(model.__table__)  # type: ignore[arg-type]
+
+
+def set_columns(obj: Base) -> dict[str, Any]:
+    """The column values set on ``obj``, by column name; unset columns take their defaults."""
+    state = obj.__dict__
+    return {
+        attr.columns[0].name: state[attr.key]
+        for attr in inspect(type(obj)).column_attrs
+        if attr.key in state
+    }

@@ -9,8 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from hyperlocal.api.routes._views import accepted
-from hyperlocal.core import jobs
-from hyperlocal.core.generation import SubmitRequest, submit
+from hyperlocal.core.generation import SubmitRequest, generate, submit
 from hyperlocal.core.jobs import JobStatus, JobView
 from hyperlocal.core.services import Services
 from hyperlocal.errors import GenerationError, GenerationTimeoutError, UnexpectedError
@@ -35,17 +34,12 @@ async def run_or_accept(
     req: SubmitRequest,
     render: Callable[[JobView], BaseModel],
 ) -> BaseModel | JSONResponse:
-    job = await submit(svc, req)
     if wants_async(request, req.webhook_url):
+        job = await submit(svc, req)
         return JSONResponse(accepted(svc.settings, job).model_dump(), status_code=202)
-    await svc.queue.wait(job.id, timeout=job_timeout(svc, job) + 5.0)
-    done = await jobs.get_job(svc.db, req.key, job.id)
+    done = await generate(svc, req)
     if done.status is JobStatus.COMPLETED:
         return render(done)
     if done.status.terminal:
         raise _ERRORS.get(done.error_code or "", GenerationError)(done.error or None)
     return JSONResponse(accepted(svc.settings, done).model_dump(), status_code=202)
-
-
-def job_timeout(svc: Services, job: JobView) -> float:
-    return svc.catalog.get(job.model).timeout_s

@@ -70,7 +70,7 @@ async def get_key(key_id: str, _: AdminKey, svc: Svc) -> dict[str, Any]:
 
 @router.post("/keys/{key_id}/revoke")
 async def revoke_key(key_id: str, _: AdminKey, svc: Svc) -> dict[str, Any]:
-    await keys.revoke(svc.db, key_id)
+    await keys.revoke(svc.db, key_id, svc.key_cache)
     return key_json(await keys.get_key(svc.db, key_id))
 
 
