@@ -37,7 +37,7 @@ from sqlalchemy import event
 
 from hyperlocal.api.routes import _submit
 from hyperlocal.app import create_app
-from hyperlocal.core import jobs, keys
+from hyperlocal.core import generation, jobs, keys
 from hyperlocal.core.ratelimit import RateLimiter
 from hyperlocal.queue.runner import JobRunner
 from hyperlocal.settings import Settings
@@ -49,12 +49,13 @@ Timings = defaultdict[str, list[float]]
 STEPS: tuple[tuple[str, object, str], ...] = (
     ("auth: key lookup (read txn)", keys, "authenticate"),
     ("rate limit", RateLimiter, "hit"),
-    ("submit: validate, charge + job row", _submit, "submit"),
-    ("worker: claim (txn)", JobRunner, "_claim"),
+    ("submit and run (whole)", _submit, "generate"),
+    ("submit: validate, charge + job row", generation, "_submit"),
+    ("worker: claim (txn), queued jobs only", JobRunner, "_claim"),
     ("worker: engine", JobRunner, "_execute"),
     ("worker: storage write", JobRunner, "_store_outputs"),
     ("worker: complete (txn)", JobRunner, "_complete"),
-    ("read back the job (read txn)", jobs, "get_job"),
+    ("read back the job (read txn), if not inline", jobs, "get_job"),
 )
 
 

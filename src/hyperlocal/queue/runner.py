@@ -95,9 +95,10 @@ class JobRunner:
             except Exception:  # events are best effort; the database is the truth
                 log.warning("publishing a job event failed", extra={"job_id": job_id})
 
-    async def _after_terminal(self, job_id: str, status: JobStatus) -> None:
+    async def _after_terminal(self, job_id: str, status: JobStatus, *, outbox: bool = True) -> None:
+        """Tell watchers; wake the webhook dispatcher if an outbox row may have been written."""
         await self._publish(job_id, status, 1.0 if status is JobStatus.COMPLETED else 0.0)
-        if self.on_outbox is not None:
+        if outbox and self.on_outbox is not None:
             self.on_outbox()
 
     async def run(self, job_id: str) -> RunResult:
@@ -231,7 +232,7 @@ class JobRunner:
         }
         if not await self._finish(job, values, refund_note=None):
             return None
-        await self._after_terminal(job.id, JobStatus.COMPLETED)
+        await self._after_terminal(job.id, JobStatus.COMPLETED, outbox=bool(job.webhook_url))
         return _terminal_view(job, values)
 
     async def _fail(self, job: Job, error: GenerationError) -> JobView | None:
@@ -244,7 +245,7 @@ class JobRunner:
         }
         if not await self._finish(job, values, refund_note=error.code):
             return None
-        await self._after_terminal(job.id, JobStatus.FAILED)
+        await self._after_terminal(job.id, JobStatus.FAILED, outbox=bool(job.webhook_url))
         return _terminal_view(job, values)
 
     async def _finish(self, job: Job, values: dict[str, Any], refund_note: str | None) -> bool:

@@ -6,16 +6,19 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
-from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+
+from hyperlocal.store import sqlite_inline
+from hyperlocal.store.sqlite_inline import Checkpointer
 
 __all__ = ["Database"]
 
@@ -29,30 +32,58 @@ class Database:
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        self.engine: AsyncEngine = create_async_engine(url, echo=echo, **self._engine_args())
-        self.read_engine = self.engine
-        # SQLite allows one writer at a time. Writers in this process queue on a lock (woken
-        # in order) instead of sleeping in SQLite's busy handler; readers get their own
-        # engine whose transactions never take the write lock (WAL lets them run alongside).
-        self._write_lock: asyncio.Lock | None = None
+        self._checkpointer: Checkpointer | None = None
         if self.is_sqlite:
-            _configure_sqlite(self.engine, immediate=True)
-            self.read_engine = create_async_engine(url, echo=echo, **self._engine_args())
-            _configure_sqlite(self.read_engine, immediate=False)
-            self._write_lock = asyncio.Lock()
+            # SQLite allows one writer at a time. Writers in this process queue on a lock
+            # (woken in order); readers get their own engine, whose transactions never take
+            # the write lock (WAL lets them run alongside). Both call SQLite on the loop's
+            # thread (see ``sqlite_inline``).
+            path = _sqlite_path(url)
+            self.engine = _sqlite_engine(url, path, writer=True, echo=echo)
+            self.read_engine = _sqlite_engine(url, path, writer=False, echo=echo)
+            self._write_lock: asyncio.Lock | None = asyncio.Lock()
+            self._checkpointer = Checkpointer(path)
+        else:
+            self.engine = create_async_engine(
+                url, echo=echo, pool_size=20, max_overflow=20, pool_pre_ping=True
+            )
+            self.read_engine = self.engine
+            self._write_lock = None
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
-
-    def _engine_args(self) -> dict[str, Any]:
-        if self.is_sqlite:
-            return {"connect_args": {"timeout": 30}}
-        return {"pool_size": 20, "max_overflow": 20, "pool_pre_ping": True}
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session in one transaction: committed on success, rolled back on any error."""
-        async with self._writer(), self.sessions() as session, session.begin():
-            yield session
+        async with self._writer():
+            session = await self._begin()
+            try:
+                yield session
+            except BaseException:
+                await session.rollback()
+                raise
+            else:
+                await session.commit()
+            finally:
+                await session.close()
+
+    async def _begin(self) -> AsyncSession:
+        """A session whose transaction has begun: on SQLite, holding the write lock, after
+        waiting (asynchronously) for any other process that holds it."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _LOCK_WAIT_S
+        delay = 0.001
+        while True:
+            session = self.sessions()
+            try:
+                await session.connection()
+                return session
+            except OperationalError as exc:
+                await session.close()
+                if not (self.is_sqlite and _is_locked(exc)) or loop.time() > deadline:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -68,6 +99,11 @@ class Database:
         async with self._write_lock:
             yield
 
+    def start_background(self) -> None:
+        """Start the SQLite checkpointer (a long-running process calls this once)."""
+        if self._checkpointer is not None:
+            self._checkpointer.start()
+
     async def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision (safe to race from many processes)."""
         async with self.engine.begin() as conn:
@@ -77,25 +113,41 @@ class Database:
         await self.engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()
+        if self._checkpointer is not None:
+            await self._checkpointer.aclose()
 
 
-def _configure_sqlite(engine: AsyncEngine, *, immediate: bool) -> None:
-    # pysqlite's own transaction handling starts transactions lazily in DEFERRED mode, and a
-    # deferred reader that later writes fails at once with SQLITE_BUSY instead of waiting. So we
-    # take the write lock up front (BEGIN IMMEDIATE): writers queue on busy_timeout instead.
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.isolation_level = None
-        cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.close()
+# How long a writer waits for another process's write lock before the error reaches the caller.
+_LOCK_WAIT_S = 30.0
 
+
+def _is_locked(exc: OperationalError) -> bool:
+    return "locked" in str(exc.orig).lower() or "busy" in str(exc.orig).lower()
+
+
+def _sqlite_path(url: str) -> str:
+    path = make_url(url).database
+    if not path or path == ":memory:":
+        raise ValueError("hyperlocal needs an SQLite database file, not an in-memory database")
+    return path
+
+
+def _sqlite_engine(url: str, path: str, *, writer: bool, echo: bool) -> AsyncEngine:
+    engine = create_async_engine(
+        url,
+        echo=echo,
+        async_creator=sqlite_inline.connect(path, writer=writer),
+        # Every transaction ends in an explicit commit or rollback: no reset on checkin.
+        pool_reset_on_return=None,
+    )
+
+    # pysqlite would start transactions lazily, in DEFERRED mode, and a deferred reader that
+    # later writes fails at once with SQLITE_BUSY. Writers take the write lock up front.
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
+
+    return engine
 
 
 def _upgrade(connection: Connection, *, is_postgres: bool) -> None:

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hyperlocal.store.tables import Job, insert_stmt, set_columns
+from hyperlocal.store.tables import Job, insert_stmt, set_columns, table
 
 __all__ = [
     "claim",
@@ -30,6 +30,12 @@ __all__ = [
 
 QUEUED, RUNNING = "queued", "running"
 ACTIVE = (QUEUED, RUNNING)
+
+# State changes and counts are Core statements on the table: they skip the ORM's per-call work
+# (synchronising the session), which cost more than SQLite itself on the request path.
+_jobs = table(Job)
+_c = _jobs.c
+_COUNT_RUNNING = select(func.count()).where(_c.key_id == bindparam("key_id"), _c.status == RUNNING)
 
 
 async def insert(session: AsyncSession, job: Job) -> None:
@@ -77,17 +83,17 @@ async def claim(
 
 async def renew_lease(session: AsyncSession, job_id: str, owner: str, until: float) -> bool:
     stmt = (
-        update(Job)
-        .where(Job.id == job_id, Job.status == RUNNING, Job.lease_owner == owner)
+        update(_jobs)
+        .where(_c.id == job_id, _c.status == RUNNING, _c.lease_owner == owner)
         .values(lease_expires_at=until)
     )
-    return bool((await session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
+    return _changed(await session.execute(stmt))
 
 
 async def set_progress(session: AsyncSession, job_id: str, owner: str, progress: float) -> None:
     await session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == RUNNING, Job.lease_owner == owner)
+        update(_jobs)
+        .where(_c.id == job_id, _c.status == RUNNING, _c.lease_owner == owner)
         .values(progress=progress)
     )
 
@@ -95,11 +101,11 @@ async def set_progress(session: AsyncSession, job_id: str, owner: str, progress:
 async def finish(session: AsyncSession, job_id: str, owner: str, **values: Any) -> bool:
     """Move a running job that ``owner`` still holds to a terminal state."""
     stmt = (
-        update(Job)
-        .where(Job.id == job_id, Job.status == RUNNING, Job.lease_owner == owner)
+        update(_jobs)
+        .where(_c.id == job_id, _c.status == RUNNING, _c.lease_owner == owner)
         .values(lease_owner=None, lease_expires_at=None, **values)
     )
-    return bool((await session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
+    return _changed(await session.execute(stmt))
 
 
 async def transition(
@@ -107,11 +113,11 @@ async def transition(
 ) -> bool:
     """Move a job out of any of ``from_states`` (cancel, lease recovery)."""
     stmt = (
-        update(Job)
-        .where(Job.id == job_id, Job.status.in_(from_states))
+        update(_jobs)
+        .where(_c.id == job_id, _c.status.in_(from_states))
         .values(lease_owner=None, lease_expires_at=None, **values)
     )
-    return bool((await session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
+    return _changed(await session.execute(stmt))
 
 
 async def expired_leases(session: AsyncSession, now: float) -> Sequence[Job]:
@@ -121,11 +127,11 @@ async def expired_leases(session: AsyncSession, now: float) -> Sequence[Job]:
 
 async def requeue_expired(session: AsyncSession, job_id: str, now: float) -> bool:
     stmt = (
-        update(Job)
-        .where(Job.id == job_id, Job.status == RUNNING, Job.lease_expires_at < now)
+        update(_jobs)
+        .where(_c.id == job_id, _c.status == RUNNING, _c.lease_expires_at < now)
         .values(status=QUEUED, lease_owner=None, lease_expires_at=None)
     )
-    return bool((await session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
+    return _changed(await session.execute(stmt))
 
 
 async def queued_ids(session: AsyncSession, limit: int = 10_000) -> Sequence[str]:
@@ -134,8 +140,7 @@ async def queued_ids(session: AsyncSession, limit: int = 10_000) -> Sequence[str
 
 
 async def count_running_for_key(session: AsyncSession, key_id: str) -> int:
-    stmt = select(func.count()).where(Job.key_id == key_id, Job.status == RUNNING)
-    return int(await session.scalar(stmt) or 0)
+    return int(await session.scalar(_COUNT_RUNNING, {"key_id": key_id}) or 0)
 
 
 async def queue_position(session: AsyncSession, job: Job) -> int:
@@ -146,3 +151,8 @@ async def queue_position(session: AsyncSession, job: Job) -> int:
 async def count_active_for_models(session: AsyncSession, models: Sequence[str]) -> int:
     stmt = select(func.count()).where(Job.status.in_(ACTIVE), Job.model.in_(models))
     return int(await session.scalar(stmt) or 0)
+
+
+def _changed(result: Any) -> bool:
+    """Whether an UPDATE matched a row (its conditions held)."""
+    return bool(result.rowcount)

@@ -4,7 +4,7 @@ same arithmetic (``lease_expires_at < now``) then works unchanged on SQLite and 
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -17,6 +17,7 @@ from sqlalchemy import (
     Insert,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
     insert,
@@ -34,6 +35,7 @@ __all__ = [
     "WebhookDelivery",
     "insert_stmt",
     "set_columns",
+    "table",
 ]
 
 JsonDict = dict[str, Any]
@@ -164,10 +166,15 @@ class WebhookAttempt(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
+def table(model: type[Base]) -> Table:
+    """``model``'s table, for Core statements (typed: ``__table__`` is only a FromClause)."""
+    return cast(Table, model.__table__)
+
+
 @cache
 def insert_stmt(model: type[Base]) -> Insert:
     """A Core INSERT into ``model``'s table, built once so that its compiled form is cached."""
-    return insert(model.__table__)  # type: ignore[arg-type]
+    return insert(table(model))
 
 
 def set_columns(obj: Base) -> dict[str, Any]:
