@@ -108,6 +108,7 @@ async def open_services(
         chat_recorder=ChatRecorder(db),
     )
     if start_queue:
+        db.start_background()
         await services.queue.start()
         await services.webhooks.start()
     return services

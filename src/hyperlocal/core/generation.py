@@ -29,6 +29,8 @@ __all__ = ["SYNC_MARGIN_S", "SubmitRequest", "generate", "new_job_id", "submit"]
 
 # A synchronous request waits this long past its model's timeout before answering 202.
 SYNC_MARGIN_S = 5.0
+# ... and at most this long for a free worker slot before its job is queued instead.
+SLOT_WAIT_S = 2.0
 
 _MEDIA_KIND = {
     InputType.IMAGE: MediaKind.IMAGE,
@@ -61,48 +63,47 @@ async def submit(svc: Services, req: SubmitRequest) -> JobView:
 
     With an idempotency key, an identical earlier request's job is returned instead.
     """
-    job, _ = await _submit(svc, req, None)
-    return job
+    return (await _submit(svc, req, inline=False)).job
 
 
 async def generate(svc: Services, req: SubmitRequest) -> JobView:
     """Submit and wait for the result, up to the model's timeout (plus a margin); the job as
-    it stands then. A synchronous request runs its job in its own task when this process has
-    a free worker and an empty queue; otherwise the job goes through the queue like any other.
+    it stands then.
+
+    A valid request waits up to ``SLOT_WAIT_S`` for a free worker slot in this process (first
+    come, first served, with the queue's own jobs). With one, its job is created already
+    claimed and runs in this request's own task; otherwise it goes through the queue like any
+    other job. Either way the client waits for the same result.
     """
     timeout = svc.catalog.get(req.model, *req.categories).timeout_s + SYNC_MARGIN_S
-    slot = svc.queue.reserve_inline()
-    try:
-        job, claimed = await _submit(svc, req, slot)
-    except BaseException:
-        if slot is not None:
-            slot.release()
-        raise
-    if slot is not None and claimed is not None:
-        done = await slot.run(claimed, timeout)
+    submitted = await _submit(svc, req, inline=True)
+    if submitted.slot is not None and submitted.claimed is not None:
+        done = await submitted.slot.run(submitted.claimed, timeout)
     else:
-        if slot is not None:
-            slot.release()
-        await svc.queue.wait(job.id, timeout)
-        done = None
-    return done or await jobs.get_job(svc.db, req.key, job.id)
+        done = await svc.queue.wait(submitted.job.id, timeout)
+    return done or await jobs.get_job(svc.db, req.key, submitted.job.id)
 
 
-async def _submit(
-    svc: Services, req: SubmitRequest, slot: InlineSlot | None
-) -> tuple[JobView, Job | None]:
+@dataclass(frozen=True, slots=True)
+class _Submitted:
+    job: JobView
+    claimed: Job | None = None  # created running under ``slot``'s lease, to run inline
+    slot: InlineSlot | None = None
+
+
+async def _submit(svc: Services, req: SubmitRequest, *, inline: bool) -> _Submitted:
     if req.idempotency_key:
         earlier = await _earlier_job(svc, req)
         if earlier is not None:
-            return earlier, None
+            return _Submitted(earlier)
     try:
-        return await _submit_new(svc, req, slot)
+        return await _submit_new(svc, req, inline=inline)
     except IntegrityError:
         # A concurrent request with the same idempotency key committed first.
         earlier = await _earlier_job(svc, req) if req.idempotency_key else None
         if earlier is None:
             raise
-        return earlier, None
+        return _Submitted(earlier)
 
 
 async def _earlier_job(svc: Services, req: SubmitRequest) -> JobView | None:
@@ -115,9 +116,7 @@ async def _earlier_job(svc: Services, req: SubmitRequest) -> JobView | None:
     return view(row) if row is not None else None
 
 
-async def _submit_new(
-    svc: Services, req: SubmitRequest, slot: InlineSlot | None
-) -> tuple[JobView, Job | None]:
+async def _submit_new(svc: Services, req: SubmitRequest, *, inline: bool) -> _Submitted:
     entry = svc.catalog.get(req.model, *req.categories)
     if not svc.engines.available(entry.engine):
         raise EngineUnavailableError(entry.engine)
@@ -127,11 +126,28 @@ async def _submit_new(
     media = await _fetch_media(svc, entry, params)
     job = _new_job(req, entry, params, price(entry, params))
     job.inputs = await _store_inputs(svc, job.id, media)
+    slot = await svc.queue.reserve_inline(SLOT_WAIT_S) if inline else None
+    try:
+        claimed = await _commit(svc, req, job, slot)
+    except BaseException:
+        if slot is not None:
+            slot.release()
+        raise
+    if not claimed:
+        if slot is not None:
+            slot.release()
+        await svc.queue.enqueue(job.id)
+        return _Submitted(view(job))
+    return _Submitted(view(job), job, slot)
+
+
+async def _commit(svc: Services, req: SubmitRequest, job: Job, slot: InlineSlot | None) -> bool:
+    """Charge and create the job in one transaction; claimed for ``slot`` if the key may run
+    another job now. Whether it was claimed."""
     async with svc.db.transaction() as session:
         await ledger.charge(session, req.key.id, job.credits, job.id)
         claimed = slot is not None and await _may_claim(session, req.key)
-        if claimed:
-            assert slot is not None
+        if slot is not None and claimed:
             for name, value in slot.claim_values(time.time()).items():
                 setattr(job, name, value)
         await store.insert(session, job)
@@ -139,9 +155,7 @@ async def _submit_new(
             await idempotency.remember(
                 session, req.key.id, req.idempotency_key, req.fingerprint(), job.id
             )
-    if not claimed:
-        await svc.queue.enqueue(job.id)
-    return view(job), job if claimed else None
+    return claimed
 
 
 async def _may_claim(session: AsyncSession, key: KeyInfo) -> bool:

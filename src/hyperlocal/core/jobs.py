@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import Row
+
 from hyperlocal.core import ledger
 from hyperlocal.core.events import EventBus, JobEvent
 from hyperlocal.core.keys import KeyInfo
@@ -73,7 +75,7 @@ class JobPage:
     next_cursor: str | None
 
 
-def view(row: Job, queue_position: int | None = None) -> JobView:
+def view(row: Job | Row[Any], queue_position: int | None = None) -> JobView:
     return JobView(
         id=row.id,
         key_id=row.key_id,
@@ -100,7 +102,7 @@ def view(row: Job, queue_position: int | None = None) -> JobView:
 async def get_job(db: Database, key: KeyInfo, job_id: str) -> JobView:
     """The job, if ``key`` owns it; another key's job is indistinguishable from none."""
     async with db.read() as session:
-        row = await store.get(session, job_id)
+        row = await store.read(session, job_id)
         if row is None or row.key_id != key.id:
             raise JobNotFoundError
         position = await store.queue_position(session, row) if row.status == "queued" else None

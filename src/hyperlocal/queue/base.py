@@ -42,13 +42,15 @@ class JobQueue(Protocol):
         """Hand a committed, queued job to a worker. Enqueuing a job twice is harmless."""
         ...
 
-    async def wait(self, job_id: str, timeout: float) -> None:
-        """Return once the job is terminal, or after ``timeout`` seconds."""
+    async def wait(self, job_id: str, timeout: float) -> JobView | None:
+        """Return once the job is terminal, or after ``timeout`` seconds: with the terminal
+        job when this process ran it (saving a read), else None."""
         ...
 
-    def reserve_inline(self) -> InlineSlot | None:
-        """A slot to run one job in the caller's task, if a worker is free here and nothing
-        waits in the queue; None otherwise (and always where workers are other processes)."""
+    async def reserve_inline(self, wait: float) -> InlineSlot | None:
+        """A slot to run one job in the caller's task, if one of this process's worker slots
+        frees within ``wait`` seconds (first come, first served with queued jobs); None
+        otherwise, and always where workers are other processes."""
         ...
 
     async def aclose(self) -> None:

@@ -81,13 +81,14 @@ class CeleryQueue:
             await self.enqueue(job_id)
         return orphans
 
-    def reserve_inline(self) -> None:
+    async def reserve_inline(self, wait: float) -> None:  # noqa: ARG002 - the protocol's
         """Never: in scale-out every job runs on a worker, where its model is loaded."""
         return None
 
     async def wait(self, job_id: str, timeout: float) -> None:
         """Return once the job is terminal in the database: woken early by its terminal event
-        (published after the worker's commit), re-checked every second in case one is missed."""
+        (published after the worker's commit), re-checked every second in case one is missed.
+        Always None: the job ran in another process, so the caller reads it."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         async with self._events.subscribe(job_id) as events:

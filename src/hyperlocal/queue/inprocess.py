@@ -31,9 +31,11 @@ class InProcessQueue:
         self._queue: asyncio.Queue[str | None] = asyncio.Queue()
         self._pending: set[str] = set()
         self._deferred: defaultdict[str, deque[str]] = defaultdict(deque)
-        self._done: dict[str, asyncio.Event] = {}
+        self._waiters: dict[str, _Waiter] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self._busy = 0  # workers running a job, plus inline slots held
+        # One permit per job running here, whether a worker or a request runs it. Waiters
+        # (workers holding a queued job, requests wanting to run theirs) are served in order.
+        self._slots = asyncio.Semaphore(concurrency)
         self._inline: set[asyncio.Task[JobView | None]] = set()
         self._closing = False
 
@@ -48,31 +50,38 @@ class InProcessQueue:
             self._pending.add(job_id)
             self._queue.put_nowait(job_id)
 
-    async def wait(self, job_id: str, timeout: float) -> None:
-        event = self._done.setdefault(job_id, asyncio.Event())
+    async def wait(self, job_id: str, timeout: float) -> JobView | None:
+        waiter = self._waiters.setdefault(job_id, _Waiter())
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while not event.is_set() and loop.time() < deadline:
-            # Re-check the database now and then: another process may have finished it.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), min(1.0, deadline - loop.time()))
-            if not event.is_set() and await self._is_terminal(job_id):
-                break
-        self._done.pop(job_id, None)
+        try:
+            while not waiter.done.is_set() and loop.time() < deadline:
+                # Re-check the database now and then: another process may have finished it.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(waiter.done.wait(), min(1.0, deadline - loop.time()))
+                if not waiter.done.is_set() and await self._is_terminal(job_id):
+                    break
+        finally:
+            self._waiters.pop(job_id, None)
+        return waiter.view
 
-    def reserve_inline(self) -> InlineSlot | None:
-        if self._closing or self._busy >= self._concurrency or not self._queue.empty():
+    async def reserve_inline(self, wait: float) -> InlineSlot | None:
+        if self._closing:
             return None
-        self._busy += 1
+        try:
+            async with asyncio.timeout(wait):
+                await self._slots.acquire()
+        except TimeoutError:
+            return None
         return _Slot(self)
 
     async def _run_inline(self, job: Job) -> JobView | None:
         try:
             done = await self._runner.run_claimed(job)
-            await self._after_finished(job.id, job.key_id)
+            await self._after_finished(job.id, job.key_id, done)
             return done
         finally:
-            self._busy -= 1
+            self._slots.release()
 
     async def _is_terminal(self, job_id: str) -> bool:
         async with self._db.read() as session:
@@ -85,13 +94,12 @@ class InProcessQueue:
             if job_id is None or self._closing:
                 return  # a job taken now stays queued in the database for the next start
             self._pending.discard(job_id)
-            self._busy += 1
             try:
-                await self._run_one(job_id)
+                async with self._slots:
+                    await self._run_one(job_id)
             except Exception:
                 log.exception("worker error", extra={"job_id": job_id})
             finally:
-                self._busy -= 1
                 self._queue.task_done()
 
     async def _run_one(self, job_id: str) -> None:
@@ -101,17 +109,18 @@ class InProcessQueue:
                 self._deferred[result.key_id].append(job_id)
             return
         if result.outcome is Outcome.FINISHED:
-            await self._after_finished(job_id, result.key_id)
+            await self._after_finished(job_id, result.key_id, result.view)
 
-    async def _after_finished(self, job_id: str, key_id: str | None) -> None:
-        self._signal(job_id)
+    async def _after_finished(self, job_id: str, key_id: str | None, view: JobView | None) -> None:
+        self._signal(job_id, view)
         if key_id and self._deferred[key_id]:
             await self.enqueue(self._deferred[key_id].popleft())
 
-    def _signal(self, job_id: str) -> None:
-        event = self._done.get(job_id)
-        if event is not None:
-            event.set()
+    def _signal(self, job_id: str, view: JobView | None) -> None:
+        waiter = self._waiters.get(job_id)
+        if waiter is not None:
+            waiter.view = view
+            waiter.done.set()
 
     async def _enqueue_all_queued(self) -> None:
         async with self._db.read() as session:
@@ -146,6 +155,14 @@ class InProcessQueue:
         await asyncio.gather(*tasks, *self._inline, return_exceptions=True)
 
 
+class _Waiter:
+    """A request waiting for a job; ``view`` is the terminal job, if this process ran it."""
+
+    def __init__(self) -> None:
+        self.done = asyncio.Event()
+        self.view: JobView | None = None
+
+
 class _Slot:
     """One worker's room, held by a synchronous request that runs its job in its own task."""
 
@@ -169,5 +186,5 @@ class _Slot:
 
     def release(self) -> None:
         if self._queue is not None:
-            self._queue._busy -= 1
+            self._queue._slots.release()
             self._queue = None

@@ -66,6 +66,13 @@ class Outcome(StrEnum):
 class RunResult:
     outcome: Outcome
     key_id: str | None = None
+    view: JobView | None = None  # the terminal job, when this run finished it
+
+
+class _AtCap(Exception):
+    def __init__(self, job: Job) -> None:
+        super().__init__(job.id)
+        self.job = job
 
 
 class JobRunner:
@@ -105,8 +112,7 @@ class JobRunner:
         job, outcome = await self._claim(job_id)
         if job is None or outcome is not Outcome.FINISHED:
             return RunResult(outcome, job.key_id if job else None)
-        await self.run_claimed(job)
-        return RunResult(Outcome.FINISHED, job.key_id)
+        return RunResult(Outcome.FINISHED, job.key_id, await self.run_claimed(job))
 
     async def run_claimed(self, job: Job) -> JobView | None:
         """Run a job that ``self.owner`` holds to its end; the terminal job, or None if it was
@@ -131,17 +137,18 @@ class JobRunner:
         }
 
     async def _claim(self, job_id: str) -> tuple[Job | None, Outcome]:
-        async with self.db.transaction() as session:
-            job = await store.get(session, job_id)
-            if job is None or job.status != JobStatus.QUEUED:
-                return None, Outcome.SKIPPED
-            key = await key_store.lock(session, job.key_id)
-            if await store.count_running_for_key(session, job.key_id) >= key.max_running_jobs:
-                return job, Outcome.DEFERRED
-            claimed = await store.claim(session, job_id, self.owner, time.time(), self.lease_s)
-        if claimed is None:
-            return None, Outcome.SKIPPED
-        return claimed, Outcome.FINISHED
+        """Claim the job, unless its key is at its running-jobs cap (then nothing changes)."""
+        try:
+            async with self.db.transaction() as session:
+                job = await store.claim(session, job_id, self.owner, time.time(), self.lease_s)
+                if job is None:
+                    return None, Outcome.SKIPPED
+                cap = await key_store.running_cap(session, job.key_id)
+                if await store.count_running_for_key(session, job.key_id) > cap:
+                    raise _AtCap(job)  # rolls the claim back
+        except _AtCap as at_cap:
+            return at_cap.job, Outcome.DEFERRED
+        return job, Outcome.FINISHED
 
     @contextlib.asynccontextmanager
     async def _lease(self, job_id: str) -> AsyncIterator[None]:

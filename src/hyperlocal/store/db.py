@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from importlib import resources
+from typing import TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
@@ -70,17 +71,28 @@ class Database:
     async def _begin(self) -> AsyncSession:
         """A session whose transaction has begun: on SQLite, holding the write lock, after
         waiting (asynchronously) for any other process that holds it."""
+        return await self._retry_locked(self._begin_once)
+
+    async def _begin_once(self) -> AsyncSession:
+        session = self.sessions()
+        try:
+            await session.connection()
+        except BaseException:
+            await session.close()
+            raise
+        return session
+
+    async def _retry_locked(self, attempt: Callable[[], Awaitable[_T]]) -> _T:
+        """``attempt()``, again after a growing sleep while SQLite says another process holds
+        the write lock, for up to ``_LOCK_WAIT_S``; then the error stands."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + _LOCK_WAIT_S
         delay = 0.001
         while True:
-            session = self.sessions()
             try:
-                await session.connection()
-                return session
+                return await attempt()
             except OperationalError as exc:
-                await session.close()
-                if not (self.is_sqlite and _is_locked(exc)) or loop.time() > deadline:
+                if not (self.is_sqlite and _is_locked(exc)) or loop.time() >= deadline:
                     raise
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
@@ -106,7 +118,10 @@ class Database:
 
     async def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision (safe to race from many processes)."""
-        async with self.engine.begin() as conn:
+        await self._retry_locked(self._migrate_once)
+
+    async def _migrate_once(self) -> None:
+        async with self._writer(), self.engine.begin() as conn:
             await conn.run_sync(_upgrade, is_postgres=not self.is_sqlite)
 
     async def aclose(self) -> None:
@@ -116,6 +131,8 @@ class Database:
         if self._checkpointer is not None:
             await self._checkpointer.aclose()
 
+
+_T = TypeVar("_T")
 
 # How long a writer waits for another process's write lock before the error reaches the caller.
 _LOCK_WAIT_S = 30.0

@@ -4,9 +4,10 @@ out of a state at most once even when two workers (or a worker and a canceller) 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Row, Update, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hyperlocal.store.tables import Job, insert_stmt, set_columns, table
@@ -22,6 +23,7 @@ __all__ = [
     "list_for_key",
     "queue_position",
     "queued_ids",
+    "read",
     "renew_lease",
     "requeue_expired",
     "set_progress",
@@ -35,6 +37,7 @@ ACTIVE = (QUEUED, RUNNING)
 # (synchronising the session), which cost more than SQLite itself on the request path.
 _jobs = table(Job)
 _c = _jobs.c
+_BY_ID = select(_jobs).where(_c.id == bindparam("job_id"))
 _COUNT_RUNNING = select(func.count()).where(_c.key_id == bindparam("key_id"), _c.status == RUNNING)
 
 
@@ -46,6 +49,11 @@ async def insert(session: AsyncSession, job: Job) -> None:
 
 async def get(session: AsyncSession, job_id: str) -> Job | None:
     return await session.get(Job, job_id, populate_existing=True)
+
+
+async def read(session: AsyncSession, job_id: str) -> Row[Any] | None:
+    """The job's row as plain values (a Core read: no ORM identity map), for showing it."""
+    return (await session.execute(_BY_ID, {"job_id": job_id})).one_or_none()
 
 
 async def list_for_key(
@@ -61,24 +69,28 @@ async def list_for_key(
     return (await session.scalars(stmt)).all()
 
 
+_CLAIM = (
+    update(_jobs)
+    .where(_c.id == bindparam("p_job_id"), _c.status == QUEUED)
+    .values(
+        status=RUNNING,
+        lease_owner=bindparam("p_owner"),
+        lease_expires_at=bindparam("p_until"),
+        attempts=_c.attempts + 1,
+        started_at=func.coalesce(_c.started_at, bindparam("p_now")),
+    )
+    .returning(*_c)
+)
+
+
 async def claim(
     session: AsyncSession, job_id: str, owner: str, now: float, lease_s: float
 ) -> Job | None:
-    """Take a queued job for ``owner``; the claimed row, or None if it was not queued."""
-    stmt = (
-        update(Job)
-        .where(Job.id == job_id, Job.status == QUEUED)
-        .values(
-            status=RUNNING,
-            lease_owner=owner,
-            lease_expires_at=now + lease_s,
-            attempts=Job.attempts + 1,
-            started_at=func.coalesce(Job.started_at, now),
-        )
-        .returning(Job)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    )
-    return (await session.scalars(stmt)).one_or_none()
+    """Take a queued job for ``owner``; the claimed job (detached), or None if it was not
+    queued."""
+    params = {"p_job_id": job_id, "p_owner": owner, "p_until": now + lease_s, "p_now": now}
+    row = (await session.execute(_CLAIM, params)).one_or_none()
+    return None if row is None else Job(**row._asdict())
 
 
 async def renew_lease(session: AsyncSession, job_id: str, owner: str, until: float) -> bool:
@@ -100,24 +112,33 @@ async def set_progress(session: AsyncSession, job_id: str, owner: str, progress:
 
 async def finish(session: AsyncSession, job_id: str, owner: str, **values: Any) -> bool:
     """Move a running job that ``owner`` still holds to a terminal state."""
-    stmt = (
-        update(_jobs)
-        .where(_c.id == job_id, _c.status == RUNNING, _c.lease_owner == owner)
-        .values(lease_owner=None, lease_expires_at=None, **values)
-    )
-    return _changed(await session.execute(stmt))
+    params = {"p_job_id": job_id, "p_states": [RUNNING], "p_owner": owner}
+    stmt = _leave_state(tuple(values), by_owner=True)
+    return _changed(await session.execute(stmt, params | _set_params(values)))
 
 
 async def transition(
     session: AsyncSession, job_id: str, from_states: Sequence[str], **values: Any
 ) -> bool:
     """Move a job out of any of ``from_states`` (cancel, lease recovery)."""
-    stmt = (
-        update(_jobs)
-        .where(_c.id == job_id, _c.status.in_(from_states))
-        .values(lease_owner=None, lease_expires_at=None, **values)
-    )
-    return _changed(await session.execute(stmt))
+    params = {"p_job_id": job_id, "p_states": list(from_states)}
+    stmt = _leave_state(tuple(values), by_owner=False)
+    return _changed(await session.execute(stmt, params | _set_params(values)))
+
+
+@cache
+def _leave_state(columns: tuple[str, ...], *, by_owner: bool) -> Update:
+    """``UPDATE jobs SET <columns>, lease cleared WHERE id AND status IN (...) [AND owner]``,
+    built once per set of columns, with bind parameters (``p_*`` match, ``v_*`` set)."""
+    where = [_c.id == bindparam("p_job_id"), _c.status.in_(bindparam("p_states", expanding=True))]
+    if by_owner:
+        where.append(_c.lease_owner == bindparam("p_owner"))
+    sets = {name: bindparam(f"v_{name}", type_=_c[name].type) for name in columns}
+    return update(_jobs).where(*where).values(lease_owner=None, lease_expires_at=None, **sets)
+
+
+def _set_params(values: dict[str, Any]) -> dict[str, Any]:
+    return {f"v_{name}": value for name, value in values.items()}
 
 
 async def expired_leases(session: AsyncSession, now: float) -> Sequence[Job]:
@@ -143,7 +164,7 @@ async def count_running_for_key(session: AsyncSession, key_id: str) -> int:
     return int(await session.scalar(_COUNT_RUNNING, {"key_id": key_id}) or 0)
 
 
-async def queue_position(session: AsyncSession, job: Job) -> int:
+async def queue_position(session: AsyncSession, job: Job | Row[Any]) -> int:
     stmt = select(func.count()).where(Job.status == QUEUED, Job.created_at < job.created_at)
     return int(await session.scalar(stmt) or 0)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hyperlocal.store.tables import ApiKey
+from hyperlocal.store.tables import ApiKey, table
 
 __all__ = [
     "by_hash",
@@ -16,6 +16,7 @@ __all__ = [
     "insert",
     "list_all",
     "lock",
+    "running_cap",
     "set_revoked",
     "update_limits",
 ]
@@ -59,6 +60,19 @@ async def update_limits(
         values["max_running_jobs"] = max_running_jobs
     if values:
         await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(**values))
+
+
+_RUNNING_CAP = (
+    select(table(ApiKey).c.max_running_jobs)
+    .where(table(ApiKey).c.id == bindparam("key_id"))
+    .with_for_update()
+)
+
+
+async def running_cap(session: AsyncSession, key_id: str) -> int:
+    """The key's running-jobs cap, its row locked until the transaction ends (PostgreSQL;
+    SQLite's writer holds the whole database). 0 for a key that does not exist."""
+    return int(await session.scalar(_RUNNING_CAP, {"key_id": key_id}) or 0)
 
 
 async def lock(session: AsyncSession, key_id: str) -> ApiKey:

@@ -156,7 +156,8 @@ class Checkpointer:
     """Copies the WAL back into the database every ``interval`` seconds, off the loop.
 
     A PASSIVE checkpoint never waits for readers or writers; a busy database is simply tried
-    again next time. The last checkpoint on close is a TRUNCATE, which empties the WAL file.
+    again next time. Closing makes one last checkpoint, so that short-lived handles (the CLI)
+    copy back what they wrote.
     """
 
     def __init__(self, path: str, interval: float = 1.0) -> None:
@@ -184,11 +185,11 @@ class Checkpointer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-            await self.checkpoint("TRUNCATE")
+        await self.checkpoint("PASSIVE")
 
 
 def _checkpoint(path: str, mode: str) -> None:
-    conn = sqlite3.connect(path, timeout=5.0)
+    conn = sqlite3.connect(path, timeout=0.1)
     try:
         conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
     finally:
