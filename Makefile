@@ -45,6 +45,7 @@ soak: $(TEST_STAMP)
 	HYPERLOCAL_SOAK_SCALE=10 $(BIN)/python -m pytest -m slow tests/reliability tests/api/test_credits.py
 
 bench: $(TEST_STAMP)
+	./scripts/system-deps wrk
 	$(BIN)/python bench/run_all.py
 
 clean:

@@ -30,7 +30,7 @@ def uvicorn_options() -> list[str]:
     return ["--loop", loop, "--http", http, "--no-access-log", "--log-level", "warning"]
 
 
-def _command(app: str, port: int) -> list[str]:
+def _command(app: str, port: int, workers: int = 1) -> list[str]:
     target = ["--factory", "--app-dir", str(BENCH_DIR), app]
     return [
         sys.executable,
@@ -44,15 +44,20 @@ def _command(app: str, port: int) -> list[str]:
         "--lifespan",
         "on",
         *uvicorn_options(),
+        *(["--workers", str(workers)] if workers > 1 else []),
     ]
 
 
 @contextmanager
-def running(app: str, port: int, env: Mapping[str, str], cwd: Path, log: Path) -> Iterator[str]:
-    """Run ``app`` (``module:factory`` in bench/) until the block ends; yield its base URL."""
+def running(
+    app: str, port: int, env: Mapping[str, str], cwd: Path, log: Path, *, workers: int = 1
+) -> Iterator[str]:
+    """Run ``app`` (``module:factory`` in bench/) with ``workers`` processes until the block
+    ends; yield its base URL."""
+    command = _command(app, port, workers)
     with log.open("wb") as out:
         process = subprocess.Popen(
-            _command(app, port), env=dict(env), cwd=cwd, stdout=out, stderr=subprocess.STDOUT
+            command, env=dict(env), cwd=cwd, stdout=out, stderr=subprocess.STDOUT
         )
     try:
         _wait_ready(process, port, log)

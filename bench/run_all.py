@@ -50,7 +50,11 @@ class Script:
 SCRIPTS = {
     "images": Script(("--requests", "500", "--rounds", "2"), stem="images"),
     "submits": Script(
-        ("--submits", "500", "--polls", "1000", "--backends", "sqlite"), stem="submits"
+        (
+            *("--submits", "500", "--polls", "500", "--backends", "sqlite", "postgres"),
+            *("--workers", "1", "2", "--seconds", "6"),
+        ),
+        stem="submits",
     ),
     "chat_relay": Script(
         ("--requests", "400", "--rounds", "2", "--sequential", "40"), stem="chat-relay"
@@ -175,7 +179,15 @@ def _latency(row: Data, unit: str = "ms") -> str:
 
 def submits(data: Data) -> list[Figure]:
     rows = data["phases"]
-    return [Figure(f"{p['backend']} {p['phase']}", p["rps"], "req/s", _latency(p)) for p in rows]
+    return [
+        Figure(
+            f"{p['backend']} {p['phase']} ({p.get('client', 'httpx')})",
+            p["rps"],
+            "req/s",
+            _latency(p),
+        )
+        for p in rows
+    ]
 
 
 def chat_relay(data: Data) -> list[Figure]:

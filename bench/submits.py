@@ -40,6 +40,7 @@ import httpx
 from _load import percentile
 from _report import Machine
 from _server import BENCH_DIR, HOST, free_port, running, uvicorn_options
+from _wrk import WrkResult, available, run_wrk
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -75,6 +76,9 @@ class Options:
     concurrency: int
     warmup: int
     backends: tuple[str, ...]
+    workers: tuple[int, ...]
+    client: str
+    seconds: float
     postgres_url: str
     redis_url: str
     results: Path
@@ -89,21 +93,26 @@ class Phase:
     latencies_s: tuple[float, ...]
     errors: int
     elapsed_s: float
+    client: str = "httpx"
+    wrk: WrkResult | None = None  # when wrk sent the load, its own count and percentiles
 
     @property
     def rps(self) -> float:
-        return len(self.latencies_s) / self.elapsed_s
+        return self.wrk.rps if self.wrk else len(self.latencies_s) / self.elapsed_s
 
     def summary(self) -> dict[str, Any]:
         lat = self.latencies_s
+        p50 = self.wrk.p50_s if self.wrk else percentile(lat, 50)
+        p99 = self.wrk.p99_s if self.wrk else percentile(lat, 99)
         return {
             "backend": self.backend,
             "phase": self.name,
-            "requests": len(lat),
+            "client": self.client,
+            "requests": self.wrk.requests - self.errors if self.wrk else len(lat),
             "errors": self.errors,
             "rps": round(self.rps, 1),
-            "p50_ms": round(percentile(lat, 50) * 1e3, 2),
-            "p99_ms": round(percentile(lat, 99) * 1e3, 2),
+            "p50_ms": round(p50 * 1e3, 2),
+            "p99_ms": round(p99 * 1e3, 2),
         }
 
 
@@ -123,6 +132,22 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument("--warmup", type=int, default=200, help="submits per back-end")
     parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
     parser.add_argument(
+        "--workers",
+        nargs="+",
+        type=int,
+        default=[1, 2, 4],
+        help="API worker processes (uvicorn --workers), each count run in turn (default 1 2 4)",
+    )
+    parser.add_argument(
+        "--client",
+        choices=("wrk", "httpx"),
+        default="wrk" if available() else "httpx",
+        help="load generator of the submit phase (default: wrk when installed)",
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=10.0, help="length of a wrk submit phase (default 10)"
+    )
+    parser.add_argument(
         "--postgres-url",
         default=os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
         help="maintenance database on loopback; a fresh database is made beside it",
@@ -141,6 +166,9 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         a.concurrency,
         a.warmup,
         tuple(a.backends),
+        tuple(a.workers),
+        a.client,
+        a.seconds,
         a.postgres_url,
         a.redis_url,
         a.results,
@@ -316,11 +344,10 @@ async def measure(name: str, url: str, key: str, options: Options) -> list[Phase
         if first.status_code != 202:
             raise RuntimeError(f"{name}: HTTP {first.status_code}: {first.text[:300]}")
         ids: list[str] = []
-        loads = [
-            Load("warm-up", _submit, options.warmup, 202),
-            Load("submit", _submit, options.submits, 202, ids),
-            Load("poll", _poller(ids), options.polls, 200),
-        ]
+        submit = Load("submit", _submit, options.submits, 202, ids)
+        loads = [Load("warm-up", _submit, options.warmup, 202, ids)]
+        if options.client == "httpx":
+            loads.append(submit)
         phases = []
         with _progress() as progress:
             for load in loads:
@@ -328,24 +355,46 @@ async def measure(name: str, url: str, key: str, options: Options) -> list[Phase
                 phases.append(
                     await run_phase(name, client, load, c, partial(progress.advance, task))
                 )
+            if options.client == "wrk":
+                console.print(f"{name} submit: wrk, {options.seconds:g} s ...")
+                phases.append(await _wrk_submits(name, url, key, options))
+            poll = Load("poll", _poller(ids), options.polls, 200)
+            task = progress.add_task(f"{name} poll", total=poll.total)
+            phases.append(await run_phase(name, client, poll, c, partial(progress.advance, task)))
     return phases[1:]  # the warm-up is not reported
 
 
-async def bench_one(name: str, options: Options, root: Path) -> list[Phase]:
-    async with backend(name, options, root / name.replace("+", "-")) as made:
+async def _wrk_submits(name: str, url: str, key: str, options: Options) -> Phase:
+    result = await asyncio.to_thread(
+        run_wrk,
+        f"{url}/v1/images/generate",
+        key=key,
+        body=BODY,
+        connections=options.concurrency,
+        seconds=options.seconds,
+        expect=202,
+        prefer="respond-async",
+    )
+    return Phase(name, "submit", (), result.errors, result.duration_s, "wrk", result)
+
+
+async def bench_one(name: str, workers: int, options: Options, root: Path) -> list[Phase]:
+    label = f"{name} x{workers}"
+    async with backend(name, options, root / f"{name.replace('+', '-')}-{workers}") as made:
         write_fixtures(made.root)
         key, _ = await issue_key(made.database_url, made.root)
         port = free_port()
         env = _base_env(made.root, made.database_url, port) | made.env
         log = made.root / "server.log"
-        with running("_hyperlocal_app:create", port, env, made.root, log) as url:
-            return await measure(name, url, key, options)
+        with running("_hyperlocal_app:create", port, env, made.root, log, workers=workers) as url:
+            return await measure(label, url, key, options)
 
 
 async def bench(options: Options, root: Path) -> list[Phase]:
     phases: list[Phase] = []
-    for name in options.backends:
-        phases.extend(await bench_one(name, options, root))
+    for workers in options.workers:
+        for name in options.backends:
+            phases.extend(await bench_one(name, workers, options, root))
     return phases
 
 
@@ -363,12 +412,22 @@ def table(
     out = Table(
         title="Submits (POST, Prefer: respond-async) and polls (GET /v1/jobs/{id})", caption=caption
     )
-    for column in ("back-end", "phase", "req/s", "p50 ms", "p99 ms", "requests", "errors"):
-        out.add_column(column, justify="left" if column in ("back-end", "phase") else "right")
+    for column in (
+        "back-end",
+        "phase",
+        "client",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "requests",
+        "errors",
+    ):
+        out.add_column(column, justify="right" if column[0] in "rpe" else "left")
     for s in (p.summary() for p in phases):
         out.add_row(
             s["backend"],
             s["phase"],
+            s["client"],
             f"{s['rps']:.0f}",
             f"{s['p50_ms']:.2f}",
             f"{s['p99_ms']:.2f}",
@@ -393,6 +452,9 @@ def write_json(
             "polls": options.polls,
             "concurrency": options.concurrency,
             "warmup": options.warmup,
+            "workers": list(options.workers),
+            "client": options.client,
+            "seconds": options.seconds,
         },
         "phases": [p.summary() for p in phases],
     }

@@ -217,8 +217,8 @@ def _new_chat_job(submit: ChatSubmit, entry: ModelEntry, credits: int) -> Job:
 async def _charge(db: Database, submit: ChatSubmit, job: Job) -> None:
     """The charge and the chat's row, in one transaction."""
     async with db.transaction() as session:
-        await ledger.charge(session, submit.key.id, job.credits, job.id)
         await store.insert(session, job)
+        await ledger.charge(session, submit.key.id, job.credits, job.id)  # last: it locks the key
 
 
 def _params(submit: ChatSubmit) -> dict[str, Any]:

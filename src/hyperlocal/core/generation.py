@@ -23,6 +23,7 @@ from hyperlocal.engines.base import Category, InputValue, MediaInput, MediaKind
 from hyperlocal.errors import EngineUnavailableError
 from hyperlocal.queue.base import InlineSlot
 from hyperlocal.store import jobs as store
+from hyperlocal.store import keys as key_store
 from hyperlocal.store.tables import Job
 
 __all__ = ["SYNC_MARGIN_S", "SubmitRequest", "generate", "new_job_id", "submit"]
@@ -136,16 +137,15 @@ async def _submit_new(svc: Services, req: SubmitRequest, *, inline: bool) -> _Su
     if not claimed:
         if slot is not None:
             slot.release()
-        await svc.queue.enqueue(job.id)
+        await svc.queue.enqueue(job.id, job.model)
         return _Submitted(view(job))
     return _Submitted(view(job), job, slot)
 
 
 async def _commit(svc: Services, req: SubmitRequest, job: Job, slot: InlineSlot | None) -> bool:
     """Charge and create the job in one transaction; claimed for ``slot`` if the key may run
-    another job now. Whether it was claimed."""
+    another job now. Whether it was claimed. The charge comes last (see ``ledger.charge``)."""
     async with svc.db.transaction() as session:
-        await ledger.charge(session, req.key.id, job.credits, job.id)
         claimed = slot is not None and await _may_claim(session, req.key)
         if slot is not None and claimed:
             for name, value in slot.claim_values(time.time()).items():
@@ -155,13 +155,15 @@ async def _commit(svc: Services, req: SubmitRequest, job: Job, slot: InlineSlot 
             await idempotency.remember(
                 session, req.key.id, req.idempotency_key, req.fingerprint(), job.id
             )
+        await ledger.charge(session, req.key.id, job.credits, job.id)
     return claimed
 
 
 async def _may_claim(session: AsyncSession, key: KeyInfo) -> bool:
-    """Below the key's running-jobs cap. The charge above locked the key's row (PostgreSQL) or
-    the database (SQLite), so two submits of one key cannot both take its last place."""
-    return await store.count_running_for_key(session, key.id) < key.max_running_jobs
+    """Below the key's running-jobs cap, counted with the key's row locked, so that two submits
+    (or a submit and a worker) cannot both take its last place."""
+    cap = await key_store.running_cap(session, key.id)
+    return await store.count_running_for_key(session, key.id) < cap
 
 
 def _new_job(

@@ -38,8 +38,9 @@ class JobQueue(Protocol):
         """Begin taking work, after resuming whatever a previous process left behind."""
         ...
 
-    async def enqueue(self, job_id: str) -> None:
-        """Hand a committed, queued job to a worker. Enqueuing a job twice is harmless."""
+    async def enqueue(self, job_id: str, model: str | None = None) -> None:
+        """Hand a committed, queued job to a worker. Enqueuing a job twice is harmless.
+        ``model``, when the caller knows it, saves a queue that routes by model a read."""
         ...
 
     async def wait(self, job_id: str, timeout: float) -> JobView | None:

@@ -43,9 +43,9 @@ class CeleryQueue:
     async def start(self) -> None:
         """Nothing to resume on an API server: workers sweep for lost and orphaned jobs."""
 
-    async def enqueue(self, job_id: str) -> None:
+    async def enqueue(self, job_id: str, model: str | None = None) -> None:
         """Send the job to its model's queue, once: while its mark lives, this is a no-op."""
-        await self._dispatch(job_id, only_new=True)
+        await self._dispatch(job_id, only_new=True, model=model)
 
     async def redispatch(
         self, job_id: str, *, deferrals: int = 0, countdown: float | None = None
@@ -59,12 +59,18 @@ class CeleryQueue:
             await self._redis.delete(self._mark_key(job_id))
 
     async def _dispatch(
-        self, job_id: str, *, only_new: bool, deferrals: int = 0, countdown: float | None = None
+        self,
+        job_id: str,
+        *,
+        only_new: bool,
+        deferrals: int = 0,
+        countdown: float | None = None,
+        model: str | None = None,
     ) -> None:
         # Never raises: the job is committed already, and the sweep is the fallback.
         try:
             if await self._mark(job_id, only_new=only_new):
-                await self._send(job_id, deferrals, countdown)
+                await self._send(job_id, deferrals, countdown, model)
         except Exception:
             log.exception("dispatch failed; the sweep will retry", extra={"job_id": job_id})
             await self.release(job_id)
@@ -108,8 +114,14 @@ class CeleryQueue:
         await self._redis.aclose()
         await asyncio.to_thread(self.celery.close)
 
-    async def _send(self, job_id: str, deferrals: int = 0, countdown: float | None = None) -> None:
-        model = await self._model_of(job_id)
+    async def _send(
+        self,
+        job_id: str,
+        deferrals: int = 0,
+        countdown: float | None = None,
+        model: str | None = None,
+    ) -> None:
+        model = model or await self._model_of(job_id)
         if model is None:
             return
         await asyncio.to_thread(

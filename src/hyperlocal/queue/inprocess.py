@@ -45,7 +45,7 @@ class InProcessQueue:
         self._tasks = [asyncio.create_task(self._work()) for _ in range(self._concurrency)]
         self._tasks.append(asyncio.create_task(self._sweep()))
 
-    async def enqueue(self, job_id: str) -> None:
+    async def enqueue(self, job_id: str, model: str | None = None) -> None:  # noqa: ARG002
         if job_id not in self._pending:
             self._pending.add(job_id)
             self._queue.put_nowait(job_id)

@@ -71,7 +71,8 @@ _RUNNING_CAP = (
 
 async def running_cap(session: AsyncSession, key_id: str) -> int:
     """The key's running-jobs cap, its row locked until the transaction ends (PostgreSQL;
-    SQLite's writer holds the whole database). 0 for a key that does not exist."""
+    SQLite's writer holds the whole database), so that claims of one key count one at a time.
+    0 for a key that does not exist."""
     return int(await session.scalar(_RUNNING_CAP, {"key_id": key_id}) or 0)
 
 

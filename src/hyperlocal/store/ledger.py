@@ -9,12 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hyperlocal.store.tables import ApiKey, LedgerEntry, insert_stmt, set_columns, table
 
-__all__ = ["append", "balance", "credit", "debit", "entries_for_key", "entry_for_job", "total"]
+__all__ = [
+    "append",
+    "balance",
+    "credit",
+    "debit",
+    "debit_with_entry",
+    "entries_for_key",
+    "entry_for_job",
+    "total",
+]
 
 
 _keys = table(ApiKey).c
@@ -38,6 +47,37 @@ async def debit(session: AsyncSession, key_id: str, amount: int) -> int | None:
     """Subtract ``amount`` if the balance covers it; the new balance, or None if it does not."""
     result = await session.execute(_DEBIT, {"key_id": key_id, "amount": amount})
     balance = result.scalar_one_or_none()
+    return None if balance is None else int(balance)
+
+
+# PostgreSQL: the debit and its ledger line in one statement, so that the key's row (which
+# every charge of the key updates) stays locked for one round trip and the commit, no longer.
+_CHARGE_PG = text(
+    """
+    WITH debited AS (
+        UPDATE api_keys SET credits = credits - :amount
+        WHERE id = :key_id AND credits >= :amount
+        RETURNING credits
+    )
+    INSERT INTO ledger (key_id, kind, amount, balance_after, job_id, note, created_at)
+    SELECT :key_id, 'charge', -:amount, credits, :job_id, '', :now FROM debited
+    RETURNING balance_after
+    """
+)
+
+
+def has_debit_with_entry(session: AsyncSession) -> bool:
+    """Whether the database can debit and write the ledger line in one statement."""
+    return session.get_bind().dialect.name == "postgresql"
+
+
+async def debit_with_entry(
+    session: AsyncSession, key_id: str, amount: int, job_id: str, now: float
+) -> int | None:
+    """The debit and its ``charge`` line as one statement (see ``has_debit_with_entry``): the
+    new balance, or None if it does not cover ``amount``."""
+    params = {"key_id": key_id, "amount": amount, "job_id": job_id, "now": now}
+    balance = (await session.execute(_CHARGE_PG, params)).scalar_one_or_none()
     return None if balance is None else int(balance)
 
 
