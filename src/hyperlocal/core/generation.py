@@ -146,7 +146,7 @@ async def _commit(svc: Services, req: SubmitRequest, job: Job, slot: InlineSlot 
     """Charge and create the job in one transaction; claimed for ``slot`` if the key may run
     another job now. Whether it was claimed. The charge comes last (see ``ledger.charge``)."""
     async with svc.db.transaction() as session:
-        claimed = slot is not None and await _may_claim(session, req.key)
+        claimed = slot is not None and await _may_claim(svc, session, req.key)
         if slot is not None and claimed:
             for name, value in slot.claim_values(time.time()).items():
                 setattr(job, name, value)
@@ -159,10 +159,14 @@ async def _commit(svc: Services, req: SubmitRequest, job: Job, slot: InlineSlot 
     return claimed
 
 
-async def _may_claim(session: AsyncSession, key: KeyInfo) -> bool:
-    """Below the key's running-jobs cap, counted with the key's row locked, so that two submits
-    (or a submit and a worker) cannot both take its last place."""
-    cap = await key_store.running_cap(session, key.id)
+async def _may_claim(svc: Services, session: AsyncSession, key: KeyInfo) -> bool:
+    """Below the key's running-jobs cap. Two submits (or a submit and a worker) of one key must
+    not both take its last place: SQLite's writer holds the whole database, so the cap known
+    from authentication will do; PostgreSQL reads it with the key's row locked."""
+    if svc.db.is_sqlite:
+        cap = key.max_running_jobs
+    else:
+        cap = await key_store.running_cap(session, key.id)
     return await store.count_running_for_key(session, key.id) < cap
 
 

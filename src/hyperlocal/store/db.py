@@ -160,9 +160,12 @@ def _sqlite_engine(url: str, path: str, *, writer: bool, echo: bool) -> AsyncEng
 
     # pysqlite would start transactions lazily, in DEFERRED mode, and a deferred reader that
     # later writes fails at once with SQLITE_BUSY. Writers take the write lock up front.
+    # Sent straight to sqlite3: SQLAlchemy's statement machinery would cost more than SQLite.
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
+        driver = conn.connection.driver_connection
+        assert isinstance(driver, sqlite_inline.InlineConnection)
+        driver.begin(immediate=writer)
 
     return engine
 

@@ -113,6 +113,10 @@ class InlineConnection:
     async def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> InlineCursor:
         return await self.cursor().execute(sql, parameters)
 
+    def begin(self, *, immediate: bool) -> None:
+        """Start a transaction now: IMMEDIATE takes the write lock (or fails at once)."""
+        self._live().execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
     async def commit(self) -> None:
         self._live().commit()
 

@@ -180,8 +180,10 @@ def insert_stmt(model: type[Base]) -> Insert:
 def set_columns(obj: Base) -> dict[str, Any]:
     """The column values set on ``obj``, by column name; unset columns take their defaults."""
     state = obj.__dict__
-    return {
-        attr.columns[0].name: state[attr.key]
-        for attr in inspect(type(obj)).column_attrs
-        if attr.key in state
-    }
+    return {name: state[key] for key, name in _columns(type(obj)) if key in state}
+
+
+@cache
+def _columns(model: type[Base]) -> tuple[tuple[str, str], ...]:
+    """(attribute, column name) for each of ``model``'s columns."""
+    return tuple((attr.key, attr.columns[0].name) for attr in inspect(model).column_attrs)
