@@ -279,6 +279,9 @@ class ChatStream:
         stop the backend and raise; on a failed backend, fail the job, refund it and raise."""
         first = asyncio.ensure_future(self._advance())
         if charge is not None:
+            # Let the backend request go out first: the charge may not wait on anything (SQLite
+            # runs on this thread), and it should overlap the backend's work, not precede it.
+            await asyncio.sleep(0)
             try:
                 await charge
             except BaseException:

@@ -152,19 +152,29 @@ class JobRunner:
 
     @contextlib.asynccontextmanager
     async def _lease(self, job_id: str) -> AsyncIterator[None]:
-        renewer = asyncio.create_task(self._renew(job_id))
+        """Renew the job's lease every third of its length while the block runs. The renewing
+        task starts only when the first renewal is due: most jobs end long before."""
+        loop = asyncio.get_running_loop()
+        renewers: list[asyncio.Task[None]] = []
+
+        def start() -> None:
+            renewers.append(loop.create_task(self._renew(job_id)))
+
+        timer = loop.call_later(self.lease_s / 3, start)
         try:
             yield
         finally:
-            renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
+            timer.cancel()
+            for renewer in renewers:
+                renewer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await renewer
 
     async def _renew(self, job_id: str) -> None:
         while True:
-            await asyncio.sleep(self.lease_s / 3)
             async with self.db.transaction() as session:
                 await store.renew_lease(session, job_id, self.owner, time.time() + self.lease_s)
+            await asyncio.sleep(self.lease_s / 3)
 
     async def _execute(self, job: Job) -> GenerationResult:
         entry = self.catalog.get(job.model)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -91,7 +92,8 @@ class Database:
         while True:
             try:
                 return await attempt()
-            except OperationalError as exc:
+            except (OperationalError, sqlite3.OperationalError) as exc:
+                # The BEGIN goes straight to sqlite3 (``_on_begin``), so its error comes unwrapped.
                 if not (self.is_sqlite and _is_locked(exc)) or loop.time() >= deadline:
                     raise
             await asyncio.sleep(delay)
@@ -138,8 +140,9 @@ _T = TypeVar("_T")
 _LOCK_WAIT_S = 30.0
 
 
-def _is_locked(exc: OperationalError) -> bool:
-    return "locked" in str(exc.orig).lower() or "busy" in str(exc.orig).lower()
+def _is_locked(exc: Exception) -> bool:
+    text = str(getattr(exc, "orig", exc)).lower()
+    return "locked" in text or "busy" in text
 
 
 def _sqlite_path(url: str) -> str:
