@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import httpx
@@ -20,6 +22,7 @@ from hyperlocal.core import keys
 from hyperlocal.runtime import open_storage
 from hyperlocal.settings import Settings
 from hyperlocal.storage.s3 import S3Storage
+from hyperlocal.store import jobs as job_store
 from tests.conftest import SettingsFactory, auth, services_of
 from tests.scaleout import _audit
 from tests.scaleout._processes import HYPERLOCAL, spawned
@@ -127,6 +130,48 @@ async def test_the_api_stores_inputs_and_outputs_in_s3_and_answers_with_their_ur
     assert url.startswith(f"{s3_endpoint}/{bucket}/outputs/images/res_")
     assert (await fetch(url)).startswith(PNG_MAGIC)
     assert any(k.startswith("outputs/inputs/job_") for k in _object_keys(s3_endpoint, bucket))
+
+
+async def test_a_jobs_presigned_url_is_signed_again_each_time_the_job_is_read(
+    make_settings: SettingsFactory, s3_values: dict[str, Any], s3_endpoint: str, bucket: str
+) -> None:
+    app = create_app(make_settings(**s3_values, s3_presign_seconds=60), engines=TEST_ENGINES)
+    async with (
+        LifespanManager(app, startup_timeout=30, shutdown_timeout=30),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+    ):
+        key = await keys.create_key(services_of(app).db, keys.KeySpec("s3", 1000, 1000, 15))
+        body = {"model": "gemini-3-1-flash-t2i", "prompt": "a lighthouse"}
+        headers = auth(key) | {"Prefer": "respond-async"}
+        accepted = await client.post("/v1/images/generate", json=body, headers=headers)
+        assert accepted.status_code == 202, accepted.text
+        job_id = accepted.json()["jobId"]
+        first = await _completed_url(client, key, job_id)
+        await asyncio.sleep(1.1)  # X-Amz-Date counts whole seconds
+        second = await _completed_url(client, key, job_id)
+        row = await _job_row(app, job_id)
+    assert row.output_keys == [f"images/{row.result_id}.png"]
+    assert first != second
+    assert _signed_at(second) > _signed_at(first)
+    assert (await fetch(second)).startswith(PNG_MAGIC)
+
+
+async def _completed_url(client: httpx.AsyncClient, key: keys.IssuedKey, job_id: str) -> str:
+    for _ in range(200):
+        job = (await client.get(f"/v1/jobs/{job_id}", headers=auth(key))).json()
+        if job["status"] == "completed":
+            return str(job["outputUrl"])
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not complete: {job}")
+
+
+async def _job_row(app: Any, job_id: str) -> Any:
+    async with services_of(app).db.read() as session:
+        return await job_store.get(session, job_id)
+
+
+def _signed_at(url: str) -> str:
+    return parse_qs(urlsplit(url).query)["X-Amz-Date"][0]
 
 
 def _object_keys(endpoint: str, bucket: str) -> list[str]:

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from hyperlocal.core.status import WIRE_TYPES, JobStatus
 from hyperlocal.core.webhooks import record_terminal
 from hyperlocal.engines.base import Category
 from hyperlocal.errors import JobNotFoundError
+from hyperlocal.storage.base import Storage
 from hyperlocal.store import jobs as store
 from hyperlocal.store.db import Database
 from hyperlocal.store.tables import Job
@@ -39,6 +41,7 @@ __all__ = [
     "list_jobs",
     "view",
     "watch",
+    "with_current_urls",
 ]
 
 
@@ -55,6 +58,7 @@ class JobView:
     result_id: str | None = None
     output_url: str | None = None
     output_urls: Sequence[str] = ()
+    output_keys: Sequence[str] = ()  # storage keys: ``with_current_urls`` makes the URLs
     result: Mapping[str, Any] = field(default_factory=dict)
     error: str | None = None
     error_code: str | None = None
@@ -88,6 +92,7 @@ def view(row: Job | Row[Any], queue_position: int | None = None) -> JobView:
         result_id=row.result_id,
         output_url=row.output_url,
         output_urls=tuple(row.output_urls or ()),
+        output_keys=tuple(row.output_keys or ()),
         result=row.result or {},
         error=row.error,
         error_code=row.error_code,
@@ -97,6 +102,15 @@ def view(row: Job | Row[Any], queue_position: int | None = None) -> JobView:
         finished_at=row.finished_at,
         queue_position=queue_position,
     )
+
+
+async def with_current_urls(storage: Storage, job: JobView) -> JobView:
+    """``job`` with its outputs' URLs made now from their storage keys (a fresh presigned URL,
+    the current public URL). A job finished before keys were kept shows its stored URLs."""
+    if not job.output_keys:
+        return job
+    urls = tuple([await storage.url(k) for k in job.output_keys])
+    return dataclasses.replace(job, output_url=urls[0], output_urls=urls)
 
 
 async def get_job(db: Database, key: KeyInfo, job_id: str) -> JobView:

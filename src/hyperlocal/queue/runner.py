@@ -121,10 +121,10 @@ class JobRunner:
         try:
             async with self._lease(job.id):
                 result = await self._execute(job)
-                urls = await self._store_outputs(job, result)
+                outputs = await self._store_outputs(job, result)
         except Exception as exc:
             return await self._fail(job, _as_generation_error(exc))
-        return await self._complete(job, result, urls)
+        return await self._complete(job, result, outputs)
 
     def claim_values(self, now: float) -> dict[str, Any]:
         """The columns of a job that this worker claims as it is created (see ``store.claim``)."""
@@ -224,25 +224,28 @@ class JobRunner:
             ]
         return media
 
-    async def _store_outputs(self, job: Job, result: GenerationResult) -> list[str]:
+    async def _store_outputs(self, job: Job, result: GenerationResult) -> list[tuple[str, str]]:
+        """Each output written to storage: its key and its URL now."""
         if not result.artifacts:
             raise GenerationError("The engine produced no output")
         folder = _FOLDERS[Category(job.category)]
         stem = job.result_id or job.id
-        urls = []
+        stored = []
         for i, artifact in enumerate(result.artifacts):
             suffix = f"-{i}" if i else ""
             key = f"{folder}/{stem}{suffix}.{artifact.extension}"
-            urls.append(await self.storage.put(key, artifact.data, artifact.content_type))
-        return urls
+            stored.append((key, await self.storage.put(key, artifact.data, artifact.content_type)))
+        return stored
 
     async def _complete(
-        self, job: Job, result: GenerationResult, urls: list[str]
+        self, job: Job, result: GenerationResult, outputs: list[tuple[str, str]]
     ) -> JobView | None:
+        urls = [url for _, url in outputs]
         values = {
             "status": JobStatus.COMPLETED.value,
             "output_url": urls[0],
             "output_urls": urls,
+            "output_keys": [key for key, _ in outputs],
             "result": _result_json(result),
             "progress": 1.0,
             "finished_at": time.time(),
@@ -316,12 +319,14 @@ class JobRunner:
 
 def _terminal_view(job: Job, values: Mapping[str, Any]) -> JobView:
     """The job as ``_finish`` just wrote it, without reading it back."""
-    fields = {k: v for k, v in values.items() if k not in ("status", "output_urls")}
+    lists = ("output_urls", "output_keys")
+    fields = {k: v for k, v in values.items() if k != "status" and k not in lists}
     return dataclasses.replace(
         view(job),
         **fields,
         status=JobStatus(values["status"]),
         output_urls=tuple(values.get("output_urls") or ()),
+        output_keys=tuple(values.get("output_keys") or ()),
     )
 
 

@@ -1,4 +1,8 @@
-"""The storage interface: put bytes under a key, get back the URL that clients fetch."""
+"""The storage interface: put bytes under a key, get back the URL that clients fetch.
+
+Jobs keep their outputs' keys, and their URLs are made when a client reads the job
+(``url``): a presigned URL is then always fresh, and a changed public URL applies to old jobs.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,10 @@ __all__ = ["Storage"]
 class Storage(Protocol):
     async def put(self, key: str, data: bytes, content_type: str) -> str:
         """Store ``data`` under ``key`` (``images/res_x.png``) and return its public URL."""
+        ...
+
+    async def url(self, key: str) -> str:
+        """The URL a client fetches ``key`` at, now."""
         ...
 
     async def get(self, key: str) -> bytes:

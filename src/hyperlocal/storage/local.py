@@ -22,6 +22,9 @@ class LocalStorage:
 
     async def put(self, key: str, data: bytes, content_type: str) -> str:  # noqa: ARG002
         await asyncio.to_thread(self._write, self.path_for(key), data)
+        return await self.url(key)
+
+    async def url(self, key: str) -> str:
         return f"{self.base_url}/files/{key}"
 
     @staticmethod

@@ -4,9 +4,9 @@
 worker thread; one boto3 client is shared, which boto3 documents as thread-safe.
 
 URLs are either public (``<s3_public_base_url>/<object key>``, for a public bucket or a CDN in
-front of it) or presigned GETs that expire after ``s3_presign_seconds``. A presigned URL is
-stored with the job when the output is written, so it expires with the signature; operators
-who keep results longer than that want the public mode.
+front of it) or presigned GETs that expire after ``s3_presign_seconds``. Jobs keep the object
+keys, and the URL is signed again each time a client reads the job, so a presigned URL is
+always valid for ``s3_presign_seconds`` from the moment it was shown.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class S3Storage:
             Body=data,
             ContentType=content_type,
         )
-        return await self.url_for(key)
+        return await self.url(key)
 
     async def get(self, key: str) -> bytes:
         return await asyncio.to_thread(self._read, self.object_key(key))
@@ -74,7 +74,7 @@ class S3Storage:
         body: bytes = response["Body"].read()
         return body
 
-    async def url_for(self, key: str) -> str:
+    async def url(self, key: str) -> str:
         """The URL a client fetches the object at: public, or presigned (a local computation)."""
         name = self.object_key(key)
         if self.public_base_url:

@@ -105,6 +105,8 @@ class Job(Base):
     result_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     output_url: Mapped[str | None] = mapped_column(Text, nullable=True)
     output_urls: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    # Storage keys of the outputs: their URLs are made again on each read (0004).
+    output_keys: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     result: Mapped[JsonDict | None] = mapped_column(JSON, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     error_code: Mapped[str | None] = mapped_column(String(16), nullable=True)

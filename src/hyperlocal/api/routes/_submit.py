@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from hyperlocal.api.routes._views import accepted
+from hyperlocal.core import jobs
 from hyperlocal.core.generation import SubmitRequest, generate, submit
 from hyperlocal.core.jobs import JobStatus, JobView
 from hyperlocal.core.services import Services
@@ -39,7 +40,7 @@ async def run_or_accept(
         return JSONResponse(accepted(svc.settings, job).model_dump(), status_code=202)
     done = await generate(svc, req)
     if done.status is JobStatus.COMPLETED:
-        return render(done)
+        return render(await jobs.with_current_urls(svc.storage, done))
     if done.status.terminal:
         raise _ERRORS.get(done.error_code or "", GenerationError)(done.error or None)
     return JSONResponse(accepted(svc.settings, done).model_dump(), status_code=202)

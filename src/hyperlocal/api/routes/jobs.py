@@ -13,6 +13,7 @@ from hyperlocal.api.deps import CurrentKey, Svc
 from hyperlocal.api.routes._views import job_status
 from hyperlocal.api.schemas import JobListResponse, JobStatusResponse
 from hyperlocal.core import jobs, webhooks
+from hyperlocal.storage.base import Storage
 
 router = APIRouter(tags=["jobs"])
 
@@ -25,7 +26,8 @@ async def get_job(
     model: str | None = None,  # noqa: ARG001 - accepted for hosted-API compatibility
     type: str | None = None,  # noqa: ARG001
 ) -> JobStatusResponse:
-    return job_status(await jobs.get_job(svc.db, key, job_id))
+    job = await jobs.get_job(svc.db, key, job_id)
+    return job_status(await jobs.with_current_urls(svc.storage, job))
 
 
 @router.get("/jobs", response_model=JobListResponse, response_model_exclude_none=True)
@@ -36,7 +38,8 @@ async def list_jobs(
     cursor: str | None = None,
 ) -> JobListResponse:
     page = await jobs.list_jobs(svc.db, key, limit=limit, cursor=cursor)
-    return JobListResponse(data=[job_status(j) for j in page.jobs], nextCursor=page.next_cursor)
+    shown = [job_status(await jobs.with_current_urls(svc.storage, j)) for j in page.jobs]
+    return JobListResponse(data=shown, nextCursor=page.next_cursor)
 
 
 @router.post(
@@ -53,14 +56,14 @@ async def job_events(job_id: str, key: CurrentKey, svc: Svc) -> StreamingRespons
     await jobs.get_job(svc.db, key, job_id)  # 404 before the stream starts
     stream = jobs.watch(svc.db, svc.events, key, job_id, heartbeat=15.0)
     return StreamingResponse(
-        _sse(job_id, stream),
+        _sse(job_id, stream, svc.storage),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
 async def _sse(
-    job_id: str, stream: AsyncIterator[jobs.JobView | float | None]
+    job_id: str, stream: AsyncIterator[jobs.JobView | float | None], storage: Storage
 ) -> AsyncIterator[str]:
     async for item in stream:
         if item is None:
@@ -68,7 +71,8 @@ async def _sse(
         elif isinstance(item, float):
             yield _event("progress", {"jobId": job_id, "progress": round(item, 3)})
         else:
-            yield _event("status", job_status(item).model_dump(exclude_none=True))
+            shown = job_status(await jobs.with_current_urls(storage, item))
+            yield _event("status", shown.model_dump(exclude_none=True))
 
 
 def _event(name: str, data: dict[str, Any]) -> str:
