@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,6 +15,9 @@ from hyperlocal.store import keys as key_store
 from hyperlocal.store import ledger as store
 from hyperlocal.store.db import Database
 from hyperlocal.store.tables import LedgerEntry
+
+if TYPE_CHECKING:
+    from hyperlocal.core.keycache import KeyCache
 
 __all__ = ["EntryKind", "LedgerLine", "charge", "grant", "history", "refund"]
 
@@ -97,11 +101,16 @@ async def refund(session: AsyncSession, key_id: str, job_id: str, note: str) -> 
     return balance
 
 
-async def grant_to(db: Database, key_id: str, amount: int, note: str = "") -> int:
+async def grant_to(
+    db: Database, key_id: str, amount: int, note: str = "", cache: KeyCache | None = None
+) -> int:
     async with db.transaction() as session:
         if await key_store.by_id(session, key_id) is None:
             raise NotFoundError("Key not found")
-        return await grant(session, key_id, amount, note)
+        balance = await grant(session, key_id, amount, note)
+    if cache is not None:
+        cache.forget(key_id)  # its balance as of authentication is stale now
+    return balance
 
 
 async def history(

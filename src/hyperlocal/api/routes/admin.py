@@ -76,7 +76,7 @@ async def revoke_key(key_id: str, _: AdminKey, svc: Svc) -> dict[str, Any]:
 
 @router.post("/keys/{key_id}/credits")
 async def grant_credits(key_id: str, body: CreditGrant, _: AdminKey, svc: Svc) -> dict[str, Any]:
-    await ledger.grant_to(svc.db, key_id, body.credits, body.note or "admin grant")
+    await ledger.grant_to(svc.db, key_id, body.credits, body.note or "admin grant", svc.key_cache)
     return key_json(await keys.get_key(svc.db, key_id))
 
 
