@@ -18,6 +18,7 @@ and how it ended. Message text is never stored: the row keeps counts only.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import secrets
 import time
@@ -279,12 +280,14 @@ class ChatStream:
         stop the backend and raise; on a failed backend, fail the job, refund it and raise."""
         first = asyncio.ensure_future(self._advance())
         if charge is not None:
-            # Let the backend request go out first: the charge may not wait on anything (SQLite
-            # runs on this thread), and it should overlap the backend's work, not precede it.
-            await asyncio.sleep(0)
             try:
+                # Let the backend request go out first: the charge may not wait on anything
+                # (SQLite runs on this thread), and it should overlap the backend, not precede it.
+                await asyncio.sleep(0)
                 await charge
             except BaseException:
+                if inspect.iscoroutine(charge):
+                    charge.close()  # cancelled before it ran: it must not warn, nor run later
                 self._closed = True
                 first.cancel()
                 await asyncio.gather(first, return_exceptions=True)

@@ -27,13 +27,15 @@ __all__ = ["ChatRecorder"]
 log = logging.getLogger(__name__)
 
 _RUNNING = [JobStatus.RUNNING.value]
-_RETRY_S = 0.5  # after a failed write, the batch is kept and tried again this much later
+_RETRY_S = 0.5  # after a failed write, what failed is tried again this much later
+_MAX_ATTEMPTS = 5  # then a record is given up (logged); the lease sweep fails and refunds it
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Record:
     job_id: str
     values: dict[str, Any]
+    attempts: int = 0
 
 
 class ChatRecorder:
@@ -54,7 +56,7 @@ class ChatRecorder:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def flush(self) -> None:
-        """Return once everything recorded so far is written."""
+        """Return once everything recorded so far is written (or given up)."""
         await self._idle.wait()
 
     async def _run(self) -> None:
@@ -62,13 +64,26 @@ class ChatRecorder:
             await self._wake.wait()
             self._wake.clear()
             batch, self._pending = self._pending, []
-            if batch and not await self._write(batch):
-                self._pending[:0] = batch
+            failed = await self._write_all(batch) if batch else []
+            if failed:
+                self._pending[:0] = failed
                 await asyncio.sleep(_RETRY_S)
                 self._wake.set()
                 continue
             if not self._pending:
                 self._idle.set()
+
+    async def _write_all(self, batch: list[_Record]) -> list[_Record]:
+        """Write the batch in one transaction; if that fails, each record alone, so that one
+        record that cannot be written holds up no other. The records to try again."""
+        if len(batch) > 1 and await self._write(batch):
+            return []
+        failed = [rec for rec in batch if not await self._write([rec])]
+        for rec in failed:
+            rec.attempts += 1
+            if rec.attempts >= _MAX_ATTEMPTS:
+                log.error("giving up recording a finished chat", extra={"job_id": rec.job_id})
+        return [rec for rec in failed if rec.attempts < _MAX_ATTEMPTS]
 
     async def _write(self, batch: list[_Record]) -> bool:
         try:
@@ -83,8 +98,11 @@ class ChatRecorder:
     async def aclose(self) -> None:
         """Write what is pending (a failing database gets a few tries), then stop."""
         if self._pending or not self._idle.is_set():
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(self.flush(), timeout=10.0)
+            except TimeoutError:
+                ids = [rec.job_id for rec in self._pending]
+                log.error("finished chats left unrecorded at shutdown", extra={"job_ids": ids})
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -4,7 +4,9 @@ Every request authenticates, and most requests come from a few keys, so looking 
 in the database each time is the largest fixed cost of a request. An entry lives for ``ttl``
 seconds. A revocation made through this process takes effect at once; one made elsewhere (the
 CLI, another API process) takes effect within ``ttl``. Only valid keys are cached, so an
-unknown or revoked key always reaches the database. Balances are never read from here.
+unknown or revoked key always reaches the database. The balance in a cached ``KeyInfo`` is as
+of its authentication: a hint (chat uses it to decide whether to overlap the charge with the
+backend), never what a charge or a 402 is decided on.
 """
 
 from __future__ import annotations
