@@ -141,13 +141,16 @@ def connect(path: str, *, writer: bool) -> Callable[[], Any]:
     """The ``async_creator`` for an engine of write (or read-only) connections to ``path``."""
 
     async def create() -> InlineConnection:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         busy_ms = 0 if writer else READ_BUSY_MS
+        # The busy timeout applies from the first statement on (sqlite3's default would let
+        # ``journal_mode=WAL`` wait 5 s on a locked file, on the loop's thread).
+        conn = sqlite3.connect(
+            path, timeout=busy_ms / 1000, isolation_level=None, check_same_thread=False
+        )
         for pragma in (
             "journal_mode=WAL",
             "synchronous=NORMAL",
             "foreign_keys=ON",
-            f"busy_timeout={busy_ms}",
             "wal_autocheckpoint=0",
         ):
             conn.execute(f"PRAGMA {pragma}")
