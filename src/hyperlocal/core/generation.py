@@ -20,10 +20,11 @@ from hyperlocal.core.pricing import price
 from hyperlocal.core.services import Services
 from hyperlocal.core.validation import media_fields, validate_inputs
 from hyperlocal.engines.base import Category, InputValue, MediaInput, MediaKind
-from hyperlocal.errors import EngineUnavailableError
+from hyperlocal.errors import EngineUnavailableError, InsufficientCreditsError
 from hyperlocal.queue.base import InlineSlot
 from hyperlocal.store import jobs as store
 from hyperlocal.store import keys as key_store
+from hyperlocal.store import ledger as ledger_store
 from hyperlocal.store.tables import Job
 
 __all__ = ["SYNC_MARGIN_S", "SubmitRequest", "generate", "new_job_id", "submit"]
@@ -127,6 +128,10 @@ async def _submit_new(svc: Services, req: SubmitRequest, *, inline: bool) -> _Su
     media = await _fetch_media(svc, entry, params)
     job = _new_job(req, entry, params, price(entry, params))
     job.inputs = await _store_inputs(svc, job.id, media)
+    if not inline and not svc.db.is_sqlite and not req.idempotency_key:
+        await _commit_in_one_statement(svc, req, job)
+        await svc.queue.enqueue(job.id, job.model)
+        return _Submitted(view(job))
     slot = await svc.queue.reserve_inline(SLOT_WAIT_S) if inline else None
     try:
         claimed = await _commit(svc, req, job, slot)
@@ -140,6 +145,18 @@ async def _submit_new(svc: Services, req: SubmitRequest, *, inline: bool) -> _Su
         await svc.queue.enqueue(job.id, job.model)
         return _Submitted(view(job))
     return _Submitted(view(job), job, slot)
+
+
+async def _commit_in_one_statement(svc: Services, req: SubmitRequest, job: Job) -> None:
+    """PostgreSQL, a queued job: the charge, its ledger line and the job row as one atomic
+    statement (``store.insert_paid``), so that concurrent submits of one key wait on its row
+    for the statement alone, not for a transaction's round trips."""
+    async with svc.db.single_statement() as conn:
+        balance = await store.insert_paid(conn, job, time.time())
+    if balance is None:
+        async with svc.db.read() as session:
+            available = await ledger_store.balance(session, req.key.id)
+        raise InsufficientCreditsError(job.credits, available)
 
 
 async def _commit(svc: Services, req: SubmitRequest, job: Job, slot: InlineSlot | None) -> bool:

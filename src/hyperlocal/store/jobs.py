@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Row, Update, bindparam, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Row, TextClause, Update, bindparam, func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from hyperlocal.store.tables import Job, insert_stmt, set_columns, table
 
@@ -20,6 +20,7 @@ __all__ = [
     "finish",
     "get",
     "insert",
+    "insert_paid",
     "list_for_key",
     "queue_position",
     "queued_ids",
@@ -45,6 +46,40 @@ async def insert(session: AsyncSession, job: Job) -> None:
     """Insert the job's row as one Core statement (the ORM's flush costs several times more on
     this hot path). ``job`` stays detached: later reads return fresh rows."""
     await session.execute(insert_stmt(Job), [set_columns(job)])
+
+
+async def insert_paid(conn: AsyncConnection, job: Job, now: float) -> int | None:
+    """PostgreSQL: debit the job's key by ``job.credits``, write the ledger's charge line and
+    insert the job, as one statement: atomic on its own, so it runs in autocommit and holds the
+    key's row only while PostgreSQL executes it. The new balance, or None (nothing written)
+    if the balance does not cover the price."""
+    values = set_columns(job)
+    params = {f"v_{name}": value for name, value in values.items()}
+    params |= {"p_key_id": job.key_id, "p_amount": job.credits, "p_now": now}
+    result = await conn.execute(_paid_insert(tuple(values)), params)
+    balance = result.scalar_one_or_none()
+    return None if balance is None else int(balance)
+
+
+@cache
+def _paid_insert(columns: tuple[str, ...]) -> TextClause:
+    names = ", ".join(columns)
+    binds = ", ".join(f":v_{name}" for name in columns)
+    sql = f"""
+        WITH debited AS (
+            UPDATE api_keys SET credits = credits - :p_amount
+            WHERE id = :p_key_id AND credits >= :p_amount
+            RETURNING credits
+        ), charged AS (
+            INSERT INTO ledger (key_id, kind, amount, balance_after, job_id, note, created_at)
+            SELECT :p_key_id, 'charge', -:p_amount, credits, :v_id, '', :p_now FROM debited
+        ), created AS (
+            INSERT INTO jobs ({names}) SELECT {binds} FROM debited
+        )
+        SELECT credits FROM debited
+    """
+    typed = [bindparam(f"v_{name}", type_=_c[name].type) for name in columns]
+    return text(sql).bindparams(*typed)
 
 
 async def get(session: AsyncSession, job_id: str) -> Job | None:
