@@ -98,7 +98,7 @@ async def test_transaction_waits_for_another_writer_without_blocking_the_loop(
         timer.join()
     assert ended - started >= 0.25  # it did wait for the other connection's commit
     during = [t for t in ticks if started <= t <= ended]
-    assert len(during) >= 10, f"the event loop ticked only {len(during)} times in the wait"
+    assert len(during) >= 5, f"the event loop ticked only {len(during)} times in the wait"
     async with db.read() as session:
         names = (await session.execute(text("SELECT name FROM api_keys"))).scalars().all()
         rows = (await session.execute(text("SELECT n FROM scratch ORDER BY n"))).scalars().all()
@@ -154,7 +154,7 @@ async def test_reads_proceed_while_another_connection_holds_the_write_lock(
     started = time.monotonic()
     async with asyncio.timeout(1):
         assert await _count(db) == 1  # the committed row; not the other's uncommitted one
-    assert time.monotonic() - started < 0.2
+    assert time.monotonic() - started < 0.5  # a wait would be a "locked" error, or the timeout
     other.execute("COMMIT")
     assert await _count(db) == 2
 
@@ -218,7 +218,7 @@ async def test_opening_a_locked_database_not_yet_in_wal_mode_does_not_block_the_
             ticker.cancel()
             timer.join()
             await database.aclose()
-        assert len(ticks) >= 20  # the loop ran on while the lock was held
+        assert len(ticks) >= 10  # the loop ran on while the lock was held (a blocked loop: 1)
     finally:
         holder.close()
 
