@@ -27,7 +27,7 @@ from hyperlocal.store import keys as key_store
 from hyperlocal.store import ledger as ledger_store
 from hyperlocal.store.tables import Job
 
-__all__ = ["SYNC_MARGIN_S", "SubmitRequest", "generate", "new_job_id", "submit"]
+__all__ = ["SLOT_WAIT_S", "SYNC_MARGIN_S", "SubmitRequest", "generate", "new_job_id", "submit"]
 
 # A synchronous request waits this long past its model's timeout before answering 202.
 SYNC_MARGIN_S = 5.0
@@ -128,10 +128,6 @@ async def _submit_new(svc: Services, req: SubmitRequest, *, inline: bool) -> _Su
     media = await _fetch_media(svc, entry, params)
     job = _new_job(req, entry, params, price(entry, params))
     job.inputs = await _store_inputs(svc, job.id, media)
-    if not inline and not svc.db.is_sqlite and not req.idempotency_key:
-        await _commit_in_one_statement(svc, req, job)
-        await svc.queue.enqueue(job.id, job.model)
-        return _Submitted(view(job))
     slot = await svc.queue.reserve_inline(SLOT_WAIT_S) if inline else None
     try:
         claimed = await _commit(svc, req, job, slot)
@@ -139,12 +135,12 @@ async def _submit_new(svc: Services, req: SubmitRequest, *, inline: bool) -> _Su
         if slot is not None:
             slot.release()
         raise
-    if not claimed:
-        if slot is not None:
-            slot.release()
-        await svc.queue.enqueue(job.id, job.model)
-        return _Submitted(view(job))
-    return _Submitted(view(job), job, slot)
+    if claimed:
+        return _Submitted(view(job), job, slot)
+    if slot is not None:
+        slot.release()
+    await svc.queue.enqueue(job.id, job.model)
+    return _Submitted(view(job))
 
 
 async def _commit_in_one_statement(svc: Services, req: SubmitRequest, job: Job) -> None:
@@ -162,6 +158,9 @@ async def _commit_in_one_statement(svc: Services, req: SubmitRequest, job: Job) 
 async def _commit(svc: Services, req: SubmitRequest, job: Job, slot: InlineSlot | None) -> bool:
     """Charge and create the job in one transaction; claimed for ``slot`` if the key may run
     another job now. Whether it was claimed. The charge comes last (see ``ledger.charge``)."""
+    if slot is None and not svc.db.is_sqlite and not req.idempotency_key:
+        await _commit_in_one_statement(svc, req, job)
+        return False
     async with svc.db.transaction() as session:
         claimed = slot is not None and await _may_claim(svc, session, req.key)
         if slot is not None and claimed:

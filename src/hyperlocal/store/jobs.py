@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Row, TextClause, Update, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from hyperlocal.store.ledger import CHARGE_CTES
 from hyperlocal.store.tables import Job, insert_stmt, set_columns, table
 
 __all__ = [
@@ -55,7 +56,7 @@ async def insert_paid(conn: AsyncConnection, job: Job, now: float) -> int | None
     if the balance does not cover the price."""
     values = set_columns(job)
     params = {f"v_{name}": value for name, value in values.items()}
-    params |= {"p_key_id": job.key_id, "p_amount": job.credits, "p_now": now}
+    params |= {"p_key_id": job.key_id, "p_amount": job.credits, "p_job_id": job.id, "p_now": now}
     result = await conn.execute(_paid_insert(tuple(values)), params)
     balance = result.scalar_one_or_none()
     return None if balance is None else int(balance)
@@ -66,14 +67,7 @@ def _paid_insert(columns: tuple[str, ...]) -> TextClause:
     names = ", ".join(columns)
     binds = ", ".join(f":v_{name}" for name in columns)
     sql = f"""
-        WITH debited AS (
-            UPDATE api_keys SET credits = credits - :p_amount
-            WHERE id = :p_key_id AND credits >= :p_amount
-            RETURNING credits
-        ), charged AS (
-            INSERT INTO ledger (key_id, kind, amount, balance_after, job_id, note, created_at)
-            SELECT :p_key_id, 'charge', -:p_amount, credits, :v_id, '', :p_now FROM debited
-        ), created AS (
+        WITH {CHARGE_CTES}, created AS (
             INSERT INTO jobs ({names}) SELECT {binds} FROM debited
         )
         SELECT credits FROM debited

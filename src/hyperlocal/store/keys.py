@@ -15,7 +15,6 @@ __all__ = [
     "count",
     "insert",
     "list_all",
-    "lock",
     "running_cap",
     "set_revoked",
     "update_limits",
@@ -74,16 +73,3 @@ async def running_cap(session: AsyncSession, key_id: str) -> int:
     SQLite's writer holds the whole database), so that claims of one key count one at a time.
     0 for a key that does not exist."""
     return int(await session.scalar(_RUNNING_CAP, {"key_id": key_id}) or 0)
-
-
-async def lock(session: AsyncSession, key_id: str) -> ApiKey:
-    """The key row, locked until the transaction ends (PostgreSQL; SQLite locks the database)."""
-    row = await session.scalar(
-        select(ApiKey)
-        .where(ApiKey.id == key_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    if row is None:
-        raise LookupError(key_id)
-    return row

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hyperlocal.store.tables import ApiKey, LedgerEntry, insert_stmt, set_columns, table
 
 __all__ = [
+    "CHARGE_CTES",
     "append",
     "balance",
     "credit",
@@ -52,18 +53,19 @@ async def debit(session: AsyncSession, key_id: str, amount: int) -> int | None:
 
 # PostgreSQL: the debit and its ledger line in one statement, so that the key's row (which
 # every charge of the key updates) stays locked for one round trip and the commit, no longer.
-_CHARGE_PG = text(
-    """
-    WITH debited AS (
-        UPDATE api_keys SET credits = credits - :amount
-        WHERE id = :key_id AND credits >= :amount
+# ``CHARGE_CTES`` is shared with ``jobs.insert_paid``, which adds the job row to the same
+# statement; ``debited`` holds the new balance (no row: the balance did not cover the amount).
+CHARGE_CTES = """
+    debited AS (
+        UPDATE api_keys SET credits = credits - :p_amount
+        WHERE id = :p_key_id AND credits >= :p_amount
         RETURNING credits
+    ), charged AS (
+        INSERT INTO ledger (key_id, kind, amount, balance_after, job_id, note, created_at)
+        SELECT :p_key_id, 'charge', -:p_amount, credits, :p_job_id, '', :p_now FROM debited
     )
-    INSERT INTO ledger (key_id, kind, amount, balance_after, job_id, note, created_at)
-    SELECT :key_id, 'charge', -:amount, credits, :job_id, '', :now FROM debited
-    RETURNING balance_after
-    """
-)
+"""
+_CHARGE_PG = text(f"WITH {CHARGE_CTES} SELECT credits FROM debited")
 
 
 def has_debit_with_entry(session: AsyncSession) -> bool:
@@ -76,7 +78,7 @@ async def debit_with_entry(
 ) -> int | None:
     """The debit and its ``charge`` line as one statement (see ``has_debit_with_entry``): the
     new balance, or None if it does not cover ``amount``."""
-    params = {"key_id": key_id, "amount": amount, "job_id": job_id, "now": now}
+    params = {"p_key_id": key_id, "p_amount": amount, "p_job_id": job_id, "p_now": now}
     balance = (await session.execute(_CHARGE_PG, params)).scalar_one_or_none()
     return None if balance is None else int(balance)
 
