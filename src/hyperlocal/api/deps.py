@@ -10,7 +10,7 @@ from hyperlocal.core import keys
 from hyperlocal.core.keys import KeyInfo
 from hyperlocal.core.services import Services
 
-__all__ = ["AdminKey", "CurrentKey", "IdempotencyKey", "Svc"]
+__all__ = ["AdminKey", "CurrentKey", "IdempotencyKey", "Svc", "rate_headers"]
 
 
 def get_services(request: Request) -> Services:
@@ -45,6 +45,13 @@ async def current_key(request: Request, response: Response, svc: Svc) -> KeyInfo
 
 
 CurrentKey = Annotated[KeyInfo, Depends(current_key)]
+
+
+def rate_headers(request: Request) -> dict[str, str]:
+    """The rate-limit headers of this request's key, once ``current_key`` has counted it.
+    FastAPI adds them by itself only to responses it builds from a route's return value."""
+    headers: dict[str, str] = getattr(request.state, "rate_headers", {})
+    return headers
 
 
 async def admin_key(key: CurrentKey) -> KeyInfo:

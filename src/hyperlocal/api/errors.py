@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hyperlocal import errors as e
+from hyperlocal.api.deps import rate_headers
 from hyperlocal.api.middleware import BodyTooLargeHTTPError
 
 __all__ = ["error_response", "install_error_handlers"]
@@ -72,15 +73,10 @@ def error_response(exc: e.HyperlocalError) -> JSONResponse:
     raise AssertionError("HyperlocalError is in the table")  # pragma: no cover
 
 
-def _rate_headers(request: Request) -> dict[str, str]:
-    headers: dict[str, str] = getattr(request.state, "rate_headers", {})
-    return headers
-
-
 async def _domain(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, e.HyperlocalError)
     response = error_response(exc)
-    response.headers.update(_rate_headers(request))
+    response.headers.update(rate_headers(request))
     if isinstance(exc, e.RateLimitedError):
         response.headers.update(_retry_headers(exc))
     return response
@@ -102,7 +98,7 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(
         {"error": str(exc.detail)},
         status_code=exc.status_code,
-        headers={**(exc.headers or {}), **_rate_headers(request)},
+        headers={**(exc.headers or {}), **rate_headers(request)},
     )
 
 
@@ -118,7 +114,7 @@ async def _validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0] if exc.errors() else {}
     body = {"error": _describe(first), "code": "E1004"}
-    return JSONResponse(body, status_code=400, headers=_rate_headers(request))
+    return JSONResponse(body, status_code=400, headers=rate_headers(request))
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

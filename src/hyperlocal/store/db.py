@@ -6,8 +6,9 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from importlib import resources
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
@@ -19,9 +20,10 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import StaticPool
 
-from hyperlocal.store import sqlite_inline
-from hyperlocal.store.sqlite_inline import Checkpointer
+from hyperlocal.store import prepared, sqlite_inline
+from hyperlocal.store.sqlite_inline import Checkpointer, SharedConnection
 
 __all__ = ["Database"]
 
@@ -36,13 +38,15 @@ class Database:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         self._checkpointer: Checkpointer | None = None
+        self._direct: SharedConnection | None = None
         if self.is_sqlite:
             # SQLite allows one writer at a time. Writers in this process queue on a lock
             # (woken in order); readers get their own engine, whose transactions never take
             # the write lock (WAL lets them run alongside). Both call SQLite on the loop's
             # thread (see ``sqlite_inline``).
             path = _sqlite_path(url)
-            self.engine = _sqlite_engine(url, path, writer=True, echo=echo)
+            self._direct = SharedConnection(path)
+            self.engine = _sqlite_engine(url, path, writer=True, echo=echo, shared=self._direct)
             self.read_engine = _sqlite_engine(url, path, writer=False, echo=echo)
             self._write_lock: asyncio.Lock | None = asyncio.Lock()
             self._checkpointer = Checkpointer(path)
@@ -58,6 +62,10 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session in one transaction: committed on success, rolled back on any error."""
+        if self._direct is not None:
+            async with self._writer(), self._direct_transaction() as session:
+                yield session
+            return
         async with self._writer():
             session = await self._begin()
             try:
@@ -69,6 +77,23 @@ class Database:
                 await session.commit()
             finally:
                 await session.close()
+
+    @asynccontextmanager
+    async def _direct_transaction(self) -> AsyncIterator[AsyncSession]:
+        """SQLite: BEGIN IMMEDIATE on the writer's connection, and a session that runs prepared
+        statements straight on it (``store.prepared``); SQLAlchemy joins the same transaction
+        only if something else runs."""
+        assert self._direct is not None
+        direct = prepared.Direct(self._direct.get(), self.engine.dialect)
+        await self._retry_locked(partial(_begin_immediate, direct.conn))
+        session = self.sessions(info={prepared.DIRECT: direct})
+        try:
+            yield session
+        except BaseException:
+            await _end_direct(session, direct.conn, commit=False)
+            raise
+        else:
+            await _end_direct(session, direct.conn, commit=True)
 
     async def _begin(self) -> AsyncSession:
         """A session whose transaction has begun: on SQLite, holding the write lock, after
@@ -138,6 +163,8 @@ class Database:
         await self.engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()
+        if self._direct is not None:
+            self._direct.close()
         if self._checkpointer is not None:
             await self._checkpointer.aclose()
 
@@ -160,13 +187,38 @@ def _sqlite_path(url: str) -> str:
     return path
 
 
-def _sqlite_engine(url: str, path: str, *, writer: bool, echo: bool) -> AsyncEngine:
+async def _begin_immediate(conn: sqlite3.Connection) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+
+
+async def _end_direct(session: AsyncSession, conn: sqlite3.Connection, *, commit: bool) -> None:
+    """Commit (or roll back) a direct transaction: through the session if SQLAlchemy joined
+    it, else on the connection; either way the connection ends outside a transaction."""
+    joined = prepared.joined(session)
+    try:
+        if joined:
+            await (session.commit() if commit else session.rollback())
+        elif commit:
+            conn.commit()
+    finally:
+        if conn.in_transaction:  # a rollback, or a commit that failed
+            conn.rollback()
+        if joined:
+            await session.close()
+
+
+def _sqlite_engine(
+    url: str, path: str, *, writer: bool, echo: bool, shared: SharedConnection | None = None
+) -> AsyncEngine:
+    creator = shared.create if shared is not None else sqlite_inline.connect(path, writer=writer)
+    pool: dict[str, Any] = {"poolclass": StaticPool} if shared is not None else {}
     engine = create_async_engine(
         url,
         echo=echo,
-        async_creator=sqlite_inline.connect(path, writer=writer),
+        async_creator=creator,
         # Every transaction ends in an explicit commit or rollback: no reset on checkin.
         pool_reset_on_return=None,
+        **pool,
     )
 
     # pysqlite would start transactions lazily, in DEFERRED mode, and a deferred reader that

@@ -11,6 +11,7 @@ from sqlalchemy import Row, TextClause, Update, bindparam, func, select, text, u
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from hyperlocal.store.ledger import CHARGE_CTES
+from hyperlocal.store.prepared import execute, prepared
 from hyperlocal.store.tables import Job, insert_stmt, set_columns, table
 
 __all__ = [
@@ -40,13 +41,15 @@ ACTIVE = (QUEUED, RUNNING)
 _jobs = table(Job)
 _c = _jobs.c
 _BY_ID = select(_jobs).where(_c.id == bindparam("job_id"))
-_COUNT_RUNNING = select(func.count()).where(_c.key_id == bindparam("key_id"), _c.status == RUNNING)
+_COUNT_RUNNING = prepared(
+    select(func.count()).where(_c.key_id == bindparam("key_id"), _c.status == RUNNING)
+)
 
 
 async def insert(session: AsyncSession, job: Job) -> None:
     """Insert the job's row as one Core statement (the ORM's flush costs several times more on
     this hot path). ``job`` stays detached: later reads return fresh rows."""
-    await session.execute(insert_stmt(Job), [set_columns(job)])
+    await execute(session, insert_stmt(Job), [set_columns(job)])
 
 
 async def insert_paid(conn: AsyncConnection, job: Job, now: float) -> int | None:
@@ -98,7 +101,7 @@ async def list_for_key(
     return (await session.scalars(stmt)).all()
 
 
-_CLAIM = (
+_CLAIM = prepared(
     update(_jobs)
     .where(_c.id == bindparam("p_job_id"), _c.status == QUEUED)
     .values(
@@ -118,32 +121,34 @@ async def claim(
     """Take a queued job for ``owner``; the claimed job (detached), or None if it was not
     queued."""
     params = {"p_job_id": job_id, "p_owner": owner, "p_until": now + lease_s, "p_now": now}
-    row = (await session.execute(_CLAIM, params)).one_or_none()
+    row = (await execute(session, _CLAIM, params)).one_or_none()
     return None if row is None else Job(**row._asdict())
 
 
+_HELD = (
+    _c.id == bindparam("p_job_id"),
+    _c.status == RUNNING,
+    _c.lease_owner == bindparam("p_owner"),
+)
+_RENEW = prepared(update(_jobs).where(*_HELD).values(lease_expires_at=bindparam("p_until")))
+_PROGRESS = prepared(update(_jobs).where(*_HELD).values(progress=bindparam("p_progress")))
+
+
 async def renew_lease(session: AsyncSession, job_id: str, owner: str, until: float) -> bool:
-    stmt = (
-        update(_jobs)
-        .where(_c.id == job_id, _c.status == RUNNING, _c.lease_owner == owner)
-        .values(lease_expires_at=until)
-    )
-    return _changed(await session.execute(stmt))
+    params = {"p_job_id": job_id, "p_owner": owner, "p_until": until}
+    return _changed(await execute(session, _RENEW, params))
 
 
 async def set_progress(session: AsyncSession, job_id: str, owner: str, progress: float) -> None:
-    await session.execute(
-        update(_jobs)
-        .where(_c.id == job_id, _c.status == RUNNING, _c.lease_owner == owner)
-        .values(progress=progress)
-    )
+    params = {"p_job_id": job_id, "p_owner": owner, "p_progress": progress}
+    await execute(session, _PROGRESS, params)
 
 
 async def finish(session: AsyncSession, job_id: str, owner: str, **values: Any) -> bool:
     """Move a running job that ``owner`` still holds to a terminal state."""
-    params = {"p_job_id": job_id, "p_states": [RUNNING], "p_owner": owner}
+    params = {"p_job_id": job_id, "p_owner": owner}
     stmt = _leave_state(tuple(values), by_owner=True)
-    return _changed(await session.execute(stmt, params | _set_params(values)))
+    return _changed(await execute(session, stmt, params | _set_params(values)))
 
 
 async def transition(
@@ -157,13 +162,17 @@ async def transition(
 
 @cache
 def _leave_state(columns: tuple[str, ...], *, by_owner: bool) -> Update:
-    """``UPDATE jobs SET <columns>, lease cleared WHERE id AND status IN (...) [AND owner]``,
-    built once per set of columns, with bind parameters (``p_*`` match, ``v_*`` set)."""
-    where = [_c.id == bindparam("p_job_id"), _c.status.in_(bindparam("p_states", expanding=True))]
+    """``UPDATE jobs SET <columns>, lease cleared WHERE id AND status IN (...)``, or, for the
+    lease's ``owner``, ``WHERE id AND status = 'running' AND owner``: built once per set of
+    columns, with bind parameters (``p_*`` match, ``v_*`` set)."""
+    where = [_c.id == bindparam("p_job_id")]
     if by_owner:
-        where.append(_c.lease_owner == bindparam("p_owner"))
+        where += [_c.status == RUNNING, _c.lease_owner == bindparam("p_owner")]
+    else:
+        where.append(_c.status.in_(bindparam("p_states", expanding=True)))
     sets = {name: bindparam(f"v_{name}", type_=_c[name].type) for name in columns}
-    return update(_jobs).where(*where).values(lease_owner=None, lease_expires_at=None, **sets)
+    stmt = update(_jobs).where(*where).values(lease_owner=None, lease_expires_at=None, **sets)
+    return prepared(stmt) if by_owner else stmt
 
 
 def _set_params(values: dict[str, Any]) -> dict[str, Any]:
@@ -190,7 +199,7 @@ async def queued_ids(session: AsyncSession, limit: int = 10_000) -> Sequence[str
 
 
 async def count_running_for_key(session: AsyncSession, key_id: str) -> int:
-    return int(await session.scalar(_COUNT_RUNNING, {"key_id": key_id}) or 0)
+    return int((await execute(session, _COUNT_RUNNING, {"key_id": key_id})).scalar() or 0)
 
 
 async def queue_position(session: AsyncSession, job: Job | Row[Any]) -> int:

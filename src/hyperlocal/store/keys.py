@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hyperlocal.store.prepared import execute, prepared
 from hyperlocal.store.tables import ApiKey, table
 
 __all__ = [
@@ -61,7 +62,7 @@ async def update_limits(
         await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(**values))
 
 
-_RUNNING_CAP = (
+_RUNNING_CAP = prepared(
     select(table(ApiKey).c.max_running_jobs)
     .where(table(ApiKey).c.id == bindparam("key_id"))
     .with_for_update()
@@ -72,4 +73,4 @@ async def running_cap(session: AsyncSession, key_id: str) -> int:
     """The key's running-jobs cap, its row locked until the transaction ends (PostgreSQL;
     SQLite's writer holds the whole database), so that claims of one key count one at a time.
     0 for a key that does not exist."""
-    return int(await session.scalar(_RUNNING_CAP, {"key_id": key_id}) or 0)
+    return int((await execute(session, _RUNNING_CAP, {"key_id": key_id})).scalar() or 0)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hyperlocal.store.prepared import execute, prepared
 from hyperlocal.store.tables import ApiKey, LedgerEntry, insert_stmt, set_columns, table
 
 __all__ = [
@@ -30,13 +31,13 @@ __all__ = [
 _keys = table(ApiKey).c
 # Built once, with bind parameters: Core statements on the table skip the ORM's per-call work,
 # and their compiled form is cached.
-_DEBIT = (
+_DEBIT = prepared(
     update(table(ApiKey))
     .where(_keys.id == bindparam("key_id"), _keys.credits >= bindparam("amount"))
     .values(credits=_keys.credits - bindparam("amount"))
     .returning(_keys.credits)
 )
-_CREDIT = (
+_CREDIT = prepared(
     update(table(ApiKey))
     .where(_keys.id == bindparam("key_id"))
     .values(credits=_keys.credits + bindparam("amount"))
@@ -46,7 +47,7 @@ _CREDIT = (
 
 async def debit(session: AsyncSession, key_id: str, amount: int) -> int | None:
     """Subtract ``amount`` if the balance covers it; the new balance, or None if it does not."""
-    result = await session.execute(_DEBIT, {"key_id": key_id, "amount": amount})
+    result = await execute(session, _DEBIT, {"key_id": key_id, "amount": amount})
     balance = result.scalar_one_or_none()
     return None if balance is None else int(balance)
 
@@ -84,7 +85,7 @@ async def debit_with_entry(
 
 
 async def credit(session: AsyncSession, key_id: str, amount: int) -> int:
-    result = await session.execute(_CREDIT, {"key_id": key_id, "amount": amount})
+    result = await execute(session, _CREDIT, {"key_id": key_id, "amount": amount})
     return int(result.scalar_one())
 
 
@@ -94,7 +95,7 @@ async def balance(session: AsyncSession, key_id: str) -> int:
 
 async def append(session: AsyncSession, entry: LedgerEntry) -> None:
     """One Core INSERT; the database numbers the entry, and ``entry`` stays detached."""
-    await session.execute(insert_stmt(LedgerEntry), [set_columns(entry)])
+    await execute(session, insert_stmt(LedgerEntry), [set_columns(entry)])
 
 
 async def entry_for_job(session: AsyncSession, job_id: str, kind: str) -> LedgerEntry | None:

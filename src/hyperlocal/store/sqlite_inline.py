@@ -27,7 +27,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-__all__ = ["Checkpointer", "InlineConnection", "connect"]
+__all__ = ["Checkpointer", "InlineConnection", "SharedConnection", "connect", "open_connection"]
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +90,11 @@ class InlineCursor:
 class InlineConnection:
     """An aiosqlite-shaped connection over a ``sqlite3`` connection, used on the loop's thread."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, on_close: Callable[[], None] | None = None
+    ) -> None:
         self._conn: sqlite3.Connection | None = conn
+        self._on_close = on_close
 
     @property
     def _connection(self) -> sqlite3.Connection | None:  # what SQLAlchemy's adapter checks
@@ -114,8 +117,11 @@ class InlineConnection:
         return await self.cursor().execute(sql, parameters)
 
     def begin(self, *, immediate: bool) -> None:
-        """Start a transaction now: IMMEDIATE takes the write lock (or fails at once)."""
-        self._live().execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        """Start a transaction now: IMMEDIATE takes the write lock (or fails at once). A
+        transaction already begun on the connection (``Database.transaction``) is joined."""
+        conn = self._live()
+        if not conn.in_transaction:
+            conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     async def commit(self) -> None:
         self._live().commit()
@@ -127,36 +133,72 @@ class InlineConnection:
         self._live().create_function(*args, **kw)
 
     async def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self.stop()
 
     def stop(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+            if self._on_close is not None:
+                self._on_close()
+
+
+def open_connection(path: str, *, writer: bool) -> sqlite3.Connection:
+    """A ``sqlite3`` connection to ``path`` in autocommit mode (transactions are begun
+    explicitly), with hyperlocal's settings."""
+    busy_ms = 0 if writer else READ_BUSY_MS
+    # The busy timeout applies from the first statement on (sqlite3's default would let
+    # ``journal_mode=WAL`` wait 5 s on a locked file, on the loop's thread).
+    conn = sqlite3.connect(
+        path, timeout=busy_ms / 1000, isolation_level=None, check_same_thread=False
+    )
+    for pragma in (
+        "journal_mode=WAL",
+        "synchronous=NORMAL",
+        "foreign_keys=ON",
+        "wal_autocheckpoint=0",
+    ):
+        conn.execute(f"PRAGMA {pragma}")
+    return conn
 
 
 def connect(path: str, *, writer: bool) -> Callable[[], Any]:
     """The ``async_creator`` for an engine of write (or read-only) connections to ``path``."""
 
     async def create() -> InlineConnection:
-        busy_ms = 0 if writer else READ_BUSY_MS
-        # The busy timeout applies from the first statement on (sqlite3's default would let
-        # ``journal_mode=WAL`` wait 5 s on a locked file, on the loop's thread).
-        conn = sqlite3.connect(
-            path, timeout=busy_ms / 1000, isolation_level=None, check_same_thread=False
-        )
-        for pragma in (
-            "journal_mode=WAL",
-            "synchronous=NORMAL",
-            "foreign_keys=ON",
-            "wal_autocheckpoint=0",
-        ):
-            conn.execute(f"PRAGMA {pragma}")
-        return InlineConnection(conn)
+        return InlineConnection(open_connection(path, writer=writer))
 
     return create
+
+
+class SharedConnection:
+    """The one write connection to an SQLite file in this process, opened on first use.
+
+    Writers here take turns anyway (``Database``'s lock), so one connection serves them all:
+    the prepared statements run on it directly, and SQLAlchemy's pool (a ``StaticPool``) hands
+    out the same connection, so that both work inside one transaction.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._conn: sqlite3.Connection | None = None
+
+    def get(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = open_connection(self.path, writer=True)
+        return self._conn
+
+    async def create(self) -> InlineConnection:
+        """The ``async_creator`` for the writer engine."""
+        return InlineConnection(self.get(), on_close=self._forget)
+
+    def _forget(self) -> None:
+        self._conn = None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 class Checkpointer:

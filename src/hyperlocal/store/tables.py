@@ -25,6 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from hyperlocal.store.prepared import prepared
+
 __all__ = [
     "ApiKey",
     "Base",
@@ -175,8 +177,9 @@ def table(model: type[Base]) -> Table:
 
 @cache
 def insert_stmt(model: type[Base]) -> Insert:
-    """A Core INSERT into ``model``'s table, built once so that its compiled form is cached."""
-    return insert(table(model))
+    """A Core INSERT into ``model``'s table, built once so that its compiled form is cached
+    (and prepared: see ``store.prepared``)."""
+    return prepared(insert(table(model)))
 
 
 def set_columns(obj: Base) -> dict[str, Any]:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from fastapi import Request
-from fastapi.responses import JSONResponse
+from fastapi import Request, Response
 from pydantic import BaseModel
 
-from hyperlocal.api.routes._views import accepted
+from hyperlocal.api.routes._views import accepted, json_response
 from hyperlocal.core import jobs
 from hyperlocal.core.generation import SubmitRequest, generate, submit
 from hyperlocal.core.jobs import JobStatus, JobView
@@ -34,13 +33,13 @@ async def run_or_accept(
     request: Request,
     req: SubmitRequest,
     render: Callable[[JobView], BaseModel],
-) -> BaseModel | JSONResponse:
+) -> Response:
     if wants_async(request, req.webhook_url):
         job = await submit(svc, req)
-        return JSONResponse(accepted(svc.settings, job).model_dump(), status_code=202)
+        return json_response(request, accepted(svc.settings, job), 202)
     done = await generate(svc, req)
     if done.status is JobStatus.COMPLETED:
-        return render(await jobs.with_current_urls(svc.storage, done))
+        return json_response(request, render(await jobs.with_current_urls(svc.storage, done)))
     if done.status.terminal:
         raise _ERRORS.get(done.error_code or "", GenerationError)(done.error or None)
-    return JSONResponse(accepted(svc.settings, done).model_dump(), status_code=202)
+    return json_response(request, accepted(svc.settings, done), 202)

@@ -4,11 +4,27 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+from fastapi import Request, Response
+from pydantic import BaseModel
+
+from hyperlocal.api.deps import rate_headers
 from hyperlocal.api.schemas import ImageData, ImageResponse, JobAccepted, JobStatusResponse
 from hyperlocal.core.jobs import JobStatus, JobView
 from hyperlocal.settings import Settings
 
-__all__ = ["accepted", "image_response", "job_status", "poll_url"]
+__all__ = ["accepted", "image_response", "job_status", "json_response", "poll_url"]
+
+
+def json_response(request: Request, model: BaseModel, status_code: int = 200) -> Response:
+    """``model`` as the response body, serialised once, by pydantic (a route that returns the
+    model has FastAPI validate it against ``response_model`` first: work the request path need
+    not do, for models built from our own values), with the key's rate-limit headers."""
+    return Response(
+        model.model_dump_json(),
+        status_code=status_code,
+        headers=rate_headers(request),
+        media_type="application/json",
+    )
 
 
 def poll_url(settings: Settings, job: JobView) -> str:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request, Response
 
 from hyperlocal.api.deps import CurrentKey, IdempotencyKey, Svc
 from hyperlocal.api.routes._submit import run_or_accept
@@ -37,7 +36,7 @@ async def generate_image(
     svc: Svc,
     request: Request,
     idem: IdempotencyKey = None,
-) -> ImageResponse | JSONResponse:
+) -> Response:
     req = SubmitRequest(
         key=key,
         model=_model(body.model, DEFAULT_IMAGE_MODEL),
@@ -46,7 +45,7 @@ async def generate_image(
         webhook_url=body.webhook_url,
         idempotency_key=idem,
     )
-    return await run_or_accept(svc, request, req, image_response)  # type: ignore[return-value]
+    return await run_or_accept(svc, request, req, image_response)
 
 
 @router.post("/images/edit", response_model=ImageResponse, responses=_RESPONSES)
@@ -56,7 +55,7 @@ async def edit_image(
     svc: Svc,
     request: Request,
     idem: IdempotencyKey = None,
-) -> ImageResponse | JSONResponse:
+) -> Response:
     req = SubmitRequest(
         key=key,
         model=_model(body.model),
@@ -65,4 +64,4 @@ async def edit_image(
         webhook_url=body.webhook_url,
         idempotency_key=idem,
     )
-    return await run_or_accept(svc, request, req, image_response)  # type: ignore[return-value]
+    return await run_or_accept(svc, request, req, image_response)

@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from hyperlocal.api.deps import CurrentKey, IdempotencyKey, Svc
 from hyperlocal.api.routes._submit import run_or_accept
-from hyperlocal.api.routes._views import accepted
+from hyperlocal.api.routes._views import accepted, json_response
 from hyperlocal.api.schemas import JobAccepted
 from hyperlocal.core.generation import SubmitRequest, submit
 from hyperlocal.core.jobs import JobView
@@ -74,10 +73,10 @@ _ACCEPTED = {202: {"model": JobAccepted, "description": "Accepted as a job"}}
 
 @router.post("/videos/generate", status_code=202, response_model=JobAccepted)
 async def generate_video(
-    body: GenerationBody, key: CurrentKey, svc: Svc, idem: IdempotencyKey = None
-) -> JSONResponse:
+    body: GenerationBody, key: CurrentKey, svc: Svc, request: Request, idem: IdempotencyKey = None
+) -> Response:
     job = await submit(svc, _request(body, key, (Category.VIDEO,), idem))
-    return JSONResponse(accepted(svc.settings, job).model_dump(), status_code=202)
+    return json_response(request, accepted(svc.settings, job), 202)
 
 
 def _sync_generate(categories: tuple[Category, ...]) -> Callable[..., Awaitable[Any]]:
