@@ -13,8 +13,6 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import event
-from sqlalchemy.engine import Connection
 
 from hyperlocal.core import keys
 from hyperlocal.core.chat_recorder import ChatRecorder
@@ -58,15 +56,19 @@ async def recorder(db: Database) -> AsyncIterator[ChatRecorder]:
 
 @pytest.fixture
 def commits(db: Database) -> Iterator[list[float]]:
-    """Every commit on the database's write engine, as it happens (SQLAlchemy's own event)."""
+    """Every commit of the database's writer, as it happens: SQLite's own trace of the shared
+    write connection, where the direct transactions commit (``store.prepared``)."""
     seen: list[float] = []
 
-    def on_commit(_conn: Connection) -> None:
-        seen.append(time.monotonic())
+    def on_statement(statement: str) -> None:
+        if statement.strip().upper() == "COMMIT":
+            seen.append(time.monotonic())
 
-    event.listen(db.engine.sync_engine, "commit", on_commit)
+    assert db._direct is not None
+    conn = db._direct.get()
+    conn.set_trace_callback(on_statement)
     yield seen
-    event.remove(db.engine.sync_engine, "commit", on_commit)
+    conn.set_trace_callback(None)
 
 
 async def _insert(db: Database, key_id: str, job_id: str, status: str = "running") -> None:

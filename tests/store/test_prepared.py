@@ -143,8 +143,11 @@ async def test_a_statement_with_an_in_list_takes_sqlalchemys_path(db: Database) 
         await job_store.insert(session, job)
     with through_sqlalchemy(db) as seen:
         async with db.transaction() as session:
-            moved = await job_store.transition(session, job.id, ["queued"], status="canceled")
-    assert moved and len(seen) == 1 and " IN (" in seen[0]
+            states = ["queued", "running"]
+            moved = await job_store.transition(session, job.id, states, status="canceled")
+            again = await job_store.transition(session, job.id, ["canceled"], status="failed")
+    assert moved and again
+    assert len(seen) == 2 and " IN (" in seen[0]  # once SQLAlchemy joins, it runs the rest
 
 
 async def test_an_insert_with_a_python_default_takes_sqlalchemys_path(db: Database) -> None:

@@ -10,7 +10,7 @@ from hyperlocal.core import keys
 from hyperlocal.core.keys import KeyInfo
 from hyperlocal.core.services import Services
 
-__all__ = ["AdminKey", "CurrentKey", "IdempotencyKey", "Svc", "rate_headers"]
+__all__ = ["AdminKey", "CurrentKey", "IdempotencyKey", "Svc", "authenticate", "rate_headers"]
 
 
 def get_services(request: Request) -> Services:
@@ -27,20 +27,25 @@ def _bearer(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-async def current_key(request: Request, response: Response, svc: Svc) -> KeyInfo:
-    """Authenticate, then count the request against the key's rolling-hour limit.
+async def authenticate(request: Request, svc: Services) -> KeyInfo:
+    """Authenticate, then count the request against the key's rolling-hour limit; the
+    rate-limit headers are kept for the response (``rate_headers``).
 
     The limit is checked before any route logic runs, so a rejected request is never charged.
     """
     key = await keys.authenticate(svc.db, _bearer(request), svc.key_cache)
     state = await svc.limiter.hit(key.id, key.rate_limit)
-    headers = {
+    request.state.rate_headers = {
         "X-RateLimit-Limit": str(state.limit),
         "X-RateLimit-Remaining": str(state.remaining),
         "X-RateLimit-Reset": str(int(state.reset_at)),
     }
-    request.state.rate_headers = headers
-    response.headers.update(headers)
+    return key
+
+
+async def current_key(request: Request, response: Response, svc: Svc) -> KeyInfo:
+    key = await authenticate(request, svc)
+    response.headers.update(rate_headers(request))
     return key
 
 

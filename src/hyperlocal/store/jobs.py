@@ -147,7 +147,7 @@ async def set_progress(session: AsyncSession, job_id: str, owner: str, progress:
 async def finish(session: AsyncSession, job_id: str, owner: str, **values: Any) -> bool:
     """Move a running job that ``owner`` still holds to a terminal state."""
     params = {"p_job_id": job_id, "p_owner": owner}
-    stmt = _leave_state(tuple(values), by_owner=True)
+    stmt = _leave_state(tuple(values), RUNNING, by_owner=True)
     return _changed(await execute(session, stmt, params | _set_params(values)))
 
 
@@ -155,24 +155,30 @@ async def transition(
     session: AsyncSession, job_id: str, from_states: Sequence[str], **values: Any
 ) -> bool:
     """Move a job out of any of ``from_states`` (cancel, lease recovery)."""
-    params = {"p_job_id": job_id, "p_states": list(from_states)}
-    stmt = _leave_state(tuple(values), by_owner=False)
-    return _changed(await session.execute(stmt, params | _set_params(values)))
+    params: dict[str, Any] = {"p_job_id": job_id}
+    if len(from_states) == 1:  # one state: a statement prepared for it (see ``store.prepared``)
+        stmt = _leave_state(tuple(values), from_states[0], by_owner=False)
+    else:
+        stmt = _leave_state(tuple(values), None, by_owner=False)
+        params["p_states"] = list(from_states)
+    return _changed(await execute(session, stmt, params | _set_params(values)))
 
 
 @cache
-def _leave_state(columns: tuple[str, ...], *, by_owner: bool) -> Update:
-    """``UPDATE jobs SET <columns>, lease cleared WHERE id AND status IN (...)``, or, for the
-    lease's ``owner``, ``WHERE id AND status = 'running' AND owner``: built once per set of
-    columns, with bind parameters (``p_*`` match, ``v_*`` set)."""
+def _leave_state(columns: tuple[str, ...], state: str | None, *, by_owner: bool) -> Update:
+    """``UPDATE jobs SET <columns>, lease cleared WHERE id AND status = state [AND owner]``, or
+    with ``status IN (...)`` when ``state`` is None: built once per set of columns, with bind
+    parameters (``p_*`` match, ``v_*`` set)."""
     where = [_c.id == bindparam("p_job_id")]
-    if by_owner:
-        where += [_c.status == RUNNING, _c.lease_owner == bindparam("p_owner")]
-    else:
+    if state is None:
         where.append(_c.status.in_(bindparam("p_states", expanding=True)))
+    else:
+        where.append(_c.status == state)
+    if by_owner:
+        where.append(_c.lease_owner == bindparam("p_owner"))
     sets = {name: bindparam(f"v_{name}", type_=_c[name].type) for name in columns}
     stmt = update(_jobs).where(*where).values(lease_owner=None, lease_expires_at=None, **sets)
-    return prepared(stmt) if by_owner else stmt
+    return prepared(stmt)
 
 
 def _set_params(values: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
@@ -24,12 +24,15 @@ from hyperlocal.api.chat_schemas import (
     completion_response,
     legacy_response,
 )
-from hyperlocal.api.deps import CurrentKey, Svc
+from hyperlocal.api.deps import CurrentKey, Svc, rate_headers
+from hyperlocal.api.direct import DirectRoute
+from hyperlocal.api.routes._views import json_response
 from hyperlocal.core import chat
 from hyperlocal.core.chat import ChatStream
 from hyperlocal.errors import HyperlocalError, ModelRequiredError
 
-router = APIRouter(tags=["chat"])
+# The relay's latency is the product here: these routes skip FastAPI's request handling.
+router = APIRouter(tags=["chat"], route_class=DirectRoute)
 
 _STREAM_DOC: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/event-stream": {}}, "description": "JSON, or SSE when streaming"}
@@ -39,10 +42,10 @@ _STREAM_DOC: dict[int | str, dict[str, Any]] = {
 @router.post("/chat", response_model=LegacyChatResponse, responses=_STREAM_DOC)
 async def legacy_chat(
     body: LegacyChatBody, key: CurrentKey, svc: Svc, request: Request
-) -> LegacyChatResponse | StreamingResponse:
+) -> Response:
     submit = body.submit(key)
     if not submit.stream:
-        return legacy_response(await chat.complete_chat(svc, submit))
+        return json_response(request, legacy_response(await chat.complete_chat(svc, submit)))
     stream = await chat.open_chat(svc, submit)
     return ChatEventStream(stream, _writer(stream, legacy=True, usage=False), request)
 
@@ -50,12 +53,12 @@ async def legacy_chat(
 @router.post("/chat/completions", response_model=ChatCompletionResponse, responses=_STREAM_DOC)
 async def chat_completions(
     body: ChatCompletionBody, key: CurrentKey, svc: Svc, request: Request
-) -> ChatCompletionResponse | StreamingResponse:
+) -> Response:
     if not body.model:
         raise ModelRequiredError
     submit = body.submit(key)
     if not submit.stream:
-        return completion_response(await chat.complete_chat(svc, submit))
+        return json_response(request, completion_response(await chat.complete_chat(svc, submit)))
     stream = await chat.open_chat(svc, submit)
     writer = _writer(stream, legacy=False, usage=body.include_usage)
     return ChatEventStream(stream, writer, request)
@@ -74,7 +77,7 @@ class ChatEventStream(StreamingResponse):
 
     def __init__(self, stream: ChatStream, writer: ChunkWriter, request: Request) -> None:
         headers = {
-            **getattr(request.state, "rate_headers", {}),
+            **rate_headers(request),
             "Cache-Control": "no-cache",
             "X-Accel-Buffering": "no",  # nginx: do not hold tokens back
         }
