@@ -5,8 +5,8 @@ handling (the dependency solver, its exit stack and telemetry, response-model va
 more per request than everything hyperlocal itself does for a chat. A route declared with
 ``route_class=DirectRoute`` keeps FastAPI for everything but the request: its OpenAPI entry,
 its place in the router, the app's middleware and exception handlers. Its requests skip the
-solver: the body is validated by pydantic straight from the raw JSON, the key is authenticated
-by the same function as ``CurrentKey``, and the endpoint must return a ``Response``.
+solver: the key is authenticated by the same function as ``CurrentKey``, the body is decoded
+and validated by pydantic, in FastAPI's order, and the endpoint must return a ``Response``.
 
 So the endpoint's parameters are fixed: ``body`` (a pydantic model), ``key: CurrentKey``,
 ``svc: Svc`` and ``request: Request``, by those names; anything else fails at start-up, not on
@@ -41,9 +41,12 @@ class DirectRoute(APIRoute):
         model = _body_model(endpoint)
 
         async def handle(request: Request) -> Response:
-            body = _validate(model, await request.body())
+            # FastAPI's order: a body that is not JSON fails first; then the key is checked
+            # (and counted); only then is the body validated.
+            data = _decode(await request.body())
             svc = get_services(request)
             key = await authenticate(request, svc)
+            body = _validate(model, data)
             response: Response = await endpoint(body=body, key=key, svc=svc, request=request)
             return response
 
@@ -60,20 +63,28 @@ def _body_model(endpoint: Callable[..., Any]) -> type[BaseModel]:
     return model
 
 
-def _validate(model: type[BaseModel], raw: bytes) -> BaseModel:
-    """As FastAPI does it: decode, then validate the Python value (pydantic's messages differ
-    between its JSON and Python modes: "a valid array" against "a valid list")."""
+_EMPTY = object()
+
+
+def _decode(raw: bytes) -> Any:
     if not raw:
-        missing = {"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}
-        raise RequestValidationError([missing])
+        return _EMPTY
     try:
-        data = json.loads(raw)
+        return json.loads(raw)
     except ValueError as exc:
         pos = getattr(exc, "pos", 0)
         invalid = {"type": "json_invalid", "loc": ("body", pos), "msg": "JSON decode error"}
         raise RequestValidationError([invalid]) from None
+
+
+def _validate(model: type[BaseModel], data: Any) -> BaseModel:
+    """As FastAPI does it: the decoded Python value, validated (pydantic's messages differ
+    between its JSON and Python modes: "a valid array" against "a valid list")."""
+    if data is _EMPTY:
+        missing = {"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}
+        raise RequestValidationError([missing])
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, from_attributes=True)  # FastAPI's own flag
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         raise RequestValidationError(
