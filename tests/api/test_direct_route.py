@@ -12,7 +12,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
-from hyperlocal.api.deps import CurrentKey, Svc
+from hyperlocal.api.deps import CurrentKey, IdempotencyKey, Svc
 from hyperlocal.api.direct import DirectRoute
 from hyperlocal.api.routes._views import json_response
 from tests.conftest import KeyFactory, auth
@@ -33,13 +33,20 @@ class Echoed(BaseModel):
     parts: int
     count: int
     key: str
+    idem: str | None = None
 
 
 async def echo(body: EchoBody, key: CurrentKey, svc: Svc, request: Request) -> Response:
     assert svc is request.app.state.services
-    return json_response(
-        request, Echoed(name=body.name, parts=len(body.parts), count=body.count, key=key.id)
-    )
+    echoed = Echoed(name=body.name, parts=len(body.parts), count=body.count, key=key.id)
+    return json_response(request, echoed)
+
+
+async def echo_idem(
+    body: EchoBody, key: CurrentKey, svc: Svc, request: Request, idem: IdempotencyKey = None
+) -> Response:
+    echoed = Echoed(name=body.name, parts=len(body.parts), count=body.count, key=key.id, idem=idem)
+    return json_response(request, echoed, 201)
 
 
 @pytest.fixture
@@ -47,6 +54,7 @@ def mounted(app: FastAPI) -> FastAPI:
     for prefix, route_class in (("/direct", DirectRoute), ("/fastapi", APIRoute)):
         router = APIRouter(route_class=route_class)
         router.post("/echo")(echo)
+        router.post("/echo-idem")(echo_idem)
         app.include_router(router, prefix=prefix)
     return app
 
@@ -66,12 +74,12 @@ CASES = [
 
 
 async def _both(
-    client: httpx.AsyncClient, content: bytes, headers: dict[str, str]
+    client: httpx.AsyncClient, content: bytes, headers: dict[str, str], path: str = "/echo"
 ) -> list[tuple[int, Any, str | None]]:
     answers = []
     for prefix in ("/direct", "/fastapi"):
         response = await client.post(
-            f"{prefix}/echo",
+            f"{prefix}{path}",
             content=content,
             headers={"content-type": "application/json", **headers},
         )
@@ -101,6 +109,23 @@ async def test_same_answers_without_a_valid_key(
     direct, fastapi = await _both(client, content, headers)
     assert direct == fastapi
     assert direct[0] in (400, 401)  # a body that is not JSON fails before the key is checked
+
+
+@pytest.mark.parametrize("content", [GOOD, b"", b"{not json", b'{"name": "n"}'])
+@pytest.mark.parametrize("idem", [None, "", "k-1", "x" * 255, "x" * 256])
+async def test_same_answers_with_an_idempotency_key(
+    mounted: FastAPI,
+    client: httpx.AsyncClient,
+    issue_key: KeyFactory,
+    content: bytes,
+    idem: str | None,
+) -> None:
+    key = await issue_key()
+    headers = auth(key) | ({"Idempotency-Key": idem} if idem is not None else {})
+    direct, fastapi = await _both(client, content, headers, "/echo-idem")
+    assert direct == fastapi
+    if content == GOOD and idem is not None and len(idem) <= 255:
+        assert direct[0] == 201 and direct[1]["idem"] == idem, direct
 
 
 async def test_same_answers_at_the_rate_limit(

@@ -10,7 +10,16 @@ from hyperlocal.core import keys
 from hyperlocal.core.keys import KeyInfo
 from hyperlocal.core.services import Services
 
-__all__ = ["AdminKey", "CurrentKey", "IdempotencyKey", "Svc", "authenticate", "rate_headers"]
+__all__ = [
+    "IDEMPOTENCY_HEADER",
+    "IDEMPOTENCY_MAX_LENGTH",
+    "AdminKey",
+    "CurrentKey",
+    "IdempotencyKey",
+    "Svc",
+    "authenticate",
+    "rate_headers",
+]
 
 
 def get_services(request: Request) -> Services:
@@ -66,7 +75,14 @@ async def admin_key(key: CurrentKey) -> KeyInfo:
 AdminKey = Annotated[KeyInfo, Depends(admin_key)]
 
 
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+IDEMPOTENCY_MAX_LENGTH = 255
+
 IdempotencyKey = Annotated[
     str | None,
-    Header(alias="Idempotency-Key", max_length=255, description="Replays within 24 h are free."),
+    Header(
+        alias=IDEMPOTENCY_HEADER,
+        max_length=IDEMPOTENCY_MAX_LENGTH,
+        description="Replays within 24 h are free.",
+    ),
 ]

@@ -1,17 +1,21 @@
-"""``DirectRoute``: the chat relay's routes, handled without FastAPI's per-request machinery.
+"""``DirectRoute``: the hot routes (chat, image and media generation), handled without
+FastAPI's per-request machinery.
 
-A relayed chat is judged by the latency it adds to the upstream's, and FastAPI's request
-handling (the dependency solver, its exit stack and telemetry, response-model validation) cost
-more per request than everything hyperlocal itself does for a chat. A route declared with
-``route_class=DirectRoute`` keeps FastAPI for everything but the request: its OpenAPI entry,
-its place in the router, the app's middleware and exception handlers. Its requests skip the
-solver: the key is authenticated by the same function as ``CurrentKey``, the body is decoded
-and validated by pydantic, in FastAPI's order, and the endpoint must return a ``Response``.
+A relayed chat is judged by the latency it adds to the upstream's, and a generation by the
+gateway's cost per request; FastAPI's request handling (the dependency solver, its exit stack
+and telemetry, response-model validation) cost more per request than most of what hyperlocal
+itself does. A route declared with ``route_class=DirectRoute`` keeps FastAPI for everything but
+the request: its OpenAPI entry, its place in the router, the app's middleware and exception
+handlers. Its requests skip the solver: the key is authenticated by the same function as
+``CurrentKey``, the header and body are validated by pydantic, in FastAPI's order, and the
+endpoint must return a ``Response``.
 
 So the endpoint's parameters are fixed: ``body`` (a pydantic model), ``key: CurrentKey``,
-``svc: Svc`` and ``request: Request``, by those names; anything else fails at start-up, not on
-a request. Errors match FastAPI's: an invalid body is a ``RequestValidationError`` with the same
-error locations, mapped to HTTP in ``api.errors`` like any other.
+``svc: Svc`` and ``request: Request``, by those names, and optionally ``idem:
+IdempotencyKey``; anything else fails at start-up, not on a request. Errors match FastAPI's
+(``tests/api/test_direct_route.py`` mounts one endpoint both ways and compares): an invalid
+request raises a ``RequestValidationError`` with the same errors, mapped to HTTP in
+``api.errors`` like any other.
 """
 
 from __future__ import annotations
@@ -27,40 +31,51 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
-from hyperlocal.api.deps import authenticate, get_services
+from hyperlocal.api.deps import (
+    IDEMPOTENCY_HEADER,
+    IDEMPOTENCY_MAX_LENGTH,
+    authenticate,
+    get_services,
+)
 
 __all__ = ["DirectRoute"]
 
 _PARAMETERS = ("body", "key", "svc", "request")
+_WITH_IDEMPOTENCY = (*_PARAMETERS, "idem")
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
 class DirectRoute(APIRoute):
     def get_route_handler(self) -> Handler:
         endpoint = self.endpoint
-        model = _body_model(endpoint)
+        model, idempotent = _signature(endpoint)
 
         async def handle(request: Request) -> Response:
             # FastAPI's order: a body that is not JSON fails first; then the key is checked
-            # (and counted); only then is the body validated.
+            # (and counted); then the header and the body are validated, in that order.
             data = _decode(await request.body())
             svc = get_services(request)
             key = await authenticate(request, svc)
-            body = _validate(model, data)
-            response: Response = await endpoint(body=body, key=key, svc=svc, request=request)
+            kwargs: dict[str, Any] = {"key": key, "svc": svc, "request": request}
+            errors: list[dict[str, Any]] = []
+            if idempotent:
+                kwargs["idem"] = _idempotency_key(request, errors)
+            kwargs["body"] = _validate(model, data, errors)
+            response: Response = await endpoint(**kwargs)
             return response
 
         return handle
 
 
-def _body_model(endpoint: Callable[..., Any]) -> type[BaseModel]:
+def _signature(endpoint: Callable[..., Any]) -> tuple[type[BaseModel], bool]:
+    """The endpoint's body model, and whether it takes the Idempotency-Key header."""
     names = tuple(inspect.signature(endpoint).parameters)
-    if names != _PARAMETERS:
-        raise TypeError(f"a DirectRoute endpoint takes {_PARAMETERS}, not {names}")
+    if names not in (_PARAMETERS, _WITH_IDEMPOTENCY):
+        raise TypeError(f"a DirectRoute endpoint takes {_WITH_IDEMPOTENCY}, not {names}")
     model = typing.get_type_hints(endpoint)["body"]
     if not (isinstance(model, type) and issubclass(model, BaseModel)):
         raise TypeError(f"a DirectRoute endpoint's body must be a pydantic model, not {model!r}")
-    return model
+    return model, names == _WITH_IDEMPOTENCY
 
 
 _EMPTY = object()
@@ -77,16 +92,33 @@ def _decode(raw: bytes) -> Any:
         raise RequestValidationError([invalid]) from None
 
 
-def _validate(model: type[BaseModel], data: Any) -> BaseModel:
+def _idempotency_key(request: Request, errors: list[dict[str, Any]]) -> str | None:
+    value = request.headers.get(IDEMPOTENCY_HEADER)
+    if value is not None and len(value) > IDEMPOTENCY_MAX_LENGTH:
+        errors.append(
+            {
+                "type": "string_too_long",
+                "loc": ("header", IDEMPOTENCY_HEADER),
+                "msg": f"String should have at most {IDEMPOTENCY_MAX_LENGTH} characters",
+                "input": value,
+                "ctx": {"max_length": IDEMPOTENCY_MAX_LENGTH},
+            }
+        )
+    return value
+
+
+def _validate(model: type[BaseModel], data: Any, errors: list[dict[str, Any]]) -> BaseModel:
     """As FastAPI does it: the decoded Python value, validated (pydantic's messages differ
-    between its JSON and Python modes: "a valid array" against "a valid list")."""
+    between its JSON and Python modes: "a valid array" against "a valid list"); raised with
+    any ``errors`` found before it."""
     if data is _EMPTY:
         missing = {"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}
-        raise RequestValidationError([missing])
+        raise RequestValidationError([*errors, missing])
     try:
-        return model.model_validate(data, from_attributes=True)  # FastAPI's own flag
+        body = model.model_validate(data, from_attributes=True)  # FastAPI's own flag
     except ValidationError as exc:
-        errors = exc.errors(include_url=False)
-        raise RequestValidationError(
-            [{**error, "loc": ("body", *error["loc"])} for error in errors]
-        ) from None
+        located = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        raise RequestValidationError([*errors, *located]) from None
+    if errors:
+        raise RequestValidationError(errors)
+    return body

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from hyperlocal.api.deps import CurrentKey, IdempotencyKey, Svc
+from hyperlocal.api.direct import DirectRoute
 from hyperlocal.api.routes._submit import run_or_accept
 from hyperlocal.api.routes._views import image_response
 from hyperlocal.api.schemas import ImageEditBody, ImageGenerateBody, ImageResponse, JobAccepted
@@ -14,7 +15,7 @@ from hyperlocal.core.generation import SubmitRequest
 from hyperlocal.engines.base import Category
 from hyperlocal.errors import ModelRequiredError
 
-router = APIRouter(tags=["images"])
+router = APIRouter(tags=["images"], route_class=DirectRoute)
 
 DEFAULT_IMAGE_MODEL = "gemini-3-1-flash-t2i"
 _RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from hyperlocal.api.deps import CurrentKey, IdempotencyKey, Svc
+from hyperlocal.api.direct import DirectRoute
 from hyperlocal.api.routes._submit import run_or_accept
 from hyperlocal.api.routes._views import accepted, json_response
 from hyperlocal.api.schemas import JobAccepted
@@ -19,8 +20,8 @@ from hyperlocal.errors import ModelRequiredError
 
 __all__ = ["legacy_router", "router"]
 
-router = APIRouter(tags=["media"])
-legacy_router = APIRouter(tags=["media"])
+router = APIRouter(tags=["media"], route_class=DirectRoute)
+legacy_router = APIRouter(tags=["media"], route_class=DirectRoute)
 
 
 class GenerationBody(BaseModel):
