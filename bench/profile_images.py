@@ -41,6 +41,7 @@ from hyperlocal.core import generation, jobs, keys
 from hyperlocal.core.ratelimit import RateLimiter
 from hyperlocal.queue.runner import JobRunner
 from hyperlocal.settings import Settings
+from hyperlocal.store import prepared
 from hyperlocal.store.db import Database
 
 Timings = defaultdict[str, list[float]]
@@ -113,7 +114,8 @@ def step_timings() -> Iterator[Timings]:
 
 @contextmanager
 def statement_timings(db: Database) -> Iterator[Timings]:
-    """Wall time of every SQL statement, by its first two words, while the block runs."""
+    """Wall time of every SQL statement, by its first two words, while the block runs: those
+    SQLAlchemy sends, and the prepared ones run straight on SQLite (``store.prepared``)."""
     timings: Timings = defaultdict(list)
     sync_engine = db.engine.sync_engine
 
@@ -123,10 +125,21 @@ def statement_timings(db: Database) -> Iterator[Timings]:
     def after(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         timings[" ".join(statement.split()[:2])].append(time.perf_counter() - conn.info["bench_t0"])
 
+    direct = prepared._run
+
+    def timed_direct(conn: Any, compiled: Any, params: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return direct(conn, compiled, params)
+        finally:
+            words = " ".join(compiled.sql.split()[:2])
+            timings[f"{words} (direct)"].append(time.perf_counter() - start)
+
     event.listen(sync_engine, "before_cursor_execute", before)
     event.listen(sync_engine, "after_cursor_execute", after)
     try:
-        yield timings
+        with mock.patch.object(prepared, "_run", timed_direct):
+            yield timings
     finally:
         event.remove(sync_engine, "before_cursor_execute", before)
         event.remove(sync_engine, "after_cursor_execute", after)

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -188,7 +188,10 @@ def _sqlite_path(url: str) -> str:
 
 
 async def _begin_immediate(conn: sqlite3.Connection) -> None:
-    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as exc:  # as SQLAlchemy would raise it: callers catch its classes
+        raise DBAPIError.instance("BEGIN IMMEDIATE", (), exc, sqlite3.Error) from exc
 
 
 async def _end_direct(session: AsyncSession, conn: sqlite3.Connection, *, commit: bool) -> None:
