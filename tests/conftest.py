@@ -49,6 +49,9 @@ def make_settings(tmp_path: Path) -> SettingsFactory:
             "public_url": "http://testserver",
             "allow_private_urls": True,
             "bootstrap_keys": False,
+            # Many apps start and stop in one test process: each would collect (tens of ms)
+            # and freeze on start. Its own test turns it on.
+            "gc_freeze": False,
             "catalog": TEST_CATALOG,
             "log_json": True,
         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
@@ -26,6 +27,14 @@ _DESCRIPTION = "A self-hosted media-generation server that speaks the Hypereal A
 _API_ROUTERS = (chat, images, media, jobs, account, models)
 
 
+def _freeze_long_lived() -> None:
+    """What exists once the app has started (modules, the app, its services) lives as long as the
+    process. Left to the collector, every full collection walks all of it again: about 80 ms on
+    a loaded app, one every few hundred requests. Collected first, so no garbage is kept."""
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(
     settings: Settings | None = None, *, engines: Mapping[str, EngineFactory] | None = None
 ) -> FastAPI:
@@ -35,9 +44,13 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.services = await open_services(settings, engines)
+        if settings.gc_freeze:
+            _freeze_long_lived()
         try:
             yield
         finally:
+            if settings.gc_freeze:
+                gc.unfreeze()
             await close_services(app.state.services)
 
     app = FastAPI(
