@@ -48,6 +48,10 @@ __all__ = ["UpstreamChatEngine", "create"]
 
 DEFAULT_TIMEOUT_S = 60.0
 _CLIENT_ERRORS = (400, 422)
+# A pooled keep-alive connection can be closed by the upstream (its idle timeout) just as it is
+# reused: the request then fails before any answer, without having reached a model. It is sent
+# again, up to this many times (each stale connection fails at once; a fresh one follows).
+_STALE_RETRIES = 2
 
 
 class _Upstream:
@@ -153,8 +157,21 @@ class UpstreamChatEngine:
             upstream.url, json=_body(upstream, request), headers=upstream.headers, timeout=timeout
         )
 
+    async def _send(self, upstream: _Upstream, request: ChatRequest) -> aiohttp.ClientResponse:
+        """The upstream's response (its status and headers; the body unread)."""
+        for _ in range(_STALE_RETRIES):
+            try:
+                response: aiohttp.ClientResponse = await self._post(upstream, request)
+            except aiohttp.ClientConnectorError:
+                raise  # no connection could be made: not a stale one
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+                continue
+            return response
+        last: aiohttp.ClientResponse = await self._post(upstream, request)
+        return last
+
     async def _whole(self, upstream: _Upstream, request: ChatRequest) -> ChatDelta:
-        async with self._post(upstream, request) as response:
+        async with await self._send(upstream, request) as response:
             body = await response.read()
         _check(response.status, body)
         data = json.loads(body)
@@ -168,7 +185,7 @@ class UpstreamChatEngine:
     ) -> AsyncGenerator[ChatDelta, None]:
         finish: str | None = None
         usage: ChatUsage | None = None
-        async with self._post(upstream, request) as response:
+        async with await self._send(upstream, request) as response:
             if response.status >= 300:
                 _check(response.status, await response.read())
             async for data in _sse_data(response):

@@ -1,0 +1,126 @@
+"""The upstream relay and its pooled keep-alive connections. An upstream closes an idle
+connection whenever its own timeout says so; a request sent on it just then gets no answer
+and never reached a model. The relay sends it again on a fresh connection; the client sees
+one ordinary reply. A real TCP server on loopback plays an upstream that does exactly that."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from hyperlocal.engines.chat.base import ChatMessage, ChatRequest
+from hyperlocal.engines.chat.upstream import UpstreamChatEngine
+from hyperlocal.errors import GenerationError
+
+REPLY = json.dumps(
+    {
+        "choices": [{"message": {"content": "hello"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 1},
+    }
+).encode()
+
+
+HEAD = (
+    f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len(REPLY)}\r\n\r\n"
+).encode()
+
+
+@dataclass
+class StaleUpstream:
+    """Answers the first request on each connection and keeps it open; a later request on the
+    same connection is read, then the connection is closed without an answer."""
+
+    answered: int = 0
+    dropped: int = 0
+    connections: int = 0
+    drop_fresh: bool = False  # also close fresh connections unanswered (a broken upstream)
+    writers: list[asyncio.StreamWriter] = field(default_factory=list)
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.writers.append(writer)
+        served = 0
+        while await _read_request(reader):
+            if served or self.drop_fresh:
+                self.dropped += 1
+                break
+            served += 1
+            self.answered += 1
+            writer.write(HEAD + REPLY)
+            await writer.drain()
+        writer.close()
+
+
+async def _read_request(reader: asyncio.StreamReader) -> bool:
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except (asyncio.IncompleteReadError, ConnectionError):
+        return False
+    length = 0
+    for line in head.decode().split("\r\n"):
+        name, _, value = line.partition(":")
+        if name.lower() == "content-length":
+            length = int(value)
+    await reader.readexactly(length)
+    return True
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[tuple[StaleUpstream, str]]:
+    fake = StaleUpstream()
+    server = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield fake, f"http://127.0.0.1:{port}/v1"
+    finally:
+        for writer in fake.writers:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+def _request(base_url: str) -> ChatRequest:
+    return ChatRequest(
+        "relayed",
+        [ChatMessage("user", "hi")],
+        temperature=0.0,
+        max_tokens=8,
+        stream=False,
+        options={"base_url": base_url, "upstream_model": "m"},
+    )
+
+
+async def _reply(engine: UpstreamChatEngine, base_url: str) -> str:
+    deltas = [d async for d in engine.stream(_request(base_url))]
+    return "".join(d.content for d in deltas)
+
+
+async def test_a_request_on_a_connection_closed_under_it_is_sent_again(
+    upstream: tuple[StaleUpstream, str],
+) -> None:
+    fake, base_url = upstream
+    engine = UpstreamChatEngine()
+    try:
+        assert await _reply(engine, base_url) == "hello"
+        assert await _reply(engine, base_url) == "hello"  # the pooled connection is dropped
+    finally:
+        await engine.aclose()
+    assert fake.dropped == 1 and fake.answered == 2 and fake.connections == 2
+
+
+async def test_an_upstream_that_never_answers_is_still_an_error(
+    upstream: tuple[StaleUpstream, str],
+) -> None:
+    fake, base_url = upstream
+    fake.drop_fresh = True
+    engine = UpstreamChatEngine()
+    try:
+        with pytest.raises(GenerationError, match="upstream failed"):
+            await _reply(engine, base_url)
+    finally:
+        await engine.aclose()
+    assert fake.answered == 0 and fake.dropped == 3  # the request and its 2 retries
