@@ -194,6 +194,10 @@ class UpstreamChatEngine:
                 finish = delta.finish_reason or finish
                 if delta.content:
                     yield ChatDelta(delta.content, usage=usage)
+            # Read past [DONE] to the body's end: a response left unfinished closes its
+            # connection instead of returning it to the pool, and the next request would pay
+            # for a new one.
+            await response.read()
         yield ChatDelta(finish_reason=finish or "stop", usage=usage)
 
     async def aclose(self) -> None:
