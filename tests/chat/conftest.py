@@ -12,12 +12,14 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from hyperlocal.app import create_app
 from hyperlocal.core import keys
@@ -130,21 +132,33 @@ class LiveServer:
         finally:
             await db.aclose()
 
-    async def job(self, job_id: str) -> Job | None:
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncSession]:
         db = await self._db()
         try:
             async with db.read() as session:
-                return await job_store.get(session, job_id)
+                yield session
         finally:
             await db.aclose()
 
+    async def job(self, job_id: str) -> Job | None:
+        async with self._read() as session:
+            return await job_store.get(session, job_id)
+
     async def balance(self, key_id: str) -> int:
-        db = await self._db()
-        try:
-            async with db.read() as session:
-                return await ledger_store.balance(session, key_id)
-        finally:
-            await db.aclose()
+        async with self._read() as session:
+            return await ledger_store.balance(session, key_id)
+
+    async def ledger_kinds(self, key_id: str) -> list[str]:
+        """The kinds of the key's ledger lines, sorted."""
+        async with self._read() as session:
+            rows = await ledger_store.entries_for_key(session, key_id, limit=50, before_id=None)
+        return sorted(r.kind for r in rows)
+
+    async def chat_job_ids(self, key_id: str) -> list[str]:
+        async with self._read() as session:
+            jobs = await job_store.list_for_key(session, key_id, limit=50, before=None)
+        return [j.id for j in jobs if j.category == "chat"]
 
     async def finished_job(self, job_id: str, timeout: float = 10.0) -> Job:
         """The job row once it leaves ``running`` (the server records it after the client

@@ -8,20 +8,9 @@ import json
 import httpx
 import pytest
 
-from hyperlocal.store import ledger as ledger_store
 from tests.chat.conftest import LiveServer, bearer, sse_events
 
 ASK = [{"role": "user", "content": "Say hello."}]
-
-
-async def _ledger_kinds(live: LiveServer, key_id: str) -> list[str]:
-    db = await live._db()
-    try:
-        async with db.read() as session:
-            rows = await ledger_store.entries_for_key(session, key_id, limit=50, before_id=None)
-    finally:
-        await db.aclose()
-    return sorted(r.kind for r in rows)
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -33,7 +22,7 @@ async def test_402_when_the_key_cannot_pay(live: LiveServer, stream: bool) -> No
     assert response.status_code == 402
     assert response.json() == {"error": "Insufficient credits", "required": 2, "available": 1}
     assert await live.balance(poor.info.id) == 1
-    assert await _ledger_kinds(live, poor.info.id) == ["grant"]
+    assert await live.ledger_kinds(poor.info.id) == ["grant"]
 
 
 @pytest.mark.parametrize(
@@ -82,7 +71,7 @@ async def test_refund_when_the_backend_fails_before_the_first_token(
     if message:
         assert response.json()["error"] == message
     assert await live.balance(key.info.id) == 10
-    assert await _ledger_kinds(live, key.info.id) == ["charge", "grant", "refund"]
+    assert await live.ledger_kinds(key.info.id) == ["charge", "grant", "refund"]
 
 
 async def test_a_failure_after_the_first_token_ends_the_stream_and_keeps_the_charge(

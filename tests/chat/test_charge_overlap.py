@@ -18,8 +18,6 @@ from fastapi import FastAPI
 from hyperlocal.app import create_app
 from hyperlocal.core.keys import IssuedKey, hash_key
 from hyperlocal.settings import Settings
-from hyperlocal.store import jobs as job_store
-from hyperlocal.store import ledger as ledger_store
 from tests.chat.conftest import LiveServer, bearer
 from tests.chat.fake_upstream import FakeUpstream
 from tests.conftest import services_of
@@ -47,26 +45,6 @@ def served(settings: Settings) -> Iterator[Served]:
     app = create_app(settings)
     with serve_in_thread(app) as url:
         yield Served(app, LiveServer(url, settings))
-
-
-async def _ledger_kinds(live: LiveServer, key_id: str) -> list[str]:
-    db = await live._db()
-    try:
-        async with db.read() as session:
-            rows = await ledger_store.entries_for_key(session, key_id, limit=50, before_id=None)
-    finally:
-        await db.aclose()
-    return sorted(r.kind for r in rows)
-
-
-async def _chat_jobs(live: LiveServer, key_id: str) -> list[str]:
-    db = await live._db()
-    try:
-        async with db.read() as session:
-            jobs = await job_store.list_for_key(session, key_id, limit=50, before=None)
-    finally:
-        await db.aclose()
-    return [j.id for j in jobs if j.category == "chat"]
 
 
 async def _upstream_asked(fake: FakeUpstream, count: int, timeout: float = 5.0) -> bool:
@@ -113,8 +91,8 @@ async def test_a_stale_cached_balance_asks_the_backend_then_402_stops_it(
     assert await asyncio.to_thread(fake_upstream.abandoned.wait, 5.0)
     # Nothing charged, nothing recorded.
     assert await live.balance(key.info.id) == 0
-    assert await _ledger_kinds(live, key.info.id) == ["charge", "grant"]
-    assert await _chat_jobs(live, key.info.id) == [first_id]
+    assert await live.ledger_kinds(key.info.id) == ["charge", "grant"]
+    assert await live.chat_job_ids(key.info.id) == [first_id]
 
 
 async def test_a_stale_cached_balance_402_without_streaming(served: Served) -> None:
@@ -135,8 +113,8 @@ async def test_a_stale_cached_balance_402_without_streaming(served: Served) -> N
             "available": 0,
         }
     assert await live.balance(key.info.id) == 0
-    assert await _ledger_kinds(live, key.info.id) == ["charge", "grant"]
-    assert await _chat_jobs(live, key.info.id) == [first_id]
+    assert await live.ledger_kinds(key.info.id) == ["charge", "grant"]
+    assert await live.chat_job_ids(key.info.id) == [first_id]
 
 
 async def test_a_key_known_to_be_short_never_reaches_the_backend(
@@ -161,5 +139,5 @@ async def test_a_key_known_to_be_short_never_reaches_the_backend(
     assert not await _upstream_asked(fake_upstream, asked + 1, timeout=0.5)
     assert not fake_upstream.abandoned.is_set()
     assert await live.balance(key.info.id) == PRICE - 1
-    assert await _ledger_kinds(live, key.info.id) == ["grant"]
-    assert await _chat_jobs(live, key.info.id) == []
+    assert await live.ledger_kinds(key.info.id) == ["grant"]
+    assert await live.chat_job_ids(key.info.id) == []

@@ -17,22 +17,12 @@ import pytest
 from hyperlocal.core import keys
 from hyperlocal.core.chat_recorder import ChatRecorder
 from hyperlocal.core.keys import KeySpec
-from hyperlocal.runtime import open_database
 from hyperlocal.settings import Settings
 from hyperlocal.store import jobs as job_store
 from hyperlocal.store.db import Database
 from hyperlocal.store.tables import Job
 
 RECORDER_LOG = "hyperlocal.core.chat_recorder"
-
-
-@pytest.fixture
-async def db(settings: Settings) -> AsyncIterator[Database]:
-    database = await open_database(settings)
-    try:
-        yield database
-    finally:
-        await database.aclose()
 
 
 @pytest.fixture

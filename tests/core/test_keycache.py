@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from types import SimpleNamespace
 
 import httpx
@@ -159,15 +160,6 @@ def test_forget_drops_every_entry_of_that_key_and_no_other() -> None:
 # --- authenticate / revoke against a real database ----------------------------------------
 
 
-@pytest.fixture
-async def db(settings: Settings) -> AsyncIterator[Database]:
-    database = await open_database(settings)
-    try:
-        yield database
-    finally:
-        await database.aclose()
-
-
 async def _issue(db: Database) -> keys.IssuedKey:
     return await keys.create_key(db, KeySpec("cached", 10, 1000, 15))
 
@@ -248,32 +240,44 @@ async def test_a_revocation_made_elsewhere_takes_effect_within_the_ttl(
     ttl = 5.0
     clock = [1000.0]  # the cache's clock only, stepped by hand: no race with a slow machine
     monkeypatch.setattr(keycache, "time", SimpleNamespace(monotonic=lambda: clock[0]))
-    settings = make_settings(auth_cache_seconds=ttl)
-    app = create_app(settings, engines=TEST_ENGINES)
-    async with (
-        LifespanManager(app, startup_timeout=30, shutdown_timeout=30),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+    async with _served_and_another_handle(make_settings(auth_cache_seconds=ttl)) as (
+        _app,
+        client,
+        other,
     ):
-        # A second handle on the database, as another process (the CLI) would have.
-        other = await open_database(settings)
-        try:
-            user = await _issue(other)
-            assert (await client.get("/v1/account", headers=auth(user))).status_code == 200
-            await keys.revoke(other, user.info.id)
-            clock[0] += ttl - 0.1
-            still = await client.get("/v1/account", headers=auth(user))
-            assert still.status_code == 200  # served from the cache, as the TTL allows
-            clock[0] += 0.2
-            response = await client.get("/v1/account", headers=auth(user))
-            assert (response.status_code, response.json()) == (401, UNAUTHORIZED)
-        finally:
-            await other.aclose()
+        user = await _issue(other)
+        assert (await client.get("/v1/account", headers=auth(user))).status_code == 200
+        await keys.revoke(other, user.info.id)
+        clock[0] += ttl - 0.1
+        still = await client.get("/v1/account", headers=auth(user))
+        assert still.status_code == 200  # served from the cache, as the TTL allows
+        clock[0] += 0.2
+        response = await client.get("/v1/account", headers=auth(user))
+        assert (response.status_code, response.json()) == (401, UNAUTHORIZED)
 
 
 async def test_with_the_cache_off_a_revocation_elsewhere_is_at_once(
     make_settings: SettingsFactory,
 ) -> None:
-    settings = make_settings(auth_cache_seconds=0)
+    async with _served_and_another_handle(make_settings(auth_cache_seconds=0)) as (
+        app,
+        client,
+        other,
+    ):
+        user = await _issue(other)
+        assert (await client.get("/v1/account", headers=auth(user))).status_code == 200
+        assert len(services_of(app).key_cache) == 0
+        await keys.revoke(other, user.info.id)
+        response = await client.get("/v1/account", headers=auth(user))
+        assert (response.status_code, response.json()) == (401, UNAUTHORIZED)
+
+
+@asynccontextmanager
+async def _served_and_another_handle(
+    settings: Settings,
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient, Database]]:
+    """The app and a client for it, plus a second handle on its database, as another process
+    (the CLI) would have."""
     app = create_app(settings, engines=TEST_ENGINES)
     async with (
         LifespanManager(app, startup_timeout=30, shutdown_timeout=30),
@@ -281,11 +285,6 @@ async def test_with_the_cache_off_a_revocation_elsewhere_is_at_once(
     ):
         other = await open_database(settings)
         try:
-            user = await _issue(other)
-            assert (await client.get("/v1/account", headers=auth(user))).status_code == 200
-            assert len(services_of(app).key_cache) == 0
-            await keys.revoke(other, user.info.id)
-            response = await client.get("/v1/account", headers=auth(user))
-            assert (response.status_code, response.json()) == (401, UNAUTHORIZED)
+            yield app, client, other
         finally:
             await other.aclose()

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from limits import RateLimitItemPerHour
-from limits.aio.storage import RedisStorage, Storage
+from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from hyperlocal.errors import RateLimitedError
@@ -83,7 +83,7 @@ class MemoryWindow:
 class RateLimiter:
     def __init__(self, redis_url: str | None = None) -> None:
         self._memory: MemoryWindow | None = None
-        self._storage: Storage | None = None
+        self._storage: RedisStorage | None = None
         if redis_url:
             self._storage = RedisStorage(
                 _async_uri(redis_url), implementation="redispy", key_prefix="hyperlocal"
@@ -110,7 +110,7 @@ class RateLimiter:
         return allowed, RateLimitState(limit, stats.remaining, stats.reset_time)
 
     async def aclose(self) -> None:
-        if isinstance(self._storage, RedisStorage):
+        if self._storage is not None:
             client: Any = getattr(self._storage.bridge, "storage", None)  # redis.asyncio.Redis
             if client is not None:
                 await client.aclose()

@@ -66,17 +66,16 @@ class Database:
             async with self._writer(), self._direct_transaction() as session:
                 yield session
             return
-        async with self._writer():
-            session = await self._begin()
-            try:
-                yield session
-            except BaseException:
-                await session.rollback()
-                raise
-            else:
-                await session.commit()
-            finally:
-                await session.close()
+        session = await self._begin()  # PostgreSQL: row locks, no process-wide writer
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        else:
+            await session.commit()
+        finally:
+            await session.close()
 
     @asynccontextmanager
     async def _direct_transaction(self) -> AsyncIterator[AsyncSession]:
@@ -96,11 +95,7 @@ class Database:
             await _end_direct(session, direct.conn, commit=True)
 
     async def _begin(self) -> AsyncSession:
-        """A session whose transaction has begun: on SQLite, holding the write lock, after
-        waiting (asynchronously) for any other process that holds it."""
-        return await self._retry_locked(self._begin_once)
-
-    async def _begin_once(self) -> AsyncSession:
+        """A session whose transaction has begun."""
         session = self.sessions()
         try:
             await session.connection()
@@ -119,7 +114,8 @@ class Database:
             try:
                 return await attempt()
             except (OperationalError, sqlite3.OperationalError) as exc:
-                # The BEGIN goes straight to sqlite3 (``_on_begin``), so its error comes unwrapped.
+                # A migration's BEGIN goes straight to sqlite3 (``_on_begin``): its error comes
+                # unwrapped.
                 if not (self.is_sqlite and _is_locked(exc)) or loop.time() >= deadline:
                     raise
             await asyncio.sleep(delay)
