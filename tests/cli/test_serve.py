@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 START_WITHIN_S = 2.0
 STOP_WITHIN_S = 15.0
-TOKEN = re.compile(r"\b(?:ck|whsec)_[A-Za-z0-9_\-]+")
+TOKEN = re.compile(r"\b(?:ck|whsec)_[A-Za-z0-9_\-+/=]+")  # webhook secrets are standard base64
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 # A stand-in torch that leaves a mark if anything imports it, then refuses to load.
 TORCH_TRAP = """\
