@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
@@ -124,3 +124,37 @@ async def test_an_upstream_that_never_answers_is_still_an_error(
     finally:
         await engine.aclose()
     assert fake.answered == 0 and fake.dropped == 3  # the request and its 2 retries
+
+
+async def _labelled_upstream(label: str) -> asyncio.Server:
+    """Answers every request, on any connection, with ``label`` as the reply's content."""
+    body = json.dumps({"choices": [{"message": {"content": label}, "finish_reason": "stop"}]})
+    head = f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len(body)}"
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await _read_request(reader):
+            writer.write(f"{head}\r\n\r\n{body}".encode())
+            await writer.drain()
+        writer.close()
+
+    return await asyncio.start_server(handle, "127.0.0.1", 0)
+
+
+async def test_a_model_s_upstream_is_read_again_when_its_options_change() -> None:
+    """The engine keeps each model's parsed upstream; a reloaded catalogue entry (new options)
+    must reach the new upstream, not the one remembered."""
+    first, second = await _labelled_upstream("first"), await _labelled_upstream("second")
+    urls = [f"http://127.0.0.1:{s.sockets[0].getsockname()[1]}/v1" for s in (first, second)]
+    engine = UpstreamChatEngine()
+    options = {"base_url": urls[0], "upstream_model": "m"}
+    try:
+        for _ in range(2):
+            request = replace(_request(urls[0]), options=options)
+            assert "".join([d.content async for d in engine.stream(request)]) == "first"
+        reloaded = replace(_request(urls[1]), options={"base_url": urls[1]})
+        assert "".join([d.content async for d in engine.stream(reloaded)]) == "second"
+    finally:
+        await engine.aclose()
+        for server in (first, second):
+            server.close()
+            await server.wait_closed()

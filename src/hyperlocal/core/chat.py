@@ -58,6 +58,7 @@ __all__ = [
     "ChatReply",
     "ChatStream",
     "ChatSubmit",
+    "ChatTicket",
     "FinishReason",
     "complete_chat",
     "conversation_chars",
@@ -120,20 +121,21 @@ async def open_chat(svc: Services, submit: ChatSubmit) -> ChatStream:
     while the charge commits, so the charge adds nothing to the time to first token. Nothing
     reaches the client before the charge has committed, and a charge that fails (402) stops
     the backend at once. A key already short of credits is charged first, so that it cannot
-    make the backend work for replies it will never get.
+    make the backend work for replies it will never get. Only what the request needs is done
+    before the backend is asked; the job's row is built inside the charge.
     """
     entry = _entry(svc, submit.model)
     _validate(submit)
     engine = await svc.chat.get(entry.engine)
-    credits = price(entry, {}, conversation_chars=conversation_chars(submit.messages))
-    job = _new_chat_job(submit, entry, credits)
-    deltas = engine.stream(_engine_request(entry, submit))
-    stream = ChatStream(svc.db, svc.chat_recorder, job, deltas)
-    if submit.key.credits < credits:
-        await _charge(svc.db, submit, job)
+    ticket = _ticket(submit, entry)
+    stream = ChatStream(
+        svc.db, svc.chat_recorder, ticket, engine.stream(_engine_request(entry, submit))
+    )
+    if submit.key.credits < ticket.credits:
+        await _charge(svc.db, submit, ticket)
         await stream.prime()
     else:
-        await stream.prime(_charge(svc.db, submit, job))
+        await stream.prime(_charge(svc.db, submit, ticket))
     return stream
 
 
@@ -156,8 +158,9 @@ async def complete_chat(svc: Services, submit: ChatSubmit) -> ChatReply:
 
 
 def _entry(svc: Services, model: str | None) -> ModelEntry:
-    default = default_chat_model(svc.catalog, svc.settings.default_chat_model)
-    entry = svc.catalog.get(model or default, Category.CHAT)
+    if model is None:  # the default is looked up only when asked for: it scans the catalogue
+        model = default_chat_model(svc.catalog, svc.settings.default_chat_model)
+    entry = svc.catalog.get(model, Category.CHAT)
     if not svc.chat.available(entry.engine):
         raise EngineUnavailableError(entry.engine)
     return entry
@@ -193,33 +196,50 @@ def new_chat_id() -> str:
     return "chatcmpl-" + secrets.token_hex(12)
 
 
-def _new_chat_job(submit: ChatSubmit, entry: ModelEntry, credits: int) -> Job:
-    now = time.time()
+@dataclass(frozen=True, slots=True)
+class ChatTicket:
+    """A chat about to be charged: what its stream needs before its job's row exists."""
+
+    id: str
+    key_id: str
+    model: str
+    credits: int
+    timeout_s: float
+    created_at: float
+
+
+def _ticket(submit: ChatSubmit, entry: ModelEntry) -> ChatTicket:
+    credits = price(entry, {}, conversation_chars=conversation_chars(submit.messages))
+    return ChatTicket(new_chat_id(), submit.key.id, entry.id, credits, entry.timeout_s, time.time())
+
+
+def _new_chat_job(submit: ChatSubmit, ticket: ChatTicket) -> Job:
     return Job(
-        id=new_chat_id(),
-        key_id=submit.key.id,
-        model=entry.id,
+        id=ticket.id,
+        key_id=ticket.key_id,
+        model=ticket.model,
         category=Category.CHAT.value,
         status=JobStatus.RUNNING.value,
         params=_params(submit),
         inputs={},
-        credits=credits,
-        timeout_s=entry.timeout_s,
+        credits=ticket.credits,
+        timeout_s=ticket.timeout_s,
         progress=0.0,
         attempts=1,
-        created_at=now,
-        started_at=now,
+        created_at=ticket.created_at,
+        started_at=ticket.created_at,
         # If this process dies mid-stream, the lease sweep fails and refunds the chat.
         lease_owner="chat",
-        lease_expires_at=now + entry.timeout_s,
+        lease_expires_at=ticket.created_at + ticket.timeout_s,
     )
 
 
-async def _charge(db: Database, submit: ChatSubmit, job: Job) -> None:
+async def _charge(db: Database, submit: ChatSubmit, ticket: ChatTicket) -> None:
     """The charge and the chat's row, in one transaction."""
+    job = _new_chat_job(submit, ticket)
     async with db.transaction() as session:
         await store.insert(session, job)
-        await ledger.charge(session, submit.key.id, job.credits, job.id)  # last: it locks the key
+        await ledger.charge(session, job.key_id, job.credits, job.id)  # last: it locks the key
 
 
 def _params(submit: ChatSubmit) -> dict[str, Any]:
@@ -256,14 +276,14 @@ class ChatStream:
         self,
         db: Database,
         recorder: ChatRecorder,
-        job: Job,
+        ticket: ChatTicket,
         deltas: AsyncIterator[ChatDelta],
     ) -> None:
-        self.id, self.model, self.credits = job.id, job.model, job.credits
-        self.created = int(job.created_at)
+        self.id, self.model, self.credits = ticket.id, ticket.model, ticket.credits
+        self.created = int(ticket.created_at)
         self.finish_reason: str | None = None
-        self._db, self._recorder, self._key_id, self._deltas = db, recorder, job.key_id, deltas
-        self._deadline = asyncio.get_running_loop().time() + job.timeout_s
+        self._db, self._recorder, self._key_id, self._deltas = db, recorder, ticket.key_id, deltas
+        self._deadline = asyncio.get_running_loop().time() + ticket.timeout_s
         self._first: ChatDelta | None = None
         self._reported: ChatUsage | None = None  # the engine's latest count
         self._chunks = self._chars = 0

@@ -32,6 +32,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from hyperlocal.engines.base import EngineContext
 from hyperlocal.engines.chat.base import (
@@ -61,9 +62,13 @@ class _Upstream:
         base_url = options.get("base_url")
         if not base_url:
             raise GenerationError(f"Model '{model}' has no engine_options.base_url")
-        self.url = str(base_url).rstrip("/") + "/chat/completions"
+        self.options = options
+        self.url = URL(str(base_url).rstrip("/") + "/chat/completions")
         self.model = str(options.get("upstream_model") or model)
         self.timeout = float(options.get("timeout_s", DEFAULT_TIMEOUT_S))
+        self.client_timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self.timeout, sock_read=self.timeout
+        )
         key_env = options.get("api_key_env")
         key = os.environ.get(str(key_env), "") if key_env else ""
         self.headers = {"Authorization": f"Bearer {key}"} if key else {}
@@ -125,6 +130,15 @@ class UpstreamChatEngine:
     def __init__(self, limit: int = 1000) -> None:
         self._limit = limit
         self._session: aiohttp.ClientSession | None = None
+        self._upstreams: dict[str, _Upstream] = {}
+
+    def _upstream(self, request: ChatRequest) -> _Upstream:
+        """The model's upstream, read from its options once (a catalogue's entries live as
+        long as the process; a reloaded one brings new options, read again)."""
+        upstream = self._upstreams.get(request.model)
+        if upstream is None or upstream.options is not request.options:
+            upstream = self._upstreams[request.model] = _Upstream(request.model, request.options)
+        return upstream
 
     def _client(self) -> aiohttp.ClientSession:
         # Made on first use: an aiohttp session belongs to the running event loop.
@@ -134,7 +148,7 @@ class UpstreamChatEngine:
         return self._session
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
-        upstream = _Upstream(request.model, request.options)
+        upstream = self._upstream(request)
         try:
             if request.stream:
                 async with contextlib.aclosing(self._relay(upstream, request)) as deltas:
@@ -150,11 +164,11 @@ class UpstreamChatEngine:
             raise GenerationError(f"The upstream failed: {exc}") from exc
 
     def _post(self, upstream: _Upstream, request: ChatRequest) -> Any:
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=upstream.timeout, sock_read=upstream.timeout
-        )
         return self._client().post(
-            upstream.url, json=_body(upstream, request), headers=upstream.headers, timeout=timeout
+            upstream.url,
+            json=_body(upstream, request),
+            headers=upstream.headers,
+            timeout=upstream.client_timeout,
         )
 
     async def _send(self, upstream: _Upstream, request: ChatRequest) -> aiohttp.ClientResponse:
