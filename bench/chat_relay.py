@@ -1,16 +1,19 @@
 #!/usr/bin/env python
 """Benchmark the chat relay: hyperlocal's ``openai-upstream`` engine, against calling the same
-upstream directly and against LiteLLM's proxy pointed at it.
+upstream directly, against a bare relay (the floor) and against LiteLLM's proxy.
 
 Everything runs on 127.0.0.1 as separate processes: a fake OpenAI-compatible upstream (a tiny
 Starlette app that answers 200 tokens at once, streamed or not), hyperlocal (uvicorn, one
-worker, SQLite), and ``litellm --config`` (one worker). Three measurements:
+worker, SQLite), the bare relay (``_bare_relay.py``: Starlette and the same aiohttp client,
+nothing else) and ``litellm --config`` (one worker). Three measurements:
 
-1. time to first token, streamed, one request at a time: via hyperlocal vs direct;
+1. time to first token, streamed, one request at a time: via hyperlocal and the bare relay vs
+   direct;
 2. per-request overhead, non-streamed, one request at a time: p50 via hyperlocal minus p50
-   direct (goal: under 1 ms added);
-3. non-streamed throughput under concurrent load: hyperlocal vs LiteLLM (goal: at least 3x),
-   with p99 latency.
+   direct (goal: under 1 ms added), and the same for the bare relay, which shows what any
+   Python relay costs on this machine;
+3. non-streamed throughput under concurrent load: hyperlocal vs LiteLLM (goal: at least 3x)
+   and vs the bare relay, with p99 latency.
 
 Rounds alternate between targets, so drift on the machine falls on all of them. LiteLLM is
 found with ``--litellm`` (or ``BENCH_LITELLM``, or next to this Python, or on ``PATH``); the
@@ -261,6 +264,7 @@ def _wait_http(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
 @dataclass(slots=True)
 class Servers:
     upstream: Target
+    bare: Target
     hyperlocal: Target
     litellm: Target | None
 
@@ -281,9 +285,20 @@ async def start(stack: AsyncExitStack, root: Path, options: Options) -> Servers:
             root / "hyperlocal.log",
         )
     )
+    port = free_port()
+    bare = stack.enter_context(
+        running(
+            "_bare_relay:create",
+            port,
+            _clean_env() | {"BENCH_UPSTREAM": upstream},
+            root,
+            root / "bare.log",
+        )
+    )
     auth = {"authorization": f"Bearer {key}"}
     targets = [
         Target("upstream", upstream, {}, options.concurrency),
+        Target("bare", bare, {}, options.concurrency),
         Target("hyperlocal", hyper, auth, options.concurrency),
     ]
     if options.litellm:
@@ -294,7 +309,7 @@ async def start(stack: AsyncExitStack, root: Path, options: Options) -> Servers:
         )
     for target in targets:
         stack.push_async_callback(target.aclose)
-    return Servers(targets[0], targets[1], targets[2] if len(targets) > 2 else None)
+    return Servers(*targets[:3], targets[3] if len(targets) > 3 else None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -394,8 +409,9 @@ def _progress() -> Progress:
 
 async def measure(servers: Servers, options: Options) -> Samples:
     samples = Samples()
-    relay = [servers.upstream, servers.hyperlocal]
-    loaded = [t for t in (servers.upstream, servers.hyperlocal, servers.litellm) if t]
+    relay = [servers.upstream, servers.bare, servers.hyperlocal]
+    loaded = [servers.upstream, servers.bare, servers.hyperlocal]
+    loaded += [servers.litellm] if servers.litellm else []
     with _progress() as progress:
         task = progress.add_task("latency (sequential)", total=options.sequential * len(relay))
         await sequential(relay, options.sequential, samples, lambda: progress.advance(task))
@@ -440,8 +456,11 @@ class Summary:
     whole_p50_ms: dict[str, float]
     overhead_p50_ms: float  # non-streamed, sequential: hyperlocal p50 - upstream p50
     overhead_mean_ms: float
+    bare_overhead_p50_ms: float  # the same for the bare relay: the floor on this machine
+    over_bare_p50_ms: float  # hyperlocal p50 - bare relay p50: hyperlocal's own cost
     throughput: list[Throughput]
     hyperlocal_vs_litellm: float | None
+    hyperlocal_vs_bare: float
     load_before: float  # 1-minute load average: compare runs only when these are alike
     load_after: float
 
@@ -463,9 +482,8 @@ def _throughput(rounds: Sequence[Round], name: str) -> Throughput:
 def summarize(samples: Samples, options: Options, load_before: float) -> Summary:
     ttft = {k: _ms(v) for k, v in samples.ttft.items()}
     whole = {k: _ms(v) for k, v in samples.whole.items()}
-    names = sorted(
-        {r.target for r in samples.rounds}, key=["upstream", "hyperlocal", "litellm"].index
-    )
+    order = ["upstream", "bare", "hyperlocal", "litellm"]
+    names = sorted({r.target for r in samples.rounds}, key=order.index)
     rates = {t.target: t for t in (_throughput(samples.rounds, n) for n in names)}
     ratio = rates["hyperlocal"].rps / rates["litellm"].rps if "litellm" in rates else None
     mean = statistics.fmean(samples.whole["hyperlocal"]) - statistics.fmean(
@@ -481,8 +499,11 @@ def summarize(samples: Samples, options: Options, load_before: float) -> Summary
         whole,
         round(whole["hyperlocal"] - whole["upstream"], 3),
         round(mean * 1e3, 3),
+        round(whole["bare"] - whole["upstream"], 3),
+        round(whole["hyperlocal"] - whole["bare"], 3),
         list(rates.values()),
         round(ratio, 2) if ratio else None,
+        round(rates["hyperlocal"].rps / rates["bare"].rps, 2),
         load_before,
         os.getloadavg()[0],
     )
@@ -506,6 +527,13 @@ def tables(summary: Summary) -> list[Table]:
         f"{summary.overhead_p50_ms:+.2f}",
         style="bold",
     )
+    ttft = summary.ttft_p50_ms
+    latency.add_row(
+        "added by the bare relay",
+        f"{ttft['bare'] - ttft['upstream']:+.2f}",
+        "",
+        f"{summary.bare_overhead_p50_ms:+.2f}",
+    )
     rate = Table(
         title="Non-streamed relay throughput",
         caption=f"{summary.machine.cpu}, {summary.machine.cores} cores; "
@@ -523,6 +551,7 @@ def tables(summary: Summary) -> list[Table]:
             str(t.requests),
             str(t.errors),
         )
+    rate.add_row("hyperlocal / bare relay", f"{summary.hyperlocal_vs_bare:.2f}x", *[""] * 4)
     ratio = summary.hyperlocal_vs_litellm
     rate.add_row(
         "hyperlocal / litellm",

@@ -202,13 +202,23 @@ def chat_relay(data: Data) -> list[Figure]:
             f"direct {_number(whole['upstream'])} ms",
         ),
     ]
+    if "bare" in whole:  # the bare relay: what any Python relay adds on this machine
+        out.append(
+            Figure(
+                "added by the bare relay p50",
+                data["bare_overhead_p50_ms"],
+                "ms",
+                "the floor: Starlette and aiohttp, nothing else",
+                f"hyperlocal adds {_number(data['over_bare_p50_ms'])} ms over it",
+            )
+        )
     rates = {t["target"]: t for t in data["throughput"]}
     for name, t in rates.items():
-        base = rates.get("litellm") if name == "hyperlocal" else None
-        if base:
-            out.append(compared(f"{name} throughput", t["rps"], "req/s", base["rps"], "LiteLLM"))
-        else:
-            out.append(Figure(f"{name} throughput", t["rps"], "req/s", _latency(t)))
+        out.append(Figure(f"{name} throughput", t["rps"], "req/s", _latency(t)))
+    for peer, label in (("litellm", "LiteLLM"), ("bare", "the bare relay")):
+        if "hyperlocal" in rates and peer in rates:
+            mine, theirs = rates["hyperlocal"]["rps"], rates[peer]["rps"]
+            out.append(compared(f"hyperlocal throughput vs {peer}", mine, "req/s", theirs, label))
     return out
 
 

@@ -285,6 +285,7 @@ class ChatStream:
         self._db, self._recorder, self._key_id, self._deltas = db, recorder, ticket.key_id, deltas
         self._deadline = asyncio.get_running_loop().time() + ticket.timeout_s
         self._first: ChatDelta | None = None
+        self._here = False  # the engine said the next delta is already here: no wait, no timer
         self._reported: ChatUsage | None = None  # the engine's latest count
         self._chunks = self._chars = 0
         self._closed = False
@@ -330,6 +331,7 @@ class ChatStream:
         if delta is None:
             delta = await self._next_after_first()
         self._count(delta)
+        self._here = delta.more
         if delta.finish_reason:
             self._finish(delta.finish_reason)
         return delta
@@ -344,6 +346,8 @@ class ChatStream:
 
     async def _advance(self) -> ChatDelta:
         try:
+            if self._here:  # a timer per token cost more than relaying it
+                return await anext(self._deltas)
             async with asyncio.timeout_at(self._deadline):
                 return await anext(self._deltas)
         except StopAsyncIteration:

@@ -131,17 +131,26 @@ class ChatEventStream(StreamingResponse):
 
 
 async def _events(stream: ChatStream, writer: ChunkWriter) -> AsyncIterator[bytes]:
+    """The reply's SSE events, one per delta. Deltas the engine has at once (``more``: they
+    came in one read from an upstream) leave in one write; none is held while waiting."""
     first = True
+    held: list[bytes] = []
     try:
         async for delta in stream:
             if delta.content:
-                yield writer.content(delta.content, first=first)
+                held.append(writer.content(delta.content, first=first))
                 first = False
             if delta.finish_reason:
-                yield writer.finish(delta.finish_reason, stream.usage, first=first)
+                held.append(writer.finish(delta.finish_reason, stream.usage, first=first))
+            if held and not delta.more:
+                yield b"".join(held)
+                held.clear()
     except HyperlocalError as exc:
-        yield writer.error(exc)  # after the first token: the status line is long gone
+        # After the first token: the status line is long gone.
+        yield b"".join([*held, writer.error(exc)])
         return
+    if held:  # an engine that said "more" and then ended
+        yield b"".join(held)
     usage = writer.usage(stream.usage)
     if usage is not None:
         yield usage

@@ -101,6 +101,9 @@ class ChatDelta:
     content: str = ""
     finish_reason: str | None = None  # "stop" or "length" on the last delta
     usage: ChatUsage | None = None
+    # The next delta is already here (it came in the same read from an upstream): the server
+    # may send both in one write. Never set when the next one could still be waited for.
+    more: bool = False
 
 
 @runtime_checkable

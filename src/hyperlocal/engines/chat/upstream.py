@@ -202,12 +202,17 @@ class UpstreamChatEngine:
         async with await self._send(upstream, request) as response:
             if response.status >= 300:
                 _check(response.status, await response.read())
-            async for data in _sse_data(response):
-                delta = _delta(data)
-                usage = delta.usage or usage
-                finish = delta.finish_reason or finish
-                if delta.content:
-                    yield ChatDelta(delta.content, usage=usage)
+            async for batch in _sse_batches(response):
+                ready: list[tuple[str, ChatUsage | None]] = []  # one read's content, in order
+                for data in batch:
+                    delta = _delta(data)
+                    usage = delta.usage or usage
+                    finish = delta.finish_reason or finish
+                    if delta.content:
+                        ready.append((delta.content, usage))
+                last = len(ready) - 1
+                for i, (content, so_far) in enumerate(ready):
+                    yield ChatDelta(content, usage=so_far, more=i < last)
             # Read past [DONE] to the body's end: a response left unfinished closes its
             # connection instead of returning it to the pool, and the next request would pay
             # for a new one.
@@ -220,29 +225,53 @@ class UpstreamChatEngine:
             self._session = None
 
 
-async def _sse_data(response: aiohttp.ClientResponse) -> AsyncIterator[dict[str, Any]]:
-    """Each ``data:`` payload until ``[DONE]``. An ``error`` payload raises."""
-    async for line in _lines(response):
-        if not line.startswith("data:"):
-            continue
-        payload = line[5:].strip()
-        if payload == "[DONE]":
-            return
-        data = json.loads(payload)
-        if data.get("error"):
-            raise GenerationError(f"The upstream failed: {_error_text(payload.encode())}")
-        yield data
-
-
-async def _lines(response: aiohttp.ClientResponse) -> AsyncIterator[str]:
-    """The body's lines as they arrive, of any length (aiohttp's own line reader caps them)."""
+async def _sse_batches(response: aiohttp.ClientResponse) -> AsyncIterator[list[dict[str, Any]]]:
+    """The ``data:`` payloads of each read from the body, until ``[DONE]``: those that arrived
+    together come together, so they can leave together. An ``error`` payload raises, after
+    the payloads before it have been handed out."""
     pending = b""
     async for chunk in response.content.iter_any():
         *lines, pending = (pending + chunk).split(b"\n")
-        for line in lines:
-            yield line.rstrip(b"\r").decode("utf-8")
+        batch = _Payloads(lines)
+        if batch.data:
+            yield batch.data
+        batch.raise_error()
+        if batch.done:
+            return
     if pending:
-        yield pending.rstrip(b"\r").decode("utf-8")
+        batch = _Payloads([pending])
+        if batch.data:
+            yield batch.data
+        batch.raise_error()
+
+
+class _Payloads:
+    """The parsed ``data:`` payloads among ``lines`` (of any length: aiohttp's own line reader
+    caps them), up to ``[DONE]`` (then ``done``) or an ``error`` payload (kept in ``error``)."""
+
+    def __init__(self, lines: list[bytes]) -> None:
+        self.data: list[dict[str, Any]] = []
+        self.done = False
+        self.error: GenerationError | None = None
+        for raw in lines:
+            line = raw.rstrip(b"\r").decode("utf-8")
+            if not line.startswith("data:"):
+                continue
+            payload = line[5:].strip()
+            if payload == "[DONE]":
+                self.done = True
+                return
+            data = json.loads(payload)
+            if data.get("error"):
+                self.error = GenerationError(
+                    f"The upstream failed: {_error_text(payload.encode())}"
+                )
+                return
+            self.data.append(data)
+
+    def raise_error(self) -> None:
+        if self.error is not None:
+            raise self.error
 
 
 def _delta(data: Mapping[str, Any]) -> ChatDelta:
