@@ -6,10 +6,8 @@ transaction, stream the engine's reply, and record on the same row how the reply
     open_chat ── validate, price ── charge + job row (running) ── first delta ──▶ ChatStream
                                                       └─ backend fails before it ──▶ failed,
                                                          refunded, and the error is raised
-    ChatStream ── last delta ──────────────────▶ completed (finish_reason, usage)
-               ── aclose() before the end ─────▶ completed, "disconnect", usage so far
-               ── backend fails after a token ─▶ completed, "error" (tokens were delivered,
-                                                 so the charge stands)
+
+How a ``ChatStream`` ends, and how that is recorded, is in ``core.chat_stream``.
 
 The chat's id (``chatcmpl-...``) is its job id, so ``GET /v1/jobs/{id}`` shows what it cost
 and how it ended. Message text is never stored: the row keeps counts only.
@@ -17,38 +15,22 @@ and how it ended. Message text is never stored: the row keeps counts only.
 
 from __future__ import annotations
 
-import asyncio
-import inspect
-import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from hyperlocal.core import ledger
 from hyperlocal.core.catalog import Catalog, ModelEntry
-from hyperlocal.core.chat_recorder import ChatRecorder
+from hyperlocal.core.chat_stream import ChatStream, ChatTicket, FinishReason
 from hyperlocal.core.jobs import JobStatus
 from hyperlocal.core.keys import KeyInfo
 from hyperlocal.core.pricing import price
 from hyperlocal.core.services import Services
 from hyperlocal.engines.base import Category
-from hyperlocal.engines.chat.base import (
-    ChatDelta,
-    ChatMessage,
-    ChatRequest,
-    ChatUsage,
-    message_text,
-)
-from hyperlocal.errors import (
-    EngineUnavailableError,
-    GenerationTimeoutError,
-    HyperlocalError,
-    InputError,
-    UnexpectedError,
-)
+from hyperlocal.engines.chat.base import ChatMessage, ChatRequest, ChatUsage, message_text
+from hyperlocal.errors import EngineUnavailableError, InputError
 from hyperlocal.store import jobs as store
 from hyperlocal.store.db import Database
 from hyperlocal.store.tables import Job
@@ -65,18 +47,9 @@ __all__ = [
     "open_chat",
 ]
 
-log = logging.getLogger(__name__)
-
 DEFAULT_CHAT_MODEL = "smollm2-135m"
 ROLES = ("system", "developer", "user", "assistant", "tool")
 MAX_STOP_SEQUENCES = 4  # as OpenAI
-
-
-class FinishReason(StrEnum):
-    STOP = "stop"
-    LENGTH = "length"
-    DISCONNECT = "disconnect"  # the client went away mid-stream; usage is what was streamed
-    ERROR = "error"  # the backend failed after the first token
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,18 +169,6 @@ def new_chat_id() -> str:
     return "chatcmpl-" + secrets.token_hex(12)
 
 
-@dataclass(frozen=True, slots=True)
-class ChatTicket:
-    """A chat about to be charged: what its stream needs before its job's row exists."""
-
-    id: str
-    key_id: str
-    model: str
-    credits: int
-    timeout_s: float
-    created_at: float
-
-
 def _ticket(submit: ChatSubmit, entry: ModelEntry) -> ChatTicket:
     credits = price(entry, {}, conversation_chars=conversation_chars(submit.messages))
     return ChatTicket(new_chat_id(), submit.key.id, entry.id, credits, entry.timeout_s, time.time())
@@ -252,173 +213,3 @@ def _params(submit: ChatSubmit) -> dict[str, Any]:
         "stop": list(submit.stop),
         "stream": submit.stream,
     }
-
-
-def _domain_error(exc: Exception) -> HyperlocalError:
-    if isinstance(exc, HyperlocalError):
-        return exc
-    if isinstance(exc, TimeoutError):
-        return GenerationTimeoutError()
-    log.exception("unexpected chat engine error", exc_info=exc)
-    return UnexpectedError()
-
-
-class ChatStream:
-    """A paid chat in flight. Iterate for its deltas (the first is already fetched); after the
-    last one, ``finish_reason`` and ``usage`` hold the outcome, already recorded on the job.
-
-    ``aclose()`` must be called however the consumer stops: it closes the engine's stream
-    (stopping the backend) and, if the reply had not ended, records a disconnect with the
-    usage streamed so far. It is idempotent.
-    """
-
-    def __init__(
-        self,
-        db: Database,
-        recorder: ChatRecorder,
-        ticket: ChatTicket,
-        deltas: AsyncIterator[ChatDelta],
-    ) -> None:
-        self.id, self.model, self.credits = ticket.id, ticket.model, ticket.credits
-        self.created = int(ticket.created_at)
-        self.finish_reason: str | None = None
-        self._db, self._recorder, self._key_id, self._deltas = db, recorder, ticket.key_id, deltas
-        self._deadline = asyncio.get_running_loop().time() + ticket.timeout_s
-        self._first: ChatDelta | None = None
-        self._here = False  # the engine said the next delta is already here: no wait, no timer
-        self._reported: ChatUsage | None = None  # the engine's latest count
-        self._chunks = self._chars = 0
-        self._closed = False
-
-    @property
-    def usage(self) -> ChatUsage:
-        """The engine's count up to the last delta handed out; or, if it gave none, the
-        number of content deltas as completion tokens and an unknown prompt size."""
-        return self._reported or ChatUsage(None, self._chunks)
-
-    async def prime(self, charge: Awaitable[None] | None = None) -> None:
-        """Fetch the first delta, while ``charge`` (if given) commits; on a failed charge,
-        stop the backend and raise; on a failed backend, fail the job, refund it and raise."""
-        first = asyncio.ensure_future(self._advance())
-        if charge is not None:
-            try:
-                # Let the backend request go out first: the charge may not wait on anything
-                # (SQLite runs on this thread), and it should overlap the backend, not precede it.
-                await asyncio.sleep(0)
-                await charge
-            except BaseException:
-                if inspect.iscoroutine(charge):
-                    charge.close()  # cancelled before it ran: it must not warn, nor run later
-                self._closed = True
-                first.cancel()
-                await asyncio.gather(first, return_exceptions=True)
-                await self._close_engine()
-                raise
-        try:
-            self._first = await first
-        except Exception as exc:
-            error = _domain_error(exc)
-            await self._fail(error)
-            raise error from exc
-
-    def __aiter__(self) -> ChatStream:
-        return self
-
-    async def __anext__(self) -> ChatDelta:
-        if self.finish_reason is not None or self._closed:
-            raise StopAsyncIteration
-        delta, self._first = self._first, None
-        if delta is None:
-            delta = await self._next_after_first()
-        self._count(delta)
-        self._here = delta.more
-        if delta.finish_reason:
-            self._finish(delta.finish_reason)
-        return delta
-
-    async def aclose(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        await self._close_engine()
-        if self.finish_reason is None:
-            self._finish(FinishReason.DISCONNECT)
-
-    async def _advance(self) -> ChatDelta:
-        try:
-            if self._here:  # a timer per token cost more than relaying it
-                return await anext(self._deltas)
-            async with asyncio.timeout_at(self._deadline):
-                return await anext(self._deltas)
-        except StopAsyncIteration:
-            return ChatDelta(finish_reason=FinishReason.STOP)  # ended without saying why
-
-    async def _next_after_first(self) -> ChatDelta:
-        try:
-            return await self._advance()
-        except Exception as exc:
-            error = _domain_error(exc)
-            self._finish(FinishReason.ERROR, error)
-            raise error from exc
-
-    def _count(self, delta: ChatDelta) -> None:
-        if delta.content:
-            self._chunks += 1
-            self._chars += len(delta.content)
-        self._reported = delta.usage or self._reported
-
-    async def _close_engine(self) -> None:
-        aclose = getattr(self._deltas, "aclose", None)
-        if aclose is None:
-            return
-        try:
-            await aclose()
-        except Exception:
-            log.exception("chat engine failed to stop", extra={"job_id": self.id})
-
-    def _record(self, error: HyperlocalError | None) -> dict[str, Any]:
-        usage = self.usage
-        record: dict[str, Any] = {
-            "finish_reason": self.finish_reason,
-            "usage": {
-                "prompt_tokens": usage.prompt_tokens,
-                "completion_tokens": usage.completion_tokens,
-                "total_tokens": usage.total_tokens,
-            },
-            "streamed_chunks": self._chunks,
-            "streamed_chars": self._chars,
-        }
-        if error is not None:
-            record["error"] = {"message": error.message, "code": _code(error)}
-        return record
-
-    def _finish(self, reason: str, error: HyperlocalError | None = None) -> None:
-        """Record how the chat ended; written behind the reply (see ``ChatRecorder``)."""
-        self.finish_reason = reason
-        self._recorder.record(
-            self.id,
-            status=JobStatus.COMPLETED.value,
-            result=self._record(error),
-            progress=1.0,
-            finished_at=time.time(),
-        )
-
-    async def _fail(self, error: HyperlocalError) -> None:
-        self._closed = True
-        log.warning("chat failed", extra={"job_id": self.id, "code": _code(error)})
-        async with self._db.transaction() as session:
-            moved = await store.transition(
-                session,
-                self.id,
-                [JobStatus.RUNNING.value],
-                status=JobStatus.FAILED.value,
-                error=error.message,
-                error_code=_code(error),
-                finished_at=time.time(),
-            )
-            if moved:
-                await ledger.refund(session, self._key_id, self.id, _code(error))
-
-
-def _code(error: HyperlocalError) -> str:
-    return str(getattr(error, "code", "E9999"))

@@ -229,25 +229,29 @@ async def _sse_batches(response: aiohttp.ClientResponse) -> AsyncIterator[list[d
     """The ``data:`` payloads of each read from the body, until ``[DONE]``: those that arrived
     together come together, so they can leave together. An ``error`` payload raises, after
     the payloads before it have been handed out."""
-    pending = b""
-    async for chunk in response.content.iter_any():
-        *lines, pending = (pending + chunk).split(b"\n")
+    async for lines in _reads(response):
         batch = _Payloads(lines)
         if batch.data:
             yield batch.data
         batch.raise_error()
         if batch.done:
             return
+
+
+async def _reads(response: aiohttp.ClientResponse) -> AsyncIterator[list[bytes]]:
+    """The body's complete lines, grouped by the read that completed them (of any length:
+    aiohttp's own line reader caps them); an unterminated last line comes last, alone."""
+    pending = b""
+    async for chunk in response.content.iter_any():
+        *lines, pending = (pending + chunk).split(b"\n")
+        yield lines
     if pending:
-        batch = _Payloads([pending])
-        if batch.data:
-            yield batch.data
-        batch.raise_error()
+        yield [pending]
 
 
 class _Payloads:
-    """The parsed ``data:`` payloads among ``lines`` (of any length: aiohttp's own line reader
-    caps them), up to ``[DONE]`` (then ``done``) or an ``error`` payload (kept in ``error``)."""
+    """The parsed ``data:`` payloads among ``lines``, up to ``[DONE]`` (then ``done``) or an
+    ``error`` payload (kept in ``error``)."""
 
     def __init__(self, lines: list[bytes]) -> None:
         self.data: list[dict[str, Any]] = []
