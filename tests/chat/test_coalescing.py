@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
+from starlette.types import Message, Scope
 
 from hyperlocal.api.chat_schemas import ChunkWriter
 from hyperlocal.api.routes.chat import _events
@@ -17,6 +19,9 @@ from hyperlocal.engines.chat.base import ChatDelta, ChatMessage, ChatRequest, Ch
 from hyperlocal.engines.chat.upstream import UpstreamChatEngine
 from hyperlocal.errors import GenerationError
 from tests.chat.test_upstream_connections import _read_request
+from tests.conftest import KeyFactory
+
+ASK = [{"role": "user", "content": "Say hello to the lighthouse keeper."}]
 
 
 def _event(payload: object) -> bytes:
@@ -139,26 +144,83 @@ def _tokens(chunk: bytes) -> list[str]:
 
 async def test_a_run_of_deltas_marked_more_leaves_in_one_write_event_by_event() -> None:
     deltas = [
-        ChatDelta("a", more=True),
+        ChatDelta("a", more=True),  # the first token: never held
         ChatDelta("b", more=True),
-        ChatDelta("c"),
+        ChatDelta("c", more=True),
         ChatDelta("d"),
+        ChatDelta("e"),
         ChatDelta(finish_reason="stop"),
     ]
     writes = await _writes(_Stream(deltas))
-    assert [_tokens(w) for w in writes] == [["a", "b", "c"], ["d"], [""], []]
-    assert writes[-1] == ChunkWriter.DONE
+    assert [_tokens(w) for w in writes] == [["a"], ["b", "c", "d"], ["e"], [""]]
+    assert writes[-1].endswith(ChunkWriter.DONE)  # the last chunk and [DONE]: one write
+
+
+async def test_the_first_token_leaves_alone_even_when_more_are_here() -> None:
+    writes = await _writes(_Stream([ChatDelta("a", more=True), ChatDelta("b")]))
+    assert [_tokens(w) for w in writes[:2]] == [["a"], ["b"]]
+    assert _payloads(writes[0])[0]["choices"][0]["delta"]["role"] == "assistant"
 
 
 async def test_an_error_is_sent_after_the_tokens_held_with_it() -> None:
     failed = GenerationError("gone")
-    writes = await _writes(_Stream([ChatDelta("a", more=True)], failed))
-    assert len(writes) == 1
-    assert _tokens(writes[0]) == ["a"]
-    assert _payloads(writes[0])[-1]["error"] == "gone"
+    held = [ChatDelta("a"), ChatDelta("b", more=True), ChatDelta("c", more=True)]
+    writes = await _writes(_Stream(held, failed))
+    assert [_tokens(w) for w in writes] == [["a"], ["b", "c"]]
+    assert _payloads(writes[1])[-1]["error"] == "gone"
 
 
 @pytest.mark.parametrize("more", [True, False])
 async def test_nothing_is_lost_when_an_engine_ends_after_saying_more(more: bool) -> None:
     writes = await _writes(_Stream([ChatDelta("a"), ChatDelta("b", more=more)]))
     assert [t for w in writes for t in _tokens(w)] == ["a", "b"]
+
+
+async def test_the_stream_ends_in_the_write_that_carries_done(
+    app: FastAPI, issue_key: KeyFactory
+) -> None:
+    """The ASGI messages of a streamed chat, through the real app: ``[DONE]`` is sent in the
+    message that ends the body (no empty message after it), and the first token alone."""
+    key = await issue_key()
+    body = json.dumps({"model": "test-echo", "messages": ASK, "stream": True}).encode()
+    sent: list[Message] = []
+    requests: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> Message:
+        if requests:
+            return requests.pop()
+        await asyncio.Event().wait()  # the client stays: no disconnect
+        raise AssertionError
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await app(_scope(key.key, len(body)), receive, send)
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 200
+    bodies = sent[1:]
+    assert all(m["more_body"] for m in bodies[:-1])
+    assert not bodies[-1]["more_body"] and bodies[-1]["body"].endswith(ChunkWriter.DONE)
+    assert len(_tokens(bodies[0]["body"])) == 1  # the first token, alone
+
+
+def _scope(key: str, length: int) -> Scope:
+    headers = [
+        (b"host", b"testserver"),
+        (b"authorization", f"Bearer {key}".encode()),
+        (b"content-type", b"application/json"),
+        (b"content-length", str(length).encode()),
+    ]
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/chat/completions",
+        "raw_path": b"/v1/chat/completions",
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+    }

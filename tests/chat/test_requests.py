@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from tests.chat.conftest import SMOLLM2, gguf
 from tests.chat.fake_upstream import FakeUpstream
-from tests.conftest import KeyFactory, auth
+from tests.conftest import KeyFactory, auth, services_of
 
 ASK = [{"role": "user", "content": "Say hello."}]
 COMPLETIONS = "/v1/chat/completions"
@@ -180,3 +182,27 @@ async def test_the_preview_engine_says_it_is_no_model(
     text = response.json()["choices"][0]["message"]["content"]
     assert text.startswith("[preview] This is not a model's answer")
     assert 'Your last message was: "Hi there"' in text
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_chat_s_job_shows_how_it_ended_as_soon_as_the_reply_is_read(
+    app: FastAPI, client: httpx.AsyncClient, issue_key: KeyFactory, stream: bool
+) -> None:
+    """The end of a chat is written behind the reply, gathered with others (``ChatRecorder``);
+    reading the job must not show it still running, however long the recorder would wait."""
+    services_of(app).chat_recorder.delay = 60.0
+    key = await issue_key()
+    body = {"model": "test-echo", "messages": ASK, "stream": stream}
+    response = await _post(client, key, COMPLETIONS, body)
+    assert response.status_code == 200, response.text
+    chat_id = response.json()["id"] if not stream else _first_id(response.text)
+    job = await client.get(f"/v1/jobs/{chat_id}", headers=auth(key))
+    assert job.status_code == 200
+    assert job.json()["status"] == "completed"
+    listed = await client.get("/v1/jobs", headers=auth(key))
+    assert [j["status"] for j in listed.json()["data"]] == ["completed"]
+
+
+def _first_id(sse: str) -> str:
+    first = next(line for line in sse.splitlines() if line.startswith("data: {"))
+    return str(json.loads(first[6:])["id"])

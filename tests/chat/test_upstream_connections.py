@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 
@@ -158,3 +159,69 @@ async def test_a_model_s_upstream_is_read_again_when_its_options_change() -> Non
         for server in (first, second):
             server.close()
             await server.wait_closed()
+
+
+_SSE = (
+    b'data: {"choices":[{"delta":{"content":"hello"},"finish_reason":null}]}\n\n'
+    b'data: {"choices":[{"delta":{},"finish_reason":"stop"}]}\n\n'
+    b"data: [DONE]\n\n"
+)
+_SSE_HEAD = (
+    f"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: {len(_SSE)}\r\n\r\n"
+).encode()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_started_is_called_once_the_upstream_has_the_request_before_its_answer(
+    stream: bool,
+) -> None:
+    """``ChatRequest.started`` is the cue for the chat's charge to run beside the upstream's
+    work: it must come once the request is sent, and not wait for the answer. This upstream
+    answers only after the engine has said so; an engine that waited would never be answered."""
+    received, answer = asyncio.Event(), asyncio.Event()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await _read_request(reader):
+            received.set()
+            await answer.wait()
+            writer.write(_SSE_HEAD + _SSE if stream else HEAD + REPLY)
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1"
+    calls: list[bool] = []
+    request = replace(_request(url), stream=stream, started=lambda: calls.append(answer.is_set()))
+    engine = UpstreamChatEngine()
+    try:
+        reply = asyncio.ensure_future(_collect(engine, request))
+        async with asyncio.timeout(5):
+            while not calls:
+                await asyncio.sleep(0.001)
+            await received.wait()
+        answer.set()
+        assert await asyncio.wait_for(reply, 5) == "hello"
+    finally:
+        await engine.aclose()
+        server.close()
+        await server.wait_closed()
+    assert calls == [False]  # once, and before the upstream answered
+
+
+async def test_started_is_not_called_when_no_request_could_be_sent() -> None:
+    with socket.socket() as probe:  # a port that nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    calls: list[None] = []
+    request = replace(_request(f"http://127.0.0.1:{port}/v1"), started=lambda: calls.append(None))
+    engine = UpstreamChatEngine()
+    try:
+        with pytest.raises(GenerationError):
+            await _collect(engine, request)
+    finally:
+        await engine.aclose()
+    assert calls == []
+
+
+async def _collect(engine: UpstreamChatEngine, request: ChatRequest) -> str:
+    return "".join([d.content async for d in engine.stream(request)])

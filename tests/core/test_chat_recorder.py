@@ -262,3 +262,59 @@ async def test_a_record_that_can_never_be_written_holds_up_no_other(
     assert (await _job(db, "chatcmpl-poison")).status == "running"  # left to the lease sweep
     given_up = [r for r in caplog.records if r.getMessage().startswith("giving up")]
     assert [getattr(r, "job_id", None) for r in given_up] == ["chatcmpl-poison"]
+
+
+async def _written(db: Database, job_ids: list[str], timeout: float) -> bool:
+    """Whether every job is completed within ``timeout``, without asking for a flush."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        statuses = [(await _job(db, job_id)).status for job_id in job_ids]
+        if statuses == ["completed"] * len(job_ids):
+            return True
+        await asyncio.sleep(0.01)
+    return False
+
+
+async def test_records_made_within_the_delay_share_one_commit(
+    db: Database, key_id: str, commits: list[float]
+) -> None:
+    for job_id in ("chatcmpl-early", "chatcmpl-late"):
+        await _insert(db, key_id, job_id)
+    commits.clear()
+    rec = ChatRecorder(db, delay=0.3)
+    try:
+        rec.record("chatcmpl-early", **_end("stop", 1))
+        await asyncio.sleep(0.1)  # other loop turns, other requests: no write yet
+        assert (await _job(db, "chatcmpl-early")).status == "running"
+        rec.record("chatcmpl-late", **_end("stop", 2))
+        assert await _written(db, ["chatcmpl-early", "chatcmpl-late"], timeout=5)
+    finally:
+        await rec.aclose()
+    assert len(commits) == 1
+
+
+async def test_flush_writes_at_once_however_long_the_delay(db: Database, key_id: str) -> None:
+    await _insert(db, key_id, "chatcmpl-now")
+    rec = ChatRecorder(db, delay=60.0)
+    try:
+        rec.record("chatcmpl-now", **_end("stop", 1))
+        await asyncio.wait_for(rec.flush(), timeout=2)
+        assert (await _job(db, "chatcmpl-now")).status == "completed"
+    finally:
+        await rec.aclose()
+
+
+async def test_a_full_batch_is_written_without_waiting(
+    db: Database, key_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("hyperlocal.core.chat_recorder.MAX_BATCH", 3)
+    ids = [f"chatcmpl-full-{i}" for i in range(3)]
+    for job_id in ids:
+        await _insert(db, key_id, job_id)
+    rec = ChatRecorder(db, delay=60.0)
+    try:
+        for job_id in ids:
+            rec.record(job_id, **_end("length", 4))
+        assert await _written(db, ids, timeout=5)
+    finally:
+        await rec.aclose()

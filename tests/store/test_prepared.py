@@ -22,7 +22,7 @@ from hyperlocal.store import jobs as job_store
 from hyperlocal.store import ledger as ledger_store
 from hyperlocal.store import prepared
 from hyperlocal.store.db import Database
-from hyperlocal.store.tables import Job, LedgerEntry, WebhookDelivery
+from hyperlocal.store.tables import Job, LedgerRow, WebhookDelivery
 from tests.conftest import KeyFactory, auth, services_of
 
 
@@ -163,16 +163,16 @@ async def test_an_insert_with_a_python_default_takes_sqlalchemys_path(db: Databa
         assert row is not None and row.inputs == {}
 
 
-def _charge(key_id: str, job_id: str) -> LedgerEntry:
-    return LedgerEntry(
-        key_id=key_id,
-        kind="charge",
-        amount=-3,
-        balance_after=97,
-        job_id=job_id,
-        note="",
-        created_at=time.time(),
-    )
+def _charge(key_id: str, job_id: str) -> LedgerRow:
+    return {
+        "key_id": key_id,
+        "kind": "charge",
+        "amount": -3,
+        "balance_after": 97,
+        "job_id": job_id,
+        "note": "",
+        "created_at": time.time(),
+    }
 
 
 async def test_a_sync_image_request_makes_no_statement_through_sqlalchemy(

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +33,7 @@ from hyperlocal.engines.chat.base import ChatMessage, ChatRequest, ChatUsage, me
 from hyperlocal.errors import EngineUnavailableError, InputError
 from hyperlocal.store import jobs as store
 from hyperlocal.store.db import Database
-from hyperlocal.store.tables import Job
+from hyperlocal.store.tables import ChatJobRow
 
 __all__ = [
     "DEFAULT_CHAT_MODEL",
@@ -91,7 +91,8 @@ async def open_chat(svc: Services, submit: ChatSubmit) -> ChatStream:
     """Charge for the chat and wait for its first delta; or raise, with any charge refunded.
 
     When the key's balance (as of its authentication) covers the price, the backend is asked
-    while the charge commits, so the charge adds nothing to the time to first token. Nothing
+    first and the charge commits while it works (from the moment the engine says the backend
+    has the request), so the charge adds nothing to the time to first token. Nothing
     reaches the client before the charge has committed, and a charge that fails (402) stops
     the backend at once. A key already short of credits is charged first, so that it cannot
     make the backend work for replies it will never get. Only what the request needs is done
@@ -102,7 +103,10 @@ async def open_chat(svc: Services, submit: ChatSubmit) -> ChatStream:
     engine = await svc.chat.get(entry.engine)
     ticket = _ticket(submit, entry)
     stream = ChatStream(
-        svc.db, svc.chat_recorder, ticket, engine.stream(_engine_request(entry, submit))
+        svc.db,
+        svc.chat_recorder,
+        ticket,
+        lambda started: engine.stream(_engine_request(entry, submit, started)),
     )
     if submit.key.credits < ticket.credits:
         await _charge(svc.db, submit, ticket)
@@ -153,7 +157,9 @@ def _validate(submit: ChatSubmit) -> None:
         raise InputError("stop", f"at most {MAX_STOP_SEQUENCES} sequences")
 
 
-def _engine_request(entry: ModelEntry, submit: ChatSubmit) -> ChatRequest:
+def _engine_request(
+    entry: ModelEntry, submit: ChatSubmit, started: Callable[[], None]
+) -> ChatRequest:
     return ChatRequest(
         model=entry.id,
         messages=tuple(submit.messages),
@@ -162,6 +168,7 @@ def _engine_request(entry: ModelEntry, submit: ChatSubmit) -> ChatRequest:
         stop=tuple(s for s in submit.stop if s),
         stream=submit.stream,
         options=entry.engine_options,
+        started=started,
     )
 
 
@@ -174,33 +181,36 @@ def _ticket(submit: ChatSubmit, entry: ModelEntry) -> ChatTicket:
     return ChatTicket(new_chat_id(), submit.key.id, entry.id, credits, entry.timeout_s, time.time())
 
 
-def _new_chat_job(submit: ChatSubmit, ticket: ChatTicket) -> Job:
-    return Job(
-        id=ticket.id,
-        key_id=ticket.key_id,
-        model=ticket.model,
-        category=Category.CHAT.value,
-        status=JobStatus.RUNNING.value,
-        params=_params(submit),
-        inputs={},
-        credits=ticket.credits,
-        timeout_s=ticket.timeout_s,
-        progress=0.0,
-        attempts=1,
-        created_at=ticket.created_at,
-        started_at=ticket.created_at,
+def _chat_job(submit: ChatSubmit, ticket: ChatTicket) -> ChatJobRow:
+    """The chat's row, running from the start. Column values, not an ORM object: SQLAlchemy's
+    instrumented constructor cost more than the INSERT."""
+    return {
+        "id": ticket.id,
+        "key_id": ticket.key_id,
+        "model": ticket.model,
+        "category": Category.CHAT.value,
+        "status": JobStatus.RUNNING.value,
+        "params": _params(submit),
+        "inputs": {},
+        "credits": ticket.credits,
+        "timeout_s": ticket.timeout_s,
+        "progress": 0.0,
+        "attempts": 1,
+        "created_at": ticket.created_at,
+        "started_at": ticket.created_at,
         # If this process dies mid-stream, the lease sweep fails and refunds the chat.
-        lease_owner="chat",
-        lease_expires_at=ticket.created_at + ticket.timeout_s,
-    )
+        "lease_owner": "chat",
+        "lease_expires_at": ticket.created_at + ticket.timeout_s,
+    }
 
 
 async def _charge(db: Database, submit: ChatSubmit, ticket: ChatTicket) -> None:
     """The charge and the chat's row, in one transaction."""
-    job = _new_chat_job(submit, ticket)
+    row = _chat_job(submit, ticket)
     async with db.transaction() as session:
-        await store.insert(session, job)
-        await ledger.charge(session, job.key_id, job.credits, job.id)  # last: it locks the key
+        await store.insert_chat(session, row)
+        # Last: on PostgreSQL it locks the key until the commit.
+        await ledger.charge(session, ticket.key_id, ticket.credits, ticket.id)
 
 
 def _params(submit: ChatSubmit) -> dict[str, Any]:

@@ -2,12 +2,16 @@
 
 A chat's charge is committed before its first token; what remains at the end is the record of
 how it ended (finish reason, usage), which the client does not wait for. ``ChatRecorder``
-takes those records as they come and writes everything pending in one transaction, so a burst
-of replies ending together costs one commit and no reply waits for one.
+takes those records as they come and writes everything pending in one transaction, at most
+``delay`` seconds after the first of them (or at once, when ``MAX_BATCH`` are waiting). One
+commit per chat cost about as much as the rest of a relayed chat's own work; gathered over a
+few milliseconds, the chats of a busy server share one, and no reply waits for it.
 
-If the process dies with records pending, their chats are still ``running`` under the chat
-lease, and the lease sweep fails and refunds them: the client keeps the tokens, the operator
-loses at most the last few milliseconds' charges. ``aclose()`` writes what is pending.
+A reader that must see the end of a chat (``GET /v1/jobs/{id}``) calls ``flush()`` first,
+which writes what is pending at once. If the process dies with records pending, their chats
+are still ``running`` under the chat lease, and the lease sweep fails and refunds them: the
+client keeps the tokens, the operator loses at most the last ``delay``'s charges.
+``aclose()`` writes what is pending.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ log = logging.getLogger(__name__)
 _RUNNING = [JobStatus.RUNNING.value]
 _RETRY_S = 0.5  # after a failed write, what failed is tried again this much later
 _MAX_ATTEMPTS = 5  # then a record is given up (logged); the lease sweep fails and refunds it
+WRITE_DELAY_S = 0.02  # how long the first pending record waits for others to join it
+MAX_BATCH = 256  # this many pending are written at once
 
 
 @dataclass(slots=True)
@@ -39,30 +45,48 @@ class _Record:
 
 
 class ChatRecorder:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, delay: float = WRITE_DELAY_S) -> None:
         self._db = db
+        self.delay = delay  # seconds the first pending record waits for others to join it
         self._pending: list[_Record] = []
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._timer: asyncio.TimerHandle | None = None  # the pending records' write is due
         self._task: asyncio.Task[None] | None = None
 
     def record(self, job_id: str, **values: Any) -> None:
         """Queue the move of a running chat to its end state, with these column values."""
         self._pending.append(_Record(job_id, values))
         self._idle.clear()
-        self._wake.set()
+        loop = asyncio.get_running_loop()
+        if len(self._pending) >= MAX_BATCH:
+            self._write_now()
+        elif self._timer is None and not self._wake.is_set():
+            self._timer = loop.call_later(self.delay, self._write_now)
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run())
+            self._task = loop.create_task(self._run())
 
     async def flush(self) -> None:
-        """Return once everything recorded so far is written (or given up)."""
+        """Write what is pending now, and return once everything recorded so far is written
+        (or given up). A write that failed is still tried again only after its pause."""
+        if self._timer is not None:
+            self._write_now()
         await self._idle.wait()
+
+    def _write_now(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._wake.set()
 
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            if self._timer is not None:  # due early (a full batch): this write takes all
+                self._timer.cancel()
+                self._timer = None
             batch, self._pending = self._pending, []
             failed = await self._write_all(batch) if batch else []
             if failed:

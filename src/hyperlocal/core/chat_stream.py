@@ -15,7 +15,7 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -75,13 +75,18 @@ class ChatStream:
         db: Database,
         recorder: ChatRecorder,
         ticket: ChatTicket,
-        deltas: AsyncIterator[ChatDelta],
+        ask: Callable[[Callable[[], None]], AsyncIterator[ChatDelta]],
     ) -> None:
+        """``ask(started)`` is the backend's stream for this chat; the engine calls
+        ``started`` once the backend has the request (see ``ChatRequest.started``)."""
         self.id, self.model, self.credits = ticket.id, ticket.model, ticket.credits
         self.created = int(ticket.created_at)
         self.finish_reason: str | None = None
-        self._db, self._recorder, self._key_id, self._deltas = db, recorder, ticket.key_id, deltas
-        self._deadline = asyncio.get_running_loop().time() + ticket.timeout_s
+        self._db, self._recorder, self._key_id = db, recorder, ticket.key_id
+        loop = asyncio.get_running_loop()
+        self._deadline = loop.time() + ticket.timeout_s
+        self._started: asyncio.Future[None] = loop.create_future()
+        self._deltas = ask(self._backend_started)
         self._first: ChatDelta | None = None
         self._here = False  # the engine said the next delta is already here: no wait, no timer
         self._reported: ChatUsage | None = None  # the engine's latest count
@@ -99,10 +104,12 @@ class ChatStream:
         stop the backend and raise; on a failed backend, fail the job, refund it and raise."""
         first = asyncio.ensure_future(self._advance())
         if charge is not None:
+            # A backend that answers (or fails) without saying it started has started too.
+            first.add_done_callback(self._backend_started)
             try:
-                # Let the backend request go out first: the charge may not wait on anything
-                # (SQLite runs on this thread), and it should overlap the backend, not precede it.
-                await asyncio.sleep(0)
+                # The request goes out first: the charge need not wait on anything (SQLite
+                # runs on this thread), and it should overlap the backend, not delay it.
+                await self._started
                 await charge
             except BaseException:
                 if inspect.iscoroutine(charge):
@@ -118,6 +125,10 @@ class ChatStream:
             error = _domain_error(exc)
             await self._fail(error)
             raise error from exc
+
+    def _backend_started(self, *_: object) -> None:
+        if not self._started.done():
+            self._started.set_result(None)
 
     def __aiter__(self) -> ChatStream:
         return self
@@ -138,9 +149,9 @@ class ChatStream:
         if self._closed:
             return
         self._closed = True
-        await self._close_engine()
-        if self.finish_reason is None:
+        if self.finish_reason is None:  # recorded first: it needs no await, so no cancel stops it
             self._finish(FinishReason.DISCONNECT)
+        await self._close_engine()
 
     async def _advance(self) -> ChatDelta:
         try:

@@ -14,7 +14,7 @@ from hyperlocal.errors import InputError, InsufficientCreditsError, NotFoundErro
 from hyperlocal.store import keys as key_store
 from hyperlocal.store import ledger as store
 from hyperlocal.store.db import Database
-from hyperlocal.store.tables import LedgerEntry
+from hyperlocal.store.tables import LedgerRow
 
 if TYPE_CHECKING:
     from hyperlocal.core.keycache import KeyCache
@@ -52,16 +52,16 @@ async def _append(
     job_id: str | None = None,
     note: str = "",
 ) -> None:
-    entry = LedgerEntry(
-        key_id=key_id,
-        kind=kind.value,
-        amount=amount,
-        balance_after=balance,
-        job_id=job_id,
-        note=note,
-        created_at=time.time(),
-    )
-    await store.append(session, entry)
+    row: LedgerRow = {
+        "key_id": key_id,
+        "kind": kind.value,
+        "amount": amount,
+        "balance_after": balance,
+        "job_id": job_id,
+        "note": note,
+        "created_at": time.time(),
+    }
+    await store.append(session, row)
 
 
 async def grant(session: AsyncSession, key_id: str, amount: int, note: str = "") -> int:

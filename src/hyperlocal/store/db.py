@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
 from importlib import resources
 from typing import Any, TypeVar
@@ -59,13 +59,14 @@ class Database:
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
+    def transaction(self) -> AbstractAsyncContextManager[AsyncSession]:
         """A session in one transaction: committed on success, rolled back on any error."""
         if self._direct is not None:
-            async with self._writer(), self._direct_transaction() as session:
-                yield session
-            return
+            return _DirectTransaction(self, self._direct)
+        return self._pg_transaction()
+
+    @asynccontextmanager
+    async def _pg_transaction(self) -> AsyncIterator[AsyncSession]:
         session = await self._begin()  # PostgreSQL: row locks, no process-wide writer
         try:
             yield session
@@ -76,23 +77,6 @@ class Database:
             await session.commit()
         finally:
             await session.close()
-
-    @asynccontextmanager
-    async def _direct_transaction(self) -> AsyncIterator[AsyncSession]:
-        """SQLite: BEGIN IMMEDIATE on the writer's connection, and a session that runs prepared
-        statements straight on it (``store.prepared``); SQLAlchemy joins the same transaction
-        only if something else runs."""
-        assert self._direct is not None
-        direct = prepared.Direct(self._direct.get(), self.engine.dialect)
-        await self._retry_locked(partial(_begin_immediate, direct.conn))
-        session = self.sessions(info={prepared.DIRECT: direct})
-        try:
-            yield session
-        except BaseException:
-            await _end_direct(session, direct.conn, commit=False)
-            raise
-        else:
-            await _end_direct(session, direct.conn, commit=True)
 
     async def _begin(self) -> AsyncSession:
         """A session whose transaction has begun."""
@@ -167,6 +151,46 @@ class Database:
 
 _T = TypeVar("_T")
 
+
+class _DirectTransaction:
+    """SQLite: the process's writers take turns (``Database``'s lock); BEGIN IMMEDIATE on the
+    writer's connection, and a session that runs prepared statements straight on it
+    (``store.prepared``); SQLAlchemy joins the same transaction only if something else runs.
+    A class rather than nested generator-based managers: every request that pays enters one,
+    and each layer of those cost microseconds."""
+
+    __slots__ = ("_conn", "_db", "_session", "_shared")
+
+    def __init__(self, db: Database, shared: SharedConnection) -> None:
+        self._db, self._shared = db, shared
+
+    async def __aenter__(self) -> AsyncSession:
+        lock = self._db._write_lock
+        assert lock is not None
+        await lock.acquire()
+        try:
+            conn = self._conn = self._shared.get()
+            try:
+                _begin_immediate(conn)
+            except OperationalError as exc:  # another process holds the write lock: wait it out
+                if not _is_locked(exc):
+                    raise
+                await self._db._retry_locked(partial(_begin_later, conn))
+            direct = prepared.Direct(conn, self._db.engine.dialect)
+            self._session = self._db.sessions(info={prepared.DIRECT: direct})
+        except BaseException:
+            lock.release()
+            raise
+        return self._session
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        try:
+            await _end_direct(self._session, self._conn, commit=exc_type is None)
+        finally:
+            assert self._db._write_lock is not None
+            self._db._write_lock.release()
+
+
 # How long a writer waits for another process's write lock before the error reaches the caller.
 _LOCK_WAIT_S = 30.0
 
@@ -183,11 +207,15 @@ def _sqlite_path(url: str) -> str:
     return path
 
 
-async def _begin_immediate(conn: sqlite3.Connection) -> None:
+def _begin_immediate(conn: sqlite3.Connection) -> None:
     try:
         conn.execute("BEGIN IMMEDIATE")
     except sqlite3.Error as exc:  # as SQLAlchemy would raise it: callers catch its classes
         raise DBAPIError.instance("BEGIN IMMEDIATE", (), exc, sqlite3.Error) from exc
+
+
+async def _begin_later(conn: sqlite3.Connection) -> None:
+    _begin_immediate(conn)
 
 
 async def _end_direct(session: AsyncSession, conn: sqlite3.Connection, *, commit: bool) -> None:

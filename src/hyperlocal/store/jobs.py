@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from hyperlocal.store.ledger import CHARGE_CTES
 from hyperlocal.store.prepared import execute, prepared
-from hyperlocal.store.tables import Job, insert_stmt, set_columns, table
+from hyperlocal.store.tables import ChatJobRow, Job, insert_stmt, set_columns, table
 
 __all__ = [
     "claim",
@@ -22,6 +22,7 @@ __all__ = [
     "finish",
     "get",
     "insert",
+    "insert_chat",
     "insert_paid",
     "list_for_key",
     "queue_position",
@@ -50,6 +51,11 @@ async def insert(session: AsyncSession, job: Job) -> None:
     """Insert the job's row as one Core statement (the ORM's flush costs several times more on
     this hot path). ``job`` stays detached: later reads return fresh rows."""
     await execute(session, insert_stmt(Job), [set_columns(job)])
+
+
+async def insert_chat(session: AsyncSession, row: ChatJobRow) -> None:
+    """Insert a chat's row, given as its column values (see ``ChatJobRow``)."""
+    await execute(session, insert_stmt(Job), [row])
 
 
 async def insert_paid(conn: AsyncConnection, job: Job, now: float) -> int | None:

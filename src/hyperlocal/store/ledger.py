@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hyperlocal.store.prepared import execute, prepared
-from hyperlocal.store.tables import ApiKey, LedgerEntry, insert_stmt, set_columns, table
+from hyperlocal.store.tables import ApiKey, LedgerEntry, LedgerRow, insert_stmt, table
 
 __all__ = [
     "CHARGE_CTES",
@@ -93,9 +93,9 @@ async def balance(session: AsyncSession, key_id: str) -> int:
     return int(await session.scalar(select(ApiKey.credits).where(ApiKey.id == key_id)) or 0)
 
 
-async def append(session: AsyncSession, entry: LedgerEntry) -> None:
-    """One Core INSERT; the database numbers the entry, and ``entry`` stays detached."""
-    await execute(session, insert_stmt(LedgerEntry), [set_columns(entry)])
+async def append(session: AsyncSession, row: LedgerRow) -> None:
+    """One Core INSERT of the line's column values; the database numbers the entry."""
+    await execute(session, insert_stmt(LedgerEntry), [row])
 
 
 async def entry_for_job(session: AsyncSession, job_id: str, kind: str) -> LedgerEntry | None:

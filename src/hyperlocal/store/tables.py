@@ -4,7 +4,7 @@ same arithmetic (``lease_expires_at < now``) then works unchanged on SQLite and 
 from __future__ import annotations
 
 from functools import cache
-from typing import Any, cast
+from typing import Any, TypedDict, cast
 
 from sqlalchemy import (
     JSON,
@@ -120,6 +120,40 @@ class Job(Base):
     created_at: Mapped[float] = mapped_column(Float)
     started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class LedgerRow(TypedDict):
+    """A new ledger line's column values: the request path appends without building an ORM
+    object (SQLAlchemy's instrumented constructor costs more than SQLite's INSERT)."""
+
+    key_id: str
+    kind: str
+    amount: int
+    balance_after: int
+    job_id: str | None
+    note: str
+    created_at: float
+
+
+class ChatJobRow(TypedDict):
+    """A chat's ``jobs`` row as it is charged (``core.chat``), by column name; the columns
+    left out take their defaults. Inserted without an ORM object, as ``LedgerRow``."""
+
+    id: str
+    key_id: str
+    model: str
+    category: str
+    status: str
+    params: JsonDict
+    inputs: JsonDict
+    credits: int
+    timeout_s: float
+    progress: float
+    attempts: int
+    created_at: float
+    started_at: float
+    lease_owner: str
+    lease_expires_at: float
 
 
 class IdempotencyRecord(Base):

@@ -89,10 +89,31 @@ class ChatEventStream(StreamingResponse):
         try:
             await self._stream_until_disconnect(receive, send)
         finally:
-            # Shielded: on a disconnect this runs inside a cancelled scope, and the record
-            # of what was streamed must still reach the database.
+            await self._close()
+
+    async def _close(self) -> None:
+        """Close the chat: its end is recorded at once, then the engine stops. A task being
+        cancelled (the server stopping) still waits for the engine, shielded; the usual end
+        skips the shield's cost."""
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
             with anyio.CancelScope(shield=True):
                 await self._stream.aclose()
+        else:
+            await self._stream.aclose()
+
+    async def stream_response(self, send: Send) -> None:
+        """Starlette's, except that the chunk ending in ``[DONE]`` also ends the body, in the
+        same write, instead of an empty message after it: each write wakes the client."""
+        start = {"type": "http.response.start", "status": self.status_code}
+        await send({**start, "headers": self.raw_headers})
+        async for chunk in self.body_iterator:
+            assert isinstance(chunk, bytes)
+            last = chunk.endswith(ChunkWriter.DONE)
+            await send({"type": "http.response.body", "body": chunk, "more_body": not last})
+            if last:
+                return
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _stream_until_disconnect(self, receive: Receive, send: Send) -> None:
         """``stream_response``, stopped when the client goes away. Starlette does this with an
@@ -132,26 +153,25 @@ class ChatEventStream(StreamingResponse):
 
 async def _events(stream: ChatStream, writer: ChunkWriter) -> AsyncIterator[bytes]:
     """The reply's SSE events, one per delta. Deltas the engine has at once (``more``: they
-    came in one read from an upstream) leave in one write; none is held while waiting."""
+    came in one read from an upstream) leave in one write, except the first token, which
+    leaves at once: it is what a streaming client waits for. None is held while waiting. The
+    last chunk, the usage chunk and ``[DONE]`` leave together."""
     first = True
     held: list[bytes] = []
     try:
         async for delta in stream:
+            opening = first
             if delta.content:
                 held.append(writer.content(delta.content, first=first))
                 first = False
-            if delta.finish_reason:
+            if delta.finish_reason:  # the last delta: it leaves with the end, below
                 held.append(writer.finish(delta.finish_reason, stream.usage, first=first))
-            if held and not delta.more:
+            elif held and (opening or not delta.more):
                 yield b"".join(held)
                 held.clear()
     except HyperlocalError as exc:
         # After the first token: the status line is long gone.
         yield b"".join([*held, writer.error(exc)])
         return
-    if held:  # an engine that said "more" and then ended
-        yield b"".join(held)
     usage = writer.usage(stream.usage)
-    if usage is not None:
-        yield usage
-    yield writer.DONE
+    yield b"".join([*held, *([usage] if usage is not None else []), writer.DONE])

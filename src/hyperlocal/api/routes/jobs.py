@@ -26,6 +26,7 @@ async def get_job(
     model: str | None = None,  # noqa: ARG001 - accepted for hosted-API compatibility
     type: str | None = None,  # noqa: ARG001
 ) -> JobStatusResponse:
+    await svc.chat_recorder.flush()  # a chat that has just ended shows how it ended
     job = await jobs.get_job(svc.db, key, job_id)
     return job_status(await jobs.with_current_urls(svc.storage, job))
 
@@ -37,6 +38,7 @@ async def list_jobs(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: str | None = None,
 ) -> JobListResponse:
+    await svc.chat_recorder.flush()
     page = await jobs.list_jobs(svc.db, key, limit=limit, cursor=cursor)
     shown = [job_status(await jobs.with_current_urls(svc.storage, j)) for j in page.jobs]
     return JobListResponse(data=shown, nextCursor=page.next_cursor)
@@ -53,6 +55,7 @@ async def cancel_job(job_id: str, key: CurrentKey, svc: Svc) -> JobStatusRespons
 async def job_events(job_id: str, key: CurrentKey, svc: Svc) -> StreamingResponse:
     """Server-Sent Events: ``status`` (the job, as polling shows it) and ``progress`` events,
     a ``: heartbeat`` comment every 15 s, and the stream ends after the terminal status."""
+    await svc.chat_recorder.flush()
     await jobs.get_job(svc.db, key, job_id)  # 404 before the stream starts
     stream = jobs.watch(svc.db, svc.events, key, job_id, heartbeat=15.0)
     return StreamingResponse(

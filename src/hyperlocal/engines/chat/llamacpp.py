@@ -175,6 +175,7 @@ class LlamaCppChatEngine:
         return self._models[path]
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
+        request.started()  # the backend is this process: it has the request now
         path = resolve_model_path(request.options)
         if path is None:
             async with contextlib.aclosing(self._preview.stream(request)) as deltas:

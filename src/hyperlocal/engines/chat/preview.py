@@ -35,6 +35,7 @@ class PreviewChatEngine:
         )
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatDelta, None]:
+        request.started()  # the backend is this process: it has the request now
         prompt = sum(len(message_text(m).split()) for m in request.messages)
         every = self.reply(request).split(" ")
         words = every[: request.max_tokens]

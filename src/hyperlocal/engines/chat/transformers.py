@@ -178,6 +178,7 @@ class TransformersChatEngine:
         return self._models[path]
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
+        request.started()  # the backend is this process: it has the request now
         path = resolve_model_path(request.options)
         if path is None:
             raise GenerationError("No model file: set engine_options.model_path")
