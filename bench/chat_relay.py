@@ -11,7 +11,8 @@ nothing else) and ``litellm --config`` (one worker). Three measurements:
    direct;
 2. per-request overhead, non-streamed, one request at a time: p50 via hyperlocal minus p50
    direct (goal: under 1 ms added), and the same for the bare relay, which shows what any
-   Python relay costs on this machine;
+   Python relay costs on this machine. Measured twice: each right after a streamed request
+   (a mixed load: the stream's teardown, in every server, overlaps it), and then alone;
 3. non-streamed throughput under concurrent load: hyperlocal vs LiteLLM (goal: at least 3x)
    and vs the bare relay, with p99 latency.
 
@@ -352,7 +353,8 @@ async def whole_reply(target: Target) -> float:
 class Samples:
     ttft: dict[str, list[float]] = field(default_factory=dict)
     stream_total: dict[str, list[float]] = field(default_factory=dict)
-    whole: dict[str, list[float]] = field(default_factory=dict)
+    whole: dict[str, list[float]] = field(default_factory=dict)  # each right after a stream
+    alone: dict[str, list[float]] = field(default_factory=dict)  # non-streamed only
     rounds: list[Round] = field(default_factory=list)
 
 
@@ -369,6 +371,10 @@ async def sequential(
             samples.ttft.setdefault(target.name, []).append(ttft)
             samples.stream_total.setdefault(target.name, []).append(total)
             samples.whole.setdefault(target.name, []).append(await whole_reply(target))
+            tick()
+    for _ in range(count):  # no stream's teardown (in any of the servers) just before
+        for target in targets:
+            samples.alone.setdefault(target.name, []).append(await whole_reply(target))
             tick()
 
 
@@ -413,7 +419,7 @@ async def measure(servers: Servers, options: Options) -> Samples:
     loaded = [servers.upstream, servers.bare, servers.hyperlocal]
     loaded += [servers.litellm] if servers.litellm else []
     with _progress() as progress:
-        task = progress.add_task("latency (sequential)", total=options.sequential * len(relay))
+        task = progress.add_task("latency (sequential)", total=2 * options.sequential * len(relay))
         await sequential(relay, options.sequential, samples, lambda: progress.advance(task))
         total = -(-options.requests // options.rounds) * options.rounds
         ticks = {t.name: _ticker(progress, f"throughput {t.name}", total) for t in loaded}
@@ -458,6 +464,9 @@ class Summary:
     overhead_mean_ms: float
     bare_overhead_p50_ms: float  # the same for the bare relay: the floor on this machine
     over_bare_p50_ms: float  # hyperlocal p50 - bare relay p50: hyperlocal's own cost
+    alone_p50_ms: dict[str, float]  # non-streamed requests with no stream between them
+    alone_overhead_p50_ms: float
+    bare_alone_overhead_p50_ms: float
     throughput: list[Throughput]
     hyperlocal_vs_litellm: float | None
     hyperlocal_vs_bare: float
@@ -482,6 +491,7 @@ def _throughput(rounds: Sequence[Round], name: str) -> Throughput:
 def summarize(samples: Samples, options: Options, load_before: float) -> Summary:
     ttft = {k: _ms(v) for k, v in samples.ttft.items()}
     whole = {k: _ms(v) for k, v in samples.whole.items()}
+    alone = {k: _ms(v) for k, v in samples.alone.items()}
     order = ["upstream", "bare", "hyperlocal", "litellm"]
     names = sorted({r.target for r in samples.rounds}, key=order.index)
     rates = {t.target: t for t in (_throughput(samples.rounds, n) for n in names)}
@@ -501,6 +511,9 @@ def summarize(samples: Samples, options: Options, load_before: float) -> Summary
         round(mean * 1e3, 3),
         round(whole["bare"] - whole["upstream"], 3),
         round(whole["hyperlocal"] - whole["bare"], 3),
+        alone,
+        round(alone["hyperlocal"] - alone["upstream"], 3),
+        round(alone["bare"] - alone["upstream"], 3),
         list(rates.values()),
         round(ratio, 2) if ratio else None,
         round(rates["hyperlocal"].rps / rates["bare"].rps, 2),
@@ -511,7 +524,8 @@ def summarize(samples: Samples, options: Options, load_before: float) -> Summary
 
 def tables(summary: Summary) -> list[Table]:
     latency = Table(title=f"Chat relay latency, sequential ({TOKENS}-token replies)")
-    for column in ("", "TTFT p50 ms", "stream total p50 ms", "non-stream p50 ms"):
+    columns = ("TTFT p50 ms", "stream total p50 ms", "non-stream p50 ms", "non-stream alone")
+    for column in ("", *columns):
         latency.add_column(column, justify="left" if not column else "right")
     for name in summary.ttft_p50_ms:
         latency.add_row(
@@ -519,12 +533,14 @@ def tables(summary: Summary) -> list[Table]:
             f"{summary.ttft_p50_ms[name]:.2f}",
             f"{summary.stream_total_p50_ms[name]:.2f}",
             f"{summary.whole_p50_ms[name]:.2f}",
+            f"{summary.alone_p50_ms[name]:.2f}",
         )
     latency.add_row(
         "added by hyperlocal",
         f"{summary.ttft_added_p50_ms:+.2f}",
         "",
         f"{summary.overhead_p50_ms:+.2f}",
+        f"{summary.alone_overhead_p50_ms:+.2f}",
         style="bold",
     )
     ttft = summary.ttft_p50_ms
@@ -533,6 +549,7 @@ def tables(summary: Summary) -> list[Table]:
         f"{ttft['bare'] - ttft['upstream']:+.2f}",
         "",
         f"{summary.bare_overhead_p50_ms:+.2f}",
+        f"{summary.bare_alone_overhead_p50_ms:+.2f}",
     )
     rate = Table(
         title="Non-streamed relay throughput",

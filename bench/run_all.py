@@ -202,6 +202,16 @@ def chat_relay(data: Data) -> list[Figure]:
             f"direct {_number(whole['upstream'])} ms",
         ),
     ]
+    if "alone_overhead_p50_ms" in data:
+        out.append(
+            Figure(
+                "added per request p50, no stream between",
+                data["alone_overhead_p50_ms"],
+                "ms",
+                "goal: under 1 ms",
+                f"the bare relay adds {_number(data['bare_alone_overhead_p50_ms'])} ms",
+            )
+        )
     if "bare" in whole:  # the bare relay: what any Python relay adds on this machine
         out.append(
             Figure(
