@@ -15,6 +15,7 @@ from starlette.types import Message, Scope
 
 from hyperlocal.api.chat_schemas import ChunkWriter
 from hyperlocal.api.routes.chat import _events
+from hyperlocal.engines.chat import upstream as upstream_module
 from hyperlocal.engines.chat.base import ChatDelta, ChatMessage, ChatRequest, ChatUsage
 from hyperlocal.engines.chat.upstream import UpstreamChatEngine
 from hyperlocal.errors import GenerationError
@@ -108,6 +109,27 @@ async def test_an_error_event_comes_after_the_tokens_of_its_read() -> None:
     got, error = await _deltas([_word("a") + _word("b") + error_event])
     assert [d.content for d in got] == ["a", "b"] and not got[-1].more
     assert isinstance(error, GenerationError) and "model crashed" in error.message
+
+
+def test_a_read_s_first_delta_leaves_before_the_rest_of_the_read_is_parsed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One delta of look-ahead: a read of 200 tokens (an upstream that answers at once) must
+    not be parsed whole before its first token leaves."""
+    parsed: list[str] = []
+    real = json.loads
+
+    def loads(payload: str) -> Any:
+        parsed.append(payload)
+        return real(payload)
+
+    monkeypatch.setattr(upstream_module.json, "loads", loads)
+    lines = b"".join([_word(f"w{i}") for i in range(200)]).split(b"\n")
+    deltas = upstream_module._Tally().deltas(upstream_module._Read(lines))
+    first = next(deltas)
+    assert (first.content, first.more) == ("w0", True)
+    assert len(parsed) == 2  # the first token and the one that says "more"
+    assert [d.content for d in deltas][-1] == "w199" and len(parsed) == 200
 
 
 class _Stream:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -219,27 +219,18 @@ class UpstreamChatEngine:
     async def _relay(
         self, upstream: _Upstream, request: ChatRequest
     ) -> AsyncGenerator[ChatDelta, None]:
-        finish: str | None = None
-        usage: ChatUsage | None = None
+        tally = _Tally()
         async with await self._send(upstream, request) as response:
             if response.status >= 300:
                 _check(response.status, await response.read())
-            async for batch in _sse_batches(response):
-                ready: list[tuple[str, ChatUsage | None]] = []  # one read's content, in order
-                for data in batch:
-                    delta = _delta(data)
-                    usage = delta.usage or usage
-                    finish = delta.finish_reason or finish
-                    if delta.content:
-                        ready.append((delta.content, usage))
-                last = len(ready) - 1
-                for i, (content, so_far) in enumerate(ready):
-                    yield ChatDelta(content, usage=so_far, more=i < last)
+            async for read in _sse_reads(response):
+                for delta in tally.deltas(read):
+                    yield delta
             # Read past [DONE] to the body's end: a response left unfinished closes its
             # connection instead of returning it to the pool, and the next request would pay
             # for a new one.
             await response.read()
-        yield ChatDelta(finish_reason=finish or "stop", usage=usage)
+        yield ChatDelta(finish_reason=tally.finish or "stop", usage=tally.usage)
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -247,16 +238,35 @@ class UpstreamChatEngine:
             self._session = None
 
 
-async def _sse_batches(response: aiohttp.ClientResponse) -> AsyncIterator[list[dict[str, Any]]]:
-    """The ``data:`` payloads of each read from the body, until ``[DONE]``: those that arrived
-    together come together, so they can leave together. An ``error`` payload raises, after
-    the payloads before it have been handed out."""
+class _Read:
+    """The complete lines of one read from the body. Iterating parses their ``data:``
+    payloads one by one, up to ``[DONE]`` (then ``done``) or an ``error`` payload (raised)."""
+
+    def __init__(self, lines: list[bytes]) -> None:
+        self._lines = lines
+        self.done = False
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for raw in self._lines:
+            line = raw.rstrip(b"\r").decode("utf-8")
+            if not line.startswith("data:"):
+                continue
+            payload = line[5:].strip()
+            if payload == "[DONE]":
+                self.done = True
+                return
+            data: dict[str, Any] = json.loads(payload)
+            if data.get("error"):
+                raise GenerationError(f"The upstream failed: {_error_text(payload.encode())}")
+            yield data
+
+
+async def _sse_reads(response: aiohttp.ClientResponse) -> AsyncIterator[_Read]:
+    """The body's reads, until the one that holds ``[DONE]``."""
     async for lines in _reads(response):
-        batch = _Payloads(lines)
-        if batch.data:
-            yield batch.data
-        batch.raise_error()
-        if batch.done:
+        read = _Read(lines)
+        yield read
+        if read.done:
             return
 
 
@@ -271,33 +281,33 @@ async def _reads(response: aiohttp.ClientResponse) -> AsyncIterator[list[bytes]]
         yield [pending]
 
 
-class _Payloads:
-    """The parsed ``data:`` payloads among ``lines``, up to ``[DONE]`` (then ``done``) or an
-    ``error`` payload (kept in ``error``)."""
+class _Tally:
+    """A streamed reply's finish reason and latest usage, as its reads go by."""
 
-    def __init__(self, lines: list[bytes]) -> None:
-        self.data: list[dict[str, Any]] = []
-        self.done = False
-        self.error: GenerationError | None = None
-        for raw in lines:
-            line = raw.rstrip(b"\r").decode("utf-8")
-            if not line.startswith("data:"):
-                continue
-            payload = line[5:].strip()
-            if payload == "[DONE]":
-                self.done = True
-                return
-            data = json.loads(payload)
-            if data.get("error"):
-                self.error = GenerationError(
-                    f"The upstream failed: {_error_text(payload.encode())}"
-                )
-                return
-            self.data.append(data)
+    def __init__(self) -> None:
+        self.finish: str | None = None
+        self.usage: ChatUsage | None = None
 
-    def raise_error(self) -> None:
-        if self.error is not None:
-            raise self.error
+    def deltas(self, read: _Read) -> Iterator[ChatDelta]:
+        """The read's content deltas, each marked ``more`` when the next one of the same read
+        is already parsed: one delta of look-ahead, so the first leaves before the rest of a
+        long read is parsed. An error payload raises after the deltas before it."""
+        held: ChatDelta | None = None
+        try:
+            for data in read:
+                delta = _delta(data)
+                self.usage = delta.usage or self.usage
+                self.finish = delta.finish_reason or self.finish
+                if delta.content:
+                    if held is not None:
+                        yield ChatDelta(held.content, usage=held.usage, more=True)
+                    held = ChatDelta(delta.content, usage=self.usage)
+        except GenerationError:
+            if held is not None:
+                yield held
+            raise
+        if held is not None:
+            yield held
 
 
 def _delta(data: Mapping[str, Any]) -> ChatDelta:
