@@ -107,13 +107,13 @@ class ChatEventStream(StreamingResponse):
         same write, instead of an empty message after it: each write wakes the client."""
         start = {"type": "http.response.start", "status": self.status_code}
         await send({**start, "headers": self.raw_headers})
-        async for chunk in self.body_iterator:
+        ended = False
+        async for chunk in self.body_iterator:  # ``_events``: nothing comes after [DONE]
             assert isinstance(chunk, bytes)
-            last = chunk.endswith(ChunkWriter.DONE)
-            await send({"type": "http.response.body", "body": chunk, "more_body": not last})
-            if last:
-                return
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+            ended = chunk.endswith(ChunkWriter.DONE)
+            await send({"type": "http.response.body", "body": chunk, "more_body": not ended})
+        if not ended:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _stream_until_disconnect(self, receive: Receive, send: Send) -> None:
         """``stream_response``, stopped when the client goes away. Starlette does this with an
