@@ -75,6 +75,7 @@ class ChatRecorder:
         await self._idle.wait()
 
     def _write_now(self) -> None:
+        """Wake the writer; every wake goes through here, so no timer outlives it."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -84,15 +85,12 @@ class ChatRecorder:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            if self._timer is not None:  # due early (a full batch): this write takes all
-                self._timer.cancel()
-                self._timer = None
             batch, self._pending = self._pending, []
             failed = await self._write_all(batch) if batch else []
             if failed:
                 self._pending[:0] = failed
                 await asyncio.sleep(_RETRY_S)
-                self._wake.set()
+                self._write_now()  # with any recorded during the pause
                 continue
             if not self._pending:
                 self._idle.set()

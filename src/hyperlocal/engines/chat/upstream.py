@@ -262,23 +262,18 @@ class _Read:
 
 
 async def _sse_reads(response: aiohttp.ClientResponse) -> AsyncIterator[_Read]:
-    """The body's reads, until the one that holds ``[DONE]``."""
-    async for lines in _reads(response):
+    """The body's complete lines, one ``_Read`` per read that completed them (of any length:
+    aiohttp's own line reader caps them), until the one that holds ``[DONE]``; an
+    unterminated last line comes last, alone."""
+    pending = b""
+    async for chunk in response.content.iter_any():
+        *lines, pending = (pending + chunk).split(b"\n")
         read = _Read(lines)
         yield read
         if read.done:
             return
-
-
-async def _reads(response: aiohttp.ClientResponse) -> AsyncIterator[list[bytes]]:
-    """The body's complete lines, grouped by the read that completed them (of any length:
-    aiohttp's own line reader caps them); an unterminated last line comes last, alone."""
-    pending = b""
-    async for chunk in response.content.iter_any():
-        *lines, pending = (pending + chunk).split(b"\n")
-        yield lines
     if pending:
-        yield [pending]
+        yield _Read([pending])
 
 
 class _Tally:
