@@ -8,8 +8,11 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import threading
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
+from typing import BinaryIO
 
 import pytest
 
@@ -208,19 +211,71 @@ async def test_started_is_called_once_the_upstream_has_the_request_before_its_an
     assert calls == [False]  # once, and before the upstream answered
 
 
-async def test_started_is_not_called_when_no_request_could_be_sent() -> None:
-    with socket.socket() as probe:  # a port that nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    calls: list[None] = []
-    request = replace(_request(f"http://127.0.0.1:{port}/v1"), started=lambda: calls.append(None))
+class _ThreadUpstream:
+    """An upstream on a thread of its own, so that it reads a request while the event loop is
+    busy: it notes the moment each request has fully arrived, then answers it."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1"
+        self.arrived: list[float] = []
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self.sock.accept()
+        with conn, conn.makefile("rb") as stream:
+            while head := _read_head(stream):
+                stream.read(int(head.get("content-length", "0")))
+                self.arrived.append(time.perf_counter())
+                conn.sendall(HEAD + REPLY)
+
+    def close(self) -> None:
+        self.sock.close()
+        self._thread.join(5)
+
+
+def _read_head(stream: BinaryIO) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    if not stream.readline():
+        return headers
+    while (line := stream.readline().decode().strip()) and line:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return headers
+
+
+async def test_what_started_wakes_runs_after_the_request_is_written() -> None:
+    """The chat's charge waits on ``started`` and then holds the loop (SQLite, on this
+    thread). On a pooled connection the request must already be on the wire by then: here the
+    woken work blocks the loop for 200 ms, and the upstream, on a thread of its own, must have
+    the whole request before that ends."""
+    upstream = _ThreadUpstream()
     engine = UpstreamChatEngine()
+    blocked: list[tuple[float, float]] = []
     try:
-        with pytest.raises(GenerationError):
-            await _collect(engine, request)
+        request = replace(_request(upstream.url), stream=False)
+        assert await _collect(engine, request) == "hello"  # the connection is now pooled
+        woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        async def charge() -> None:
+            await woken
+            start = time.perf_counter()
+            # Blocking on purpose: SQLite's work holds the loop just so.
+            time.sleep(0.2)
+            blocked.append((start, time.perf_counter()))
+
+        paid = asyncio.ensure_future(charge())
+        timed = replace(request, started=lambda: woken.done() or woken.set_result(None))
+        assert await _collect(engine, timed) == "hello"
+        await paid
     finally:
         await engine.aclose()
-    assert calls == []
+        upstream.close()
+    assert len(upstream.arrived) == 2
+    (start, end), arrived = blocked[0], upstream.arrived[1]
+    assert arrived < end, "the request was written only after the woken work"
+    assert arrived - start < 0.1
 
 
 async def _collect(engine: UpstreamChatEngine, request: ChatRequest) -> str:

@@ -39,6 +39,7 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         self._checkpointer: Checkpointer | None = None
         self._direct: SharedConnection | None = None
+        self._direct_session: AsyncSession | None = None  # reused: see _DirectTransaction
         if self.is_sqlite:
             # SQLite allows one writer at a time. Writers in this process queue on a lock
             # (woken in order); readers get their own engine, whose transactions never take
@@ -58,6 +59,16 @@ class Database:
             self._write_lock = None
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
+
+    def _session_for(self, conn: sqlite3.Connection) -> AsyncSession:
+        """The session of SQLite's direct transactions, made once per write connection: the
+        writers take turns, and each transaction leaves it empty (``_end_direct`` closes it
+        if SQLAlchemy joined in). Making one per transaction cost more than its statements."""
+        session = self._direct_session
+        if session is None or session.info[prepared.DIRECT].conn is not conn:
+            direct = prepared.Direct(conn, self.engine.dialect)
+            session = self._direct_session = self.sessions(info={prepared.DIRECT: direct})
+        return session
 
     def transaction(self) -> AbstractAsyncContextManager[AsyncSession]:
         """A session in one transaction: committed on success, rolled back on any error."""
@@ -176,8 +187,7 @@ class _DirectTransaction:
                 if not _is_locked(exc):
                     raise
                 await self._db._retry_locked(partial(_begin_later, conn))
-            direct = prepared.Direct(conn, self._db.engine.dialect)
-            self._session = self._db.sessions(info={prepared.DIRECT: direct})
+            self._session = self._db._session_for(conn)
         except BaseException:
             lock.release()
             raise

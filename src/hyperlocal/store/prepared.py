@@ -61,15 +61,20 @@ class _Compiled:
     results: tuple[Processor, ...]
     row: type[tuple[Any, ...]] | None  # a named tuple of the result's columns
 
-    def parameters(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
-        values = (params[n] if n in params else self.fixed[n] for n in self.names)
-        return tuple(
-            value if process is None else process(value)
-            for value, process in zip(values, self.binds, strict=True)
-        )
-
-    def takes(self, params: Mapping[str, Any]) -> bool:
-        return all(name in params or name in self.fixed for name in self.names)
+    def parameters(self, params: Mapping[str, Any]) -> list[Any] | None:
+        """The values to bind, in order; None if ``params`` lacks one (SQLAlchemy's path then
+        raises its own error). A plain loop: this runs for every statement."""
+        values = []
+        fixed = self.fixed
+        for name, process in zip(self.names, self.binds, strict=True):
+            if name in params:
+                value = params[name]
+            elif name in fixed:
+                value = fixed[name]
+            else:
+                return None
+            values.append(value if process is None else process(value))
+        return values
 
     def rows(self, raw: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         if self.row is None:
@@ -117,9 +122,11 @@ async def execute(session: AsyncSession, stmt: Executable, params: Params) -> An
         return await session.execute(stmt, params)
     single = params if isinstance(params, Mapping) else _one(params)
     compiled = _compiled(stmt, direct.dialect, single)
-    if compiled is None:
+    values = None if compiled is None else compiled.parameters(single)
+    if values is None:
         return await session.execute(stmt, params)
-    return _run(direct.conn, compiled, single)
+    assert compiled is not None
+    return _run(direct.conn, compiled, values)
 
 
 def joined(session: AsyncSession) -> bool:
@@ -134,8 +141,7 @@ def _one(params: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
     return params[0]
 
 
-def _run(conn: sqlite3.Connection, compiled: _Compiled, params: Mapping[str, Any]) -> DirectResult:
-    values = compiled.parameters(params)
+def _run(conn: sqlite3.Connection, compiled: _Compiled, values: list[Any]) -> DirectResult:
     try:
         cursor = conn.execute(compiled.sql, values)
         rows = cursor.fetchall() if cursor.description else []
@@ -150,8 +156,7 @@ def _compiled(stmt: Executable, dialect: Dialect, params: Mapping[str, Any]) -> 
     key = (id(stmt), columns)
     if key not in _CACHE:
         _CACHE[key] = _compile(stmt, dialect, columns or None)
-    compiled = _CACHE[key]
-    return compiled if compiled is not None and compiled.takes(params) else None
+    return _CACHE[key]
 
 
 def _compile(
