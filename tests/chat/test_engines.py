@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import time
 from collections.abc import Callable
 
 import httpx
 import pytest
 
-from hyperlocal.engines.chat.base import ChatMessage, ChatRequest, TextPart
+from hyperlocal.engines.chat.base import ChatMessage, ChatRequest, OptionValue, TextPart
+from hyperlocal.engines.chat.llamacpp import MAX_DEFAULT_THREADS, _load
 from hyperlocal.engines.chat.preview import PreviewChatEngine
 from hyperlocal.engines.chat.transformers import REQUIRED, _stop_at
 from tests.chat.conftest import SMOLLM2, gguf
@@ -52,6 +54,14 @@ async def test_llamacpp_honours_stop_sequences(
     reply = response.json()["choices"][0]
     assert "5" not in reply["message"]["content"] and "4" in reply["message"]["content"]
     assert reply["finish_reason"] == "stop"
+
+
+@pytest.mark.parametrize("options", [{}, {"n_threads": 1}])
+def test_llamacpp_uses_every_cpu_it_may_unless_told(options: dict[str, OptionValue]) -> None:
+    """llama.cpp alone would take half the CPUs: on 2 cores one thread, half the speed."""
+    model = _load(gguf(), options)
+    expected = options.get("n_threads") or min(MAX_DEFAULT_THREADS, len(os.sched_getaffinity(0)))
+    assert model.llm.n_threads == expected
 
 
 async def test_llamacpp_refuses_a_conversation_longer_than_its_context(

@@ -1,7 +1,8 @@
 """``llamacpp``: GGUF models in process, through llama-cpp-python.
 
 Which file: see ``model_files`` (``engine_options.model_path``, or the packaged SmolLM2).
-Other options: ``n_ctx`` (default 8192) and ``n_threads`` (default: llama.cpp's choice).
+Other options: ``n_ctx`` (default 8192) and ``n_threads`` (default: the CPUs this process may
+use, at most 8).
 
 The prompt is rendered with the chat template stored in the GGUF, by the same formatter that
 ``Llama.create_chat_completion`` uses (ChatML when a file has none). Rendering it here rather
@@ -23,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import os
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
 __all__ = ["LlamaCppChatEngine", "create"]
 
 DEFAULT_N_CTX = 8192
+MAX_DEFAULT_THREADS = 8  # the default's cap: set n_threads to go past it
 CHATML = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + "
     "message['content'] + '<|im_end|>' + '\n'}}{% endfor %}"
@@ -71,12 +74,11 @@ def _load(path: Path, options: Mapping[str, OptionValue]) -> _Model:
 
     if not path.is_file():
         raise GenerationError(f"Model file not found: {path}")
-    threads = options.get("n_threads")
     try:
         llm = Llama(
             model_path=str(path),
             n_ctx=int(options.get("n_ctx", DEFAULT_N_CTX)),
-            n_threads=int(threads) if threads else None,
+            n_threads=_threads(options),
             verbose=False,
         )
     except (ValueError, RuntimeError) as exc:
@@ -89,6 +91,16 @@ def _load(path: Path, options: Mapping[str, OptionValue]) -> _Model:
         stop_token_ids=[eos],
     )
     return _Model(llm, formatter)
+
+
+def _threads(options: Mapping[str, OptionValue]) -> int:
+    """``n_threads``, or every CPU this process may use, up to ``MAX_DEFAULT_THREADS``.
+    llama.cpp's own default is half the CPUs (it assumes two hyperthreads per core): on a
+    2-core machine one thread: SmolLM2 made 47 tokens/s with it, about 80 with two."""
+    given = options.get("n_threads")
+    if given:
+        return int(given)
+    return max(1, min(MAX_DEFAULT_THREADS, len(os.sched_getaffinity(0))))
 
 
 def _token_text(llm: Llama, token: int) -> str:
