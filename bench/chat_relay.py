@@ -4,7 +4,7 @@ upstream directly, against a bare relay (the floor) and against LiteLLM's proxy.
 
 Everything runs on 127.0.0.1 as separate processes: a fake OpenAI-compatible upstream (a tiny
 Starlette app that answers 200 tokens at once, streamed or not), hyperlocal (uvicorn, one
-worker, SQLite), the bare relay (``_bare_relay.py``: Starlette and the same aiohttp client,
+worker, SQLite), the bare relay (``_bare_relay.py``: Starlette and the same HTTP client,
 nothing else) and ``litellm --config`` (one worker). Three measurements:
 
 1. time to first token, streamed, one request at a time: via hyperlocal and the bare relay vs

@@ -218,7 +218,7 @@ def chat_relay(data: Data) -> list[Figure]:
                 "added by the bare relay p50",
                 data["bare_overhead_p50_ms"],
                 "ms",
-                "the floor: Starlette and aiohttp, nothing else",
+                "the floor: Starlette and the same HTTP client, nothing else",
                 f"hyperlocal adds {_number(data['over_bare_p50_ms'])} ms over it",
             )
         )

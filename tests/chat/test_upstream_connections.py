@@ -127,7 +127,9 @@ async def test_an_upstream_that_never_answers_is_still_an_error(
             await _reply(engine, base_url)
     finally:
         await engine.aclose()
-    assert fake.answered == 0 and fake.dropped == 3  # the request and its 2 retries
+    # Only a pooled connection can be stale: a fresh one closed unanswered is an upstream
+    # that fails, and sending again would only make it fail again.
+    assert fake.answered == 0 and fake.dropped == 1
 
 
 async def _labelled_upstream(label: str) -> asyncio.Server:
@@ -209,6 +211,21 @@ async def test_started_is_called_once_the_upstream_has_the_request_before_its_an
         server.close()
         await server.wait_closed()
     assert calls == [False]  # once, and before the upstream answered
+
+
+async def test_started_is_not_called_when_no_request_could_be_sent() -> None:
+    with socket.socket() as probe:  # a port that nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    calls: list[None] = []
+    request = replace(_request(f"http://127.0.0.1:{port}/v1"), started=lambda: calls.append(None))
+    engine = UpstreamChatEngine()
+    try:
+        with pytest.raises(GenerationError, match="cannot connect"):
+            await _collect(engine, request)
+    finally:
+        await engine.aclose()
+    assert calls == []
 
 
 class _ThreadUpstream:

@@ -82,9 +82,8 @@ class ChatRequest:
     # non-streaming upstream call; local engines stream either way.
     stream: bool = True
     options: Mapping[str, OptionValue] = field(default_factory=dict)  # catalogue engine_options
-    # The engine calls this once the backend has the request: a relay as the request is
-    # written to the upstream (whatever it wakes runs after the write), a local engine as
-    # it starts. The caller's own work (the chat's
+    # The engine calls this once the backend has the request: a relay once the request is
+    # written to the upstream, a local engine as it starts. The caller's own work (the chat's
     # charge) then overlaps the backend's instead of delaying the request. Calling it again
     # does nothing; an engine that never calls it only makes that work wait for its first delta.
     started: Callable[[], None] = field(default=lambda: None, compare=False, repr=False)
