@@ -24,8 +24,7 @@ __all__ = [
     "ChunkWriter",
     "LegacyChatBody",
     "LegacyChatResponse",
-    "completion_response",
-    "legacy_response",
+    "reply_json",
 ]
 
 DEFAULT_MAX_TOKENS = 4096
@@ -165,31 +164,37 @@ class ChatCompletionResponse(LegacyChatResponse):
     """OpenAI's ``chat.completion``, plus the Hypereal ``creditsUsed``."""
 
 
-def _choices(reply: ChatReply) -> list[ChoiceBody]:
-    message = AssistantMessage(content=reply.content)
-    return [ChoiceBody(message=message, finish_reason=reply.finish_reason)]
-
-
-def legacy_response(reply: ChatReply) -> LegacyChatResponse:
-    return LegacyChatResponse(
-        id=reply.id,
-        created=reply.created,
-        model=reply.model,
-        choices=_choices(reply),
-        usage=UsageBody.of(reply.usage),
-        creditsUsed=reply.credits,
-    )
-
-
-def completion_response(reply: ChatReply) -> ChatCompletionResponse:
-    return ChatCompletionResponse(
-        id=reply.id,
-        created=reply.created,
-        model=reply.model,
-        choices=_choices(reply),
-        usage=UsageBody.of(reply.usage),
-        creditsUsed=reply.credits,
-    )
+def reply_json(reply: ChatReply) -> bytes:
+    """The reply as ``ChatCompletionResponse`` (or ``LegacyChatResponse``, the same fields)
+    would serialise it, byte for byte (``tests/chat/test_reply_json.py`` compares), built
+    straight from the reply: the nested models cost more to make than relaying the reply did.
+    Where those models cannot serialise at all (a lone surrogate, which an upstream's JSON can
+    escape), the text is written as ASCII with escapes instead of failing."""
+    prompt = reply.usage.prompt_tokens or 0
+    body: dict[str, Any] = {
+        "id": reply.id,
+        "object": "chat.completion",
+        "created": reply.created,
+        "model": reply.model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": reply.content},
+                "finish_reason": reply.finish_reason,
+                "logprobs": None,
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt,
+            "completion_tokens": reply.usage.completion_tokens,
+            "total_tokens": prompt + reply.usage.completion_tokens,
+        },
+        "creditsUsed": reply.credits,
+    }
+    try:
+        return _json(body).encode()
+    except UnicodeEncodeError:  # a lone surrogate (JSON can escape one; UTF-8 cannot hold it)
+        return json.dumps(body, separators=(",", ":")).encode()
 
 
 def _json(value: Any) -> str:

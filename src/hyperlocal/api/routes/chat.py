@@ -22,14 +22,12 @@ from hyperlocal.api.chat_schemas import (
     ChunkWriter,
     LegacyChatBody,
     LegacyChatResponse,
-    completion_response,
-    legacy_response,
+    reply_json,
 )
 from hyperlocal.api.deps import CurrentKey, Svc, rate_headers
 from hyperlocal.api.direct import DirectRoute
-from hyperlocal.api.routes._views import json_response
 from hyperlocal.core import chat
-from hyperlocal.core.chat import ChatStream
+from hyperlocal.core.chat import ChatReply, ChatStream
 from hyperlocal.errors import HyperlocalError, ModelRequiredError
 
 # The relay's latency is the product here: these routes skip FastAPI's request handling.
@@ -46,7 +44,7 @@ async def legacy_chat(
 ) -> Response:
     submit = body.submit(key)
     if not submit.stream:
-        return json_response(request, legacy_response(await chat.complete_chat(svc, submit)))
+        return _reply(request, await chat.complete_chat(svc, submit))
     stream = await chat.open_chat(svc, submit)
     return ChatEventStream(stream, _writer(stream, legacy=True, usage=False), request)
 
@@ -59,10 +57,16 @@ async def chat_completions(
         raise ModelRequiredError
     submit = body.submit(key)
     if not submit.stream:
-        return json_response(request, completion_response(await chat.complete_chat(svc, submit)))
+        return _reply(request, await chat.complete_chat(svc, submit))
     stream = await chat.open_chat(svc, submit)
     writer = _writer(stream, legacy=False, usage=body.include_usage)
     return ChatEventStream(stream, writer, request)
+
+
+def _reply(request: Request, reply: ChatReply) -> Response:
+    # The legacy and the OpenAI response have the same fields (response_model, above).
+    headers = rate_headers(request)
+    return Response(reply_json(reply), headers=headers, media_type="application/json")
 
 
 def _writer(stream: ChatStream, *, legacy: bool, usage: bool) -> ChunkWriter:
