@@ -100,6 +100,20 @@ async def test_keep_alive_reuses_one_connection_and_sends_the_headers_given() ->
     assert "Content-Length: 2" in lines
 
 
+async def test_a_connection_idle_too_long_is_not_reused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A connection may have been dropped on the way without a word: past ``IDLE_S`` it is
+    closed instead of being trusted with a request."""
+    monkeypatch.setattr(http1, "IDLE_S", 0.1)
+    client = Client()
+    async with _server(_echo()) as (url, accepted):
+        await _post(client, url)
+        await _post(client, url)  # at once: reused
+        await asyncio.sleep(0.2)
+        await _post(client, url)
+        await client.aclose()
+    assert len(accepted) == 2
+
+
 async def test_connection_close_is_honoured() -> None:
     client = Client()
     async with _server(_echo("Connection: close")) as (url, accepted):

@@ -18,7 +18,7 @@ for the next chunk (default 60).
 
 A streamed request is relayed chunk by chunk as each arrives, never buffered; a request with
 ``stream: false`` makes one non-streaming upstream call. The client is ``http1``'s, made for
-this hot path: it costs about half of aiohttp's CPU per request, a fraction of httpx's.
+this hot path: it costs about 40% of aiohttp's CPU per request, a fraction of httpx's.
 Messages, content parts included, go on unchanged. Upstream failures become our errors: a
 timeout ``GenerationTimeoutError``, a 400 or 422 ``InputError``, anything else (unreachable,
 5xx, bad credentials) ``GenerationError``.
