@@ -62,6 +62,20 @@ async def _server(
         await server.wait_closed()
 
 
+def _answers(raw: bytes, *, hold: bool = False) -> Handler:
+    """Reads one request and writes ``raw``; then closes, or with ``hold`` waits for the
+    client to close."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        writer.write(raw)
+        await writer.drain()
+        if hold:
+            await reader.read()
+
+    return handle
+
+
 def _echo(*extra: str) -> Handler:
     """Answers each request on the connection with its own body."""
 
@@ -143,13 +157,9 @@ async def test_chunked_bodies_arrive_piece_by_piece_as_they_are_sent() -> None:
 
 
 async def test_a_body_ended_by_the_connection_s_close() -> None:
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of it")
-        await writer.drain()
-
+    handler = _answers(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of it")
     client = Client()
-    async with _server(handle) as (url, _):
+    async with _server(handler) as (url, _):
         assert await _post(client, url) == b"all of it"
         await client.aclose()
 
@@ -170,25 +180,17 @@ async def test_an_interim_answer_is_skipped() -> None:
 
 
 async def test_a_body_cut_short_is_an_error_and_the_connection_is_not_reused() -> None:
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this")
-
+    handler = _answers(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this")
     client = Client()
-    async with _server(handle) as (url, _):
+    async with _server(handler) as (url, _):
         with pytest.raises(HTTPClientError, match="mid-answer"):
             await _post(client, url)
         await client.aclose()
 
 
 async def test_garbage_is_an_error() -> None:
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _read_request(reader)
-        writer.write(b"SSH-2.0-OpenSSH\r\n\r\n")
-        await reader.read()
-
     client = Client()
-    async with _server(handle) as (url, _):
+    async with _server(_answers(b"SSH-2.0-OpenSSH\r\n\r\n", hold=True)) as (url, _):
         with pytest.raises(HTTPClientError, match="bad HTTP answer"):
             await _post(client, url)
         await client.aclose()

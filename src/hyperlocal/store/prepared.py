@@ -123,9 +123,8 @@ async def execute(session: AsyncSession, stmt: Executable, params: Params) -> An
     single = params if isinstance(params, Mapping) else _one(params)
     compiled = _compiled(stmt, direct.dialect, single)
     values = None if compiled is None else compiled.parameters(single)
-    if values is None:
+    if compiled is None or values is None:
         return await session.execute(stmt, params)
-    assert compiled is not None
     return _run(direct.conn, compiled, values)
 
 

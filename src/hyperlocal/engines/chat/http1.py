@@ -35,7 +35,6 @@ from yarl import URL
 __all__ = ["Client", "HTTPClientError", "Response", "StaleConnectionError"]
 
 HIGH_WATER = 256 * 1024  # bytes read ahead of the reader before reading pauses
-LOW_WATER = 64 * 1024
 MAX_IDLE_PER_HOST = 100
 # An idle connection older than this is not reused but closed: a load balancer or NAT on the
 # way may have dropped it without a word, and a request sent on it would wait for its read
@@ -163,6 +162,15 @@ class _Connection(asyncio.Protocol):
         self._begin_answer()
         self.transport.write(data)
 
+    async def head(self, timeout: float) -> None:
+        """Until the answer's status and headers are in (``timeout``: for each wait)."""
+        while not self.head_done:
+            if self.error is not None:
+                raise self.error
+            if self.closed:
+                raise self._lost(None)
+            await self.wait(timeout)
+
     async def wait(self, timeout: float) -> None:
         """Until something new arrives (or the connection ends); ``TimeoutError`` after
         ``timeout`` seconds of nothing."""
@@ -268,7 +276,7 @@ class Client:
                 conn = await self._connect(origin, timeout)
             conn.send(request)
             sent()
-            await self._head(conn, timeout)
+            await conn.head(timeout)
         except BaseException as exc:
             self._drop(conn)
             if not reused and isinstance(exc, StaleConnectionError):
@@ -286,15 +294,6 @@ class Client:
             *(f"{name}: {value}" for name, value in headers.items()),
         ]
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-
-    @staticmethod
-    async def _head(conn: _Connection, timeout: float) -> None:
-        while not conn.head_done:
-            if conn.error is not None:
-                raise conn.error
-            if conn.closed:
-                raise conn._lost(None)
-            await conn.wait(timeout)
 
     def _pooled(self, origin: _Origin) -> _Connection | None:
         idle = self._idle.get(origin)

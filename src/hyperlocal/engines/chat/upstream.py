@@ -30,6 +30,7 @@ import contextlib
 import json
 import os
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
+from functools import partial
 from typing import Any
 
 from yarl import URL
@@ -162,19 +163,20 @@ class UpstreamChatEngine:
         if self._client is None:
             self._client = Client(self._limit)
         body = json.dumps(_body(upstream, request), separators=(",", ":")).encode()
-        for attempt in range(_STALE_RETRIES + 1):
+        post = partial(
+            self._client.post,
+            upstream.url,
+            body,
+            upstream.headers,
+            timeout=upstream.timeout,
+            sent=request.started,
+        )
+        for _ in range(_STALE_RETRIES):
             try:
-                return await self._client.post(
-                    upstream.url,
-                    body,
-                    upstream.headers,
-                    timeout=upstream.timeout,
-                    sent=request.started,
-                    reuse=attempt < _STALE_RETRIES,  # the last try, on a fresh connection
-                )
+                return await post()
             except StaleConnectionError:
                 continue
-        raise AssertionError("unreachable: the last try opens a fresh connection")
+        return await post(reuse=False)  # the last try, on a fresh connection
 
     async def _whole(self, upstream: _Upstream, request: ChatRequest) -> ChatDelta:
         async with await self._send(upstream, request) as response:
