@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 import sqlite3
 import threading
 import time
@@ -241,11 +240,35 @@ async def test_migrate_gives_up_after_the_wait(path: Path, monkeypatch: pytest.M
         holder.close()
 
 
+def _stable_bytes(path: Path) -> bytes:
+    """The file's bytes, read until two reads agree: a checkpoint running in the background
+    may be writing pages while we read, and a copy taken mid-write is torn (SQLite calls it
+    malformed). Two equal reads in a row are a copy of one state of the file."""
+    previous = path.read_bytes()
+    for _ in range(200):
+        current = path.read_bytes()
+        if current == previous:
+            return current
+        previous = current
+        time.sleep(0.005)
+    raise AssertionError(f"{path} kept changing while being read")
+
+
 def _checkpointed_rows(path: Path, tmp_path: Path) -> int:
     """Rows of ``scratch`` in the database file itself, without the WAL: what checkpoints
-    have copied back. Read from a copy, so that looking changes nothing."""
+    have copied back. Read from a copy, so that looking changes nothing. A copy that is
+    still torn (a checkpoint's writer paused between two reads) is read again."""
+    for _ in range(20):
+        try:
+            return _rows_in_copy(path, tmp_path)
+        except sqlite3.DatabaseError:
+            time.sleep(0.01)
+    raise AssertionError(f"no consistent copy of {path} could be read")
+
+
+def _rows_in_copy(path: Path, tmp_path: Path) -> int:
     snapshot = tmp_path / f"snapshot-{time.monotonic_ns()}.db"
-    shutil.copyfile(path, snapshot)
+    snapshot.write_bytes(_stable_bytes(path))
     conn = sqlite3.connect(snapshot)
     try:
         exists = conn.execute(
