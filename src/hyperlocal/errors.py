@@ -16,6 +16,7 @@
     │   └── JobNotFoundError
     ├── InsufficientCreditsError
     ├── RateLimitedError
+    ├── ClientGoneError              the client left before the response began (499)
     ├── EngineUnavailableError       the model's engine is not installed on this server
     └── GenerationError              the engine failed (E1001)
         ├── GenerationTimeoutError   (E1002)
@@ -27,6 +28,7 @@ from __future__ import annotations
 __all__ = [
     "AuthError",
     "BodyTooLargeError",
+    "ClientGoneError",
     "EngineUnavailableError",
     "ForbiddenError",
     "GenerationError",
@@ -124,6 +126,13 @@ class RateLimitedError(HyperlocalError):
         self.limit = limit
         self.reset_at = reset_at
         self.retry_after = retry_after
+
+
+class ClientGoneError(HyperlocalError):
+    """The client closed its connection before the response began: its work was stopped, and
+    the answer (499, as nginx logs it) reaches nobody but the log."""
+
+    message = "Client closed the request"
 
 
 class EngineUnavailableError(HyperlocalError):

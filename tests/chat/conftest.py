@@ -92,7 +92,7 @@ def fake_upstream() -> Iterator[FakeUpstream]:
 def chat_catalog(tmp_path: Path, fake_upstream: FakeUpstream) -> Path:
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(b"GGUF this is not a model" * 100)
-    scripted = ["echo", "endless", "fail-500", "refuse-400", "fail-mid"]
+    scripted = ["echo", "endless", "fail-500", "refuse-400", "fail-mid", "hang"]
     entries = [_upstream_model(f"test-{name}", fake_upstream.url, name) for name in scripted]
     entries += [
         _upstream_model("test-stall", fake_upstream.url, "stall", timeout_s=0.5),

@@ -8,6 +8,7 @@ that never end, failures before or after the first token, refusals and stalls.
 - ``fail-500`` / ``refuse-400``: an OpenAI-style error body with that status.
 - ``fail-mid``: two words, then an ``error`` event.
 - ``stall``: waits 5 s before answering.
+- ``hang``: answers nothing until the client goes away, which it records (30 s at most).
 """
 
 from __future__ import annotations
@@ -51,9 +52,19 @@ class FakeUpstream:
             return JSONResponse({"error": {"message": f"scripted {status}"}}, status_code=status)
         if model == "stall":
             await asyncio.sleep(5)
+        if model == "hang":
+            await self._until_abandoned(request)
         if not body.get("stream"):
             return JSONResponse(_completion(model, "".join(WORDS)))
         return StreamingResponse(self._events(model, body), media_type="text/event-stream")
+
+    async def _until_abandoned(self, request: Request) -> None:
+        deadline = asyncio.get_running_loop().time() + 30
+        while asyncio.get_running_loop().time() < deadline:
+            if await request.is_disconnected():
+                self.abandoned.set()
+                return
+            await asyncio.sleep(0.01)
 
     async def _events(self, model: str, body: dict[str, Any]) -> AsyncIterator[str]:
         if model == "endless":

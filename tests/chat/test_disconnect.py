@@ -10,6 +10,7 @@ import threading
 import time
 
 import httpx
+import pytest
 
 from tests.chat.conftest import SMOLLM2, LiveServer, bearer, gguf, sse_events
 from tests.chat.fake_upstream import FakeUpstream
@@ -68,3 +69,49 @@ async def test_disconnect_stops_the_local_model(live: LiveServer) -> None:
 
 def _generating() -> bool:
     return any(t.name == "llama.cpp" for t in threading.enumerate())
+
+
+async def _ask_then_leave(live: LiveServer, body: dict[str, object], after: float) -> str:
+    """Send the chat, give up on its answer after ``after`` seconds, before any of it came;
+    return the chat's id, found in the key's jobs."""
+    key = await live.key()
+    async with httpx.AsyncClient(base_url=live.url, timeout=httpx.Timeout(60, read=after)) as c:
+        with pytest.raises(httpx.ReadTimeout):
+            await c.post("/v1/chat/completions", json=body, headers=bearer(key))
+    (chat_id,) = await live.chat_job_ids(key.info.id)
+    return chat_id
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_leaving_before_the_answer_begins_stops_the_upstream(
+    live: LiveServer, fake_upstream: FakeUpstream, stream: bool
+) -> None:
+    """A whole reply, or a first token, that takes long: the client gives up waiting, and the
+    upstream's connection is closed then, not when the upstream answers (30 s later)."""
+    body = {"model": "test-hang", "messages": [{"role": "user", "content": "go"}], "stream": stream}
+    left = time.monotonic()
+    chat_id = await _ask_then_leave(live, body, after=0.5)
+    assert fake_upstream.abandoned.wait(5), "the upstream request was not closed"
+    assert time.monotonic() - left < 5
+    job = await live.finished_job(chat_id)
+    assert job.status == "completed" and job.error is None
+    assert job.result is not None and job.result["finish_reason"] == "disconnect"
+    assert job.result["streamed_chunks"] == 0
+    assert job.result["usage"]["completion_tokens"] == 0
+    assert job.credits == 2  # the upstream was asked: a disconnect is charged, as mid-stream
+
+
+async def test_leaving_a_whole_reply_stops_the_local_model(live: LiveServer) -> None:
+    gguf()
+    story = {"role": "user", "content": "Write a very long story about a dragon, 3000 words."}
+    body = {"model": SMOLLM2, "messages": [story], "max_tokens": 3000, "temperature": 0}
+    chat_id = await _ask_then_leave(live, body, after=1.5)
+    job = await live.finished_job(chat_id)
+    assert job.result is not None and job.result["finish_reason"] == "disconnect"
+    usage = job.result["usage"]
+    assert usage["prompt_tokens"] > 10
+    assert 1 <= usage["completion_tokens"] < 1000  # what was generated before the close
+    deadline = time.monotonic() + 5
+    while _generating() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert not _generating()

@@ -59,6 +59,7 @@ _TABLE: dict[type[e.HyperlocalError], tuple[int, Callable[[e.HyperlocalError], B
     e.NotFoundError: (404, _no_extra),
     e.InsufficientCreditsError: (402, _extra_insufficient),
     e.RateLimitedError: (429, _extra_rate),
+    e.ClientGoneError: (499, _no_extra),
     e.EngineUnavailableError: (503, _no_extra),
     e.GenerationError: (500, _extra_code),
     e.HyperlocalError: (500, _no_extra),

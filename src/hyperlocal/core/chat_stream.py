@@ -5,6 +5,7 @@ with the first delta while the charge commits. How each ending is recorded on th
 
     last delta ──────────────────▶ completed (finish_reason, usage)
     aclose() before the end ─────▶ completed, "disconnect", usage so far
+    cancelled in prime(), charged ▶ completed, "disconnect", nothing streamed
     backend fails after a token ─▶ completed, "error" (tokens were delivered, the charge stands)
     backend fails before one ────▶ failed, refunded, and the error is raised
 """
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 class FinishReason(StrEnum):
     STOP = "stop"
     LENGTH = "length"
-    DISCONNECT = "disconnect"  # the client went away mid-stream; usage is what was streamed
+    DISCONNECT = "disconnect"  # the client went away before the end; usage is what was streamed
     ERROR = "error"  # the backend failed after the first token
 
 
@@ -121,6 +122,11 @@ class ChatStream:
                 raise
         try:
             self._first = await first
+        except asyncio.CancelledError:
+            # The client left (or the server stops) before the first token: the chat is
+            # charged and ends now, as a disconnect with nothing streamed.
+            await self.aclose()
+            raise
         except Exception as exc:
             error = _domain_error(exc)
             await self._fail(error)

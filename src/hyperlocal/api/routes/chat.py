@@ -2,7 +2,9 @@
 
 A streamed reply is sent only once its first token exists: everything that can go wrong before
 it (402, a bad field, a backend that fails to start, which is refunded) is an ordinary JSON
-error, and the response's first bytes carry the rate-limit headers.
+error, and the response's first bytes carry the rate-limit headers. A client that leaves
+before its response begins (a whole reply, or a first token, still being generated) stops the
+work (``api.disconnect``); one that leaves mid-stream stops it too (``ChatEventStream``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from hyperlocal.api.chat_schemas import (
 )
 from hyperlocal.api.deps import CurrentKey, Svc, rate_headers
 from hyperlocal.api.direct import DirectRoute
+from hyperlocal.api.disconnect import unless_gone
 from hyperlocal.core import chat
 from hyperlocal.core.chat import ChatReply, ChatStream
 from hyperlocal.errors import HyperlocalError, ModelRequiredError
@@ -44,8 +47,8 @@ async def legacy_chat(
 ) -> Response:
     submit = body.submit(key)
     if not submit.stream:
-        return _reply(request, await chat.complete_chat(svc, submit))
-    stream = await chat.open_chat(svc, submit)
+        return _reply(request, await unless_gone(request.receive, chat.complete_chat(svc, submit)))
+    stream = await unless_gone(request.receive, chat.open_chat(svc, submit))
     return ChatEventStream(stream, _writer(stream, legacy=True, usage=False), request)
 
 
@@ -57,8 +60,8 @@ async def chat_completions(
         raise ModelRequiredError
     submit = body.submit(key)
     if not submit.stream:
-        return _reply(request, await chat.complete_chat(svc, submit))
-    stream = await chat.open_chat(svc, submit)
+        return _reply(request, await unless_gone(request.receive, chat.complete_chat(svc, submit)))
+    stream = await unless_gone(request.receive, chat.open_chat(svc, submit))
     writer = _writer(stream, legacy=False, usage=body.include_usage)
     return ChatEventStream(stream, writer, request)
 
