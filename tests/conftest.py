@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -36,6 +37,16 @@ def _loopback_only() -> Iterator[None]:
     """No test may resolve a name over DNS or connect anywhere but loopback."""
     with loopback_only():
         yield
+
+
+def pytest_unconfigure() -> None:
+    """llama-cpp-python opens two ``/dev/null`` files at import (``llama_cpp._utils``) and never
+    closes them; at the interpreter's exit each printed a ResourceWarning after the summary."""
+    utils = sys.modules.get("llama_cpp._utils")
+    for name in ("outnull_file", "errnull_file"):
+        handle = getattr(utils, name, None)
+        if handle is not None:
+            handle.close()
 
 
 KeyFactory = Callable[..., Awaitable[IssuedKey]]
