@@ -3,12 +3,12 @@
 A non-streamed chat can generate for a minute, and a streamed one can wait as long for its
 first token (a long prompt, a busy upstream). If the client gives up meanwhile, the work is
 cancelled: the backend stops (an upstream's connection is closed, a local model's generation
-ends), and the chat records how far it got. Once a response is streaming, its own watcher
-does this (``routes.chat.ChatEventStream``).
+ends), and the chat records how far it got. A streamed reply's body is sent under the same
+watch, from its first byte (``routes.chat.ChatEventStream``).
 
 Watching costs a task per request, more than a relayed reply's whole budget on a fast
-upstream; so it starts only once the work has run ``WATCH_AFTER_S``, and quick replies never
-pay for it.
+upstream; so, before a response, it starts only once the work has run ``WATCH_AFTER_S``, and
+quick replies never pay for it.
 """
 
 from __future__ import annotations
