@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from hyperlocal.engines.chat.base import ChatMessage, ChatRequest, OptionValue, TextPart
-from hyperlocal.engines.chat.llamacpp import MAX_DEFAULT_THREADS, _load
+from hyperlocal.engines.chat.llamacpp import MAX_DEFAULT_THREADS, _load, _threads
 from hyperlocal.engines.chat.preview import PreviewChatEngine
 from hyperlocal.engines.chat.transformers import REQUIRED, _stop_at
 from tests.chat.conftest import SMOLLM2, gguf
@@ -62,6 +62,13 @@ def test_llamacpp_uses_every_cpu_it_may_unless_told(options: dict[str, OptionVal
     model = _load(gguf(), options)
     expected = options.get("n_threads") or min(MAX_DEFAULT_THREADS, len(os.sched_getaffinity(0)))
     assert model.llm.n_threads == expected
+
+
+def test_llamacpp_default_threads_without_cpu_affinity(monkeypatch: pytest.MonkeyPatch) -> None:
+    """macOS has no ``sched_getaffinity``: the machine's CPU count is used instead."""
+    monkeypatch.delattr(os, "sched_getaffinity")
+    monkeypatch.setattr(os, "cpu_count", lambda: 3)
+    assert _threads({}) == 3
 
 
 async def test_llamacpp_refuses_a_conversation_longer_than_its_context(

@@ -100,7 +100,15 @@ def _threads(options: Mapping[str, OptionValue]) -> int:
     given = options.get("n_threads")
     if given:
         return int(given)
-    return max(1, min(MAX_DEFAULT_THREADS, len(os.sched_getaffinity(0))))
+    return max(1, min(MAX_DEFAULT_THREADS, _usable_cpus()))
+
+
+def _usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, on Linux); elsewhere, where there is
+    no affinity to ask (macOS), the machine's."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _token_text(llm: Llama, token: int) -> str:
