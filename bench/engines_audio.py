@@ -30,9 +30,6 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from hyperlocal.engines.audio import asr, clone, music, tts
-from hyperlocal.engines.audio.encode import Audio, decode, encode
-from hyperlocal.engines.audio.speech import repitch
 from hyperlocal.engines.base import (
     Category,
     Engine,
@@ -43,6 +40,9 @@ from hyperlocal.engines.base import (
     MediaInput,
     MediaKind,
 )
+from hyperlocal.engines.builtin.audio import asr, clone, music, tts
+from hyperlocal.engines.builtin.audio.speech import repitch
+from hyperlocal.engines.media.audio_codec import Audio, decode, encode
 from hyperlocal.settings import Settings
 
 PARAGRAPH = (

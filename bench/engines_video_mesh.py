@@ -39,7 +39,7 @@ from hyperlocal.engines.base import (
     MediaInput,
     MediaKind,
 )
-from hyperlocal.engines.image.preview import render
+from hyperlocal.engines.builtin.image.preview import render
 from hyperlocal.settings import Settings
 
 console = Console(width=132)  # the table is wider than a default 80-column pipe

@@ -89,7 +89,9 @@ IMAGE = Workload(
 
 
 def pick_workload() -> Workload:
-    installed = all(importlib.util.find_spec(m) for m in ("piper", "hyperlocal.engines.audio.tts"))
+    installed = all(
+        importlib.util.find_spec(m) for m in ("piper", "hyperlocal.engines.builtin.audio.tts")
+    )
     return TTS if installed else IMAGE
 
 

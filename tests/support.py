@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -27,6 +28,33 @@ from hyperlocal.errors import GenerationError
 
 DATA = Path(__file__).parent / "data"
 TEST_CATALOG = DATA / "test_catalog.toml"
+
+SOAK_SCALE = int(os.environ.get("HYPERLOCAL_SOAK_SCALE", "1"))
+"""``make soak`` runs the slow tests at this many times their numbers."""
+
+# How much slower than its arithmetic a batch of work may run before a test calls it lost: CI
+# machines are shared, and the server, its worker and the test share the same cores.
+LOAD_FACTOR = 3
+
+
+def work_deadline(jobs: int, seconds_per_job: float, workers: int, overhead: float) -> float:
+    """Seconds to allow ``jobs`` jobs of ``seconds_per_job`` each on ``workers`` slots: the
+    work's least possible length times ``LOAD_FACTOR``, plus ``overhead`` for what does not
+    grow with the jobs (a start-up, an expired lease, a retry schedule)."""
+    return overhead + LOAD_FACTOR * jobs * seconds_per_job / workers
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], timeout: float, what: str, interval: float = 0.05
+) -> None:
+    """Return once ``check()`` is true; fail, naming ``what``, if ``timeout`` s pass first. A
+    test waits on the condition it needs, never on a sleep of a guessed length: ``timeout``
+    only bounds a failure, so make it generous."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        await asyncio.sleep(interval)
 
 
 def tiny_png(color: tuple[int, int, int] = (200, 30, 30), size: tuple[int, int] = (8, 8)) -> bytes:
@@ -71,6 +99,42 @@ class SlowEngine(FailingEngine):
         return GenerationResult(artifacts=[Artifact(tiny_png(), "image/png", "png")])
 
 
+class StopGate:
+    """Holds a ``StubbornEngine`` between being told to stop and stopping, for a test to look at
+    the job meanwhile. Threading events: the server may run on another thread's loop."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.stopping = threading.Event()
+        self.may_stop = threading.Event()
+
+    def reset(self) -> None:
+        for event in (self.started, self.stopping, self.may_stop):
+            event.clear()
+
+
+GATE = StopGate()
+
+
+class StubbornEngine(FailingEngine):
+    """A model runtime that runs until cancelled, then takes as long to stop as the test says
+    (``GATE.may_stop``), as a GPU kernel finishing its step does."""
+
+    async def generate(
+        self, request: GenerationRequest, progress: ProgressCallback
+    ) -> GenerationResult:
+        GATE.started.set()
+        try:
+            while True:
+                await progress(0.5, None)
+                await asyncio.sleep(0.02)
+        except asyncio.CancelledError:
+            GATE.stopping.set()
+            while not GATE.may_stop.is_set():
+                await asyncio.sleep(0.01)
+            raise
+
+
 def _factory(cls: type[FailingEngine]) -> EngineFactory:
     def create(_context: EngineContext) -> FailingEngine:
         return cls()
@@ -82,6 +146,7 @@ TEST_ENGINES: dict[str, EngineFactory] = {
     "test-fail": _factory(FailingEngine),
     "test-crash": _factory(CrashingEngine),
     "test-slow": _factory(SlowEngine),
+    "test-stubborn": _factory(StubbornEngine),
 }
 
 

@@ -14,6 +14,7 @@
     │   └── IdempotencyConflictError
     ├── NotFoundError
     │   └── JobNotFoundError
+    ├── JobConflictError             the job is already terminal (cancel twice, say)
     ├── InsufficientCreditsError
     ├── RateLimitedError
     ├── ClientGoneError              the client left before the response began (499)
@@ -25,11 +26,14 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 __all__ = [
     "AuthError",
     "BodyTooLargeError",
     "ClientGoneError",
     "EngineUnavailableError",
+    "ErrorCode",
     "ForbiddenError",
     "GenerationError",
     "GenerationTimeoutError",
@@ -37,6 +41,7 @@ __all__ = [
     "IdempotencyConflictError",
     "InputError",
     "InsufficientCreditsError",
+    "JobConflictError",
     "JobNotFoundError",
     "MediaInputError",
     "ModelRequiredError",
@@ -46,6 +51,16 @@ __all__ = [
     "UnexpectedError",
     "UnsupportedModelError",
 ]
+
+
+class ErrorCode(StrEnum):
+    """The ``code`` of an error body, and of a job that did not complete."""
+
+    GENERATION_FAILED = "E1001"
+    TIMEOUT = "E1002"
+    INVALID_INPUT = "E1004"
+    UNEXPECTED = "E9999"
+    CANCELED = "canceled"  # a job cancelled by its key (spec §6: error "canceled")
 
 
 class HyperlocalError(Exception):
@@ -83,7 +98,7 @@ class UnsupportedModelError(RequestError):
 class InputError(RequestError):
     """One input field is invalid; the message names the field first."""
 
-    code = "E1004"
+    code = ErrorCode.INVALID_INPUT
 
     def __init__(self, field: str, problem: str) -> None:
         super().__init__(f"{field}: {problem}")
@@ -111,6 +126,14 @@ class NotFoundError(HyperlocalError):
 
 class JobNotFoundError(NotFoundError):
     message = "Job not found"
+
+
+class JobConflictError(HyperlocalError):
+    """The job is already terminal: cancelling it again changes nothing (and refunds nothing)."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(f"Job already {status}")
+        self.status = status
 
 
 class InsufficientCreditsError(HyperlocalError):
@@ -145,14 +168,14 @@ class GenerationError(HyperlocalError):
     """The engine could not produce the output. Jobs record ``code`` with the message."""
 
     message = "Generation failed"
-    code = "E1001"
+    code: ErrorCode = ErrorCode.GENERATION_FAILED
 
 
 class GenerationTimeoutError(GenerationError):
     message = "Generation timed out"
-    code = "E1002"
+    code = ErrorCode.TIMEOUT
 
 
 class UnexpectedError(GenerationError):
     message = "Unexpected error during generation"
-    code = "E9999"
+    code = ErrorCode.UNEXPECTED

@@ -14,13 +14,14 @@ from hyperlocal.core.catalog import load_catalog
 from hyperlocal.core.chat_recorder import ChatRecorder
 from hyperlocal.core.events import EventBus, open_event_bus
 from hyperlocal.core.keycache import KeyCache
+from hyperlocal.core.lifecycle import JobLifecycle
 from hyperlocal.core.ratelimit import RateLimiter
 from hyperlocal.core.services import Services
+from hyperlocal.core.work import JobQueue
 from hyperlocal.engines.base import EngineContext, EngineFactory
 from hyperlocal.engines.chat.registry import ChatEngineRegistry, discover_chat_factories
 from hyperlocal.engines.registry import EngineRegistry, discover_factories
 from hyperlocal.inputs import AddressPolicy, MediaFetcher
-from hyperlocal.queue.base import JobQueue
 from hyperlocal.queue.deliveries import WebhookDispatcher
 from hyperlocal.queue.inprocess import InProcessQueue
 from hyperlocal.queue.runner import JobRunner
@@ -76,15 +77,15 @@ async def open_services(
     )
     storage = open_storage(settings)
     events = open_event_bus(_redis_url(settings))
+    await events.start()
     dispatcher = open_dispatcher(settings, db)
+    lifecycle = JobLifecycle(db, events, on_outbox=dispatcher.poke)
     runner = JobRunner(
-        db,
+        lifecycle,
         catalog,
         engines,
         storage,
-        owner=worker_id(),
-        events=events,
-        on_outbox=dispatcher.poke,
+        worker=worker_id(),
         lease_s=settings.job_lease_seconds,
         max_attempts=settings.job_max_attempts,
     )
@@ -105,7 +106,8 @@ async def open_services(
         events=events,
         webhooks=dispatcher,
         key_cache=KeyCache(settings.auth_cache_seconds),
-        chat_recorder=ChatRecorder(db),
+        chat_recorder=ChatRecorder(db, lifecycle),
+        lifecycle=lifecycle,
     )
     if start_queue:
         db.start_background()
@@ -122,7 +124,12 @@ def open_queue(settings: Settings, db: Database, runner: JobRunner, events: Even
         from hyperlocal.queue.dispatch import CeleryQueue  # Celery loads only when configured
 
         return CeleryQueue(db, events, redis_url=redis_url, namespace=settings.queue_namespace)
-    return InProcessQueue(db, runner, concurrency=settings.worker_concurrency)
+    return InProcessQueue(
+        db,
+        runner,
+        concurrency=settings.worker_concurrency,
+        grace=settings.shutdown_grace_seconds,
+    )
 
 
 def _redis_url(settings: Settings) -> str | None:

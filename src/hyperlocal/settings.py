@@ -108,6 +108,12 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(
         3, description="Times a job is started before a lost worker fails it (and refunds)."
     )
+    shutdown_grace_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="On SIGTERM, how long running jobs may go on before they are stopped and "
+        "put back in the queue (released at once, not left to their leases).",
+    )
     queue_namespace: str = Field(
         "hyperlocal",
         description="Scale-out (PostgreSQL + Redis): prefix of the Celery queue names "
@@ -160,9 +166,6 @@ class Settings(BaseSettings):
         if self.database_url is not None:
             return self.database_url.get_secret_value()
         return f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'hyperlocal.db'}"
-
-    def resolved_models_dir(self) -> Path:
-        return (self.models_dir or self.data_dir / "models").resolve()
 
     def resolved_storage_url(self) -> str:
         if self.storage_url:

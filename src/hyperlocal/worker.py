@@ -12,8 +12,10 @@ ends; the jobs themselves run concurrently on the loop. The alternatives fail us
 
 Celery's time limits do not apply to threads; the runner's per-job timeout does.
 
-SIGTERM is Celery's warm shutdown: no new deliveries, running jobs finish, prefetched messages
-go back to Redis; then the services close. A SIGKILLed worker stops renewing its job's lease:
+SIGTERM is Celery's warm shutdown: no new deliveries, and prefetched messages go back to Redis.
+Running jobs get ``shutdown_grace_seconds`` to finish; then they are stopped, their jobs put
+back in the queue at once (leases released) and sent again for another worker, and the
+services close. The process exits 0. A SIGKILLed worker stops renewing its job's lease:
 any worker's sweep requeues the job once the lease expires (``job_max_attempts`` bounds how
 often), and Redis also hands its unacknowledged message out again after the visibility timeout.
 """
@@ -21,6 +23,7 @@ often), and Redis also hands its unacknowledged message out again after the visi
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -104,6 +107,7 @@ def _consume(
         raise ValueError(f"no installed model matches {list(options.models)}")
     runner = _runner(settings, services)
     sweeping = loop.call(_spawn(Sweeper(runner, queue, sweep_interval(runner.lease_s)).run()))
+    _drain_on_shutdown(loop, runner, settings.shutdown_grace_seconds)
     try:
         _register_task(queue.celery, loop, JobExecutor(runner, queue))
         queues = [queue_name(queue.namespace, m) for m in models]
@@ -131,15 +135,27 @@ def _runner(settings: Settings, services: Services) -> JobRunner:
     # Webhook outbox rows are delivered by the API servers' dispatchers, which poll the outbox:
     # GPU machines need no way out to the receivers.
     return JobRunner(
-        services.db,
+        services.lifecycle,
         services.catalog,
         services.engines,
         services.storage,
-        owner=worker_id(),
-        events=services.events,
+        worker=worker_id(),
         lease_s=settings.job_lease_seconds,
         max_attempts=settings.job_max_attempts,
     )
+
+
+def _drain_on_shutdown(loop: LoopThread, runner: JobRunner, grace: float) -> None:
+    """At Celery's warm shutdown, give running jobs ``grace`` seconds, then stop them and
+    queue them again (their pool threads then return, and Celery exits)."""
+    from celery import signals  # type: ignore[import-untyped]
+
+    draining: list[concurrent.futures.Future[None]] = []  # held: the loop keeps weak refs
+
+    def on_shutdown(**_kwargs: Any) -> None:
+        draining.append(asyncio.run_coroutine_threadsafe(runner.drain(grace), loop.loop))
+
+    signals.worker_shutting_down.connect(on_shutdown, weak=False)
 
 
 async def _spawn(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
@@ -156,7 +172,7 @@ def _register_task(app: Any, loop: LoopThread, executor: JobExecutor) -> None:
 
 
 def _celery_worker(app: Any, queues: list[str], options: WorkerOptions, level: str) -> Any:
-    from celery import signals  # type: ignore[import-untyped]
+    from celery import signals
 
     # A receiver of setup_logging tells Celery that logging is configured (by our CLI).
     signals.setup_logging.connect(_keep_logging, weak=False)

@@ -1,6 +1,8 @@
 """Issue acceptance: with nothing beyond the defaults, every model id in GET /v1/models answers
 a valid request with output that an independent decoder accepts (Pillow, PyAV, soundfile,
-trimesh), built from the catalogue's own input schemas."""
+trimesh), built from the catalogue's own input schemas. Each model runs in its sync form and as
+a ``Prefer: respond-async`` job, and every job it made reads back through ``GET /v1/jobs/{id}``
+and ``GET /v1/jobs``."""
 
 from __future__ import annotations
 
@@ -119,15 +121,21 @@ async def _speech(client: httpx.AsyncClient, key: IssuedKey) -> str:
 
 
 async def _result(
-    client: httpx.AsyncClient, key: IssuedKey, entry: ModelEntry, inputs: dict[str, Any]
+    client: httpx.AsyncClient,
+    key: IssuedKey,
+    entry: ModelEntry,
+    inputs: dict[str, Any],
+    prefer_async: bool = False,
 ) -> tuple[dict[str, Any], bytes]:
     category = entry.category.value
     if category in ("image", "image_edit"):
         body: dict[str, Any] = {"model": entry.id, **inputs}
     else:
         body = {"model": entry.id, "input": inputs}
-    response = await client.post(ENDPOINTS[category], json=body, headers=auth(key))
+    headers = {**auth(key), "Prefer": "respond-async"} if prefer_async else auth(key)
+    response = await client.post(ENDPOINTS[category], json=body, headers=headers)
     assert response.status_code in (200, 202), f"{entry.id}: {response.text}"
+    assert response.status_code == 202 or not prefer_async, f"{entry.id}: not a job"
     payload = response.json()
     if response.status_code == 202:
         payload = await _wait(client, key, payload["jobId"], entry.id)
@@ -139,7 +147,9 @@ async def _wait(
     client: httpx.AsyncClient, key: IssuedKey, job_id: str, model: str
 ) -> dict[str, Any]:
     for _ in range(1200):
-        job = (await client.get(f"/v1/jobs/{job_id}", headers=auth(key))).json()
+        response = await client.get(f"/v1/jobs/{job_id}", headers=auth(key))
+        assert response.status_code == 200, f"{model}: {response.status_code} {response.text}"
+        job = response.json()
         if job["status"] != "processing":
             assert job["status"] == "completed", f"{model}: {job}"
             return dict(job)
@@ -196,6 +206,48 @@ def _expected_video_seconds(inputs: dict[str, Any]) -> float:
     return float(inputs.get("duration") or 5)
 
 
+async def _listed_jobs(client: httpx.AsyncClient, key: IssuedKey) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        params = {"limit": 100, **({"cursor": cursor} if cursor else {})}
+        response = await client.get("/v1/jobs", params=params, headers=auth(key))
+        assert response.status_code == 200, f"GET /v1/jobs: {response.text[:300]}"
+        rows += response.json()["data"]
+        cursor = response.json().get("nextCursor")
+        if not cursor:
+            return rows
+
+
+def _job_of(payload: dict[str, Any], listed: list[dict[str, Any]]) -> str | None:
+    """The job behind a result: polled jobs and audio/3D answers name it; a sync image answer
+    names its ``resultId``, which its job's view carries too."""
+    if "jobId" in payload:
+        return str(payload["jobId"])
+    return next((j["jobId"] for j in listed if j.get("resultId") == payload["resultId"]), None)
+
+
+async def _check_read_back(
+    client: httpx.AsyncClient, key: IssuedKey, made: list[tuple[ModelEntry, dict[str, Any]]]
+) -> list[str]:
+    listed = await _listed_jobs(client, key)
+    by_id = {j["jobId"]: j for j in listed}
+    failures = []
+    for entry, payload in made:
+        job_id = _job_of(payload, listed)
+        if job_id is None:
+            failures.append(f"{entry.id}: its job is not in GET /v1/jobs")
+            continue
+        response = await client.get(f"/v1/jobs/{job_id}", headers=auth(key))
+        read = response.json() if response.status_code == 200 else {}
+        shown = (read.get("status"), read.get("model"), by_id.get(job_id, {}).get("model"))
+        if shown != ("completed", entry.id, entry.id):
+            failures.append(
+                f"{entry.id} {job_id}: (status, model, listed model) {shown} {response.text[:200]}"
+            )
+    return failures
+
+
 async def test_every_model_produces_decodable_output(
     client_and_key: tuple[httpx.AsyncClient, IssuedKey],
 ) -> None:
@@ -204,11 +256,15 @@ async def test_every_model_produces_decodable_output(
     assert {e.id for e in CATALOG} <= listed
     speech = await _speech(client, key)
     failures = []
+    made: list[tuple[ModelEntry, dict[str, Any]]] = []
     for entry in CATALOG:
         inputs = build_inputs(entry, speech)
-        try:
-            payload, data = await _result(client, key, entry, inputs)
-            _check(entry, inputs, payload, data)
-        except AssertionError as exc:
-            failures.append(str(exc)[:300])
+        for prefer_async in (False, True):
+            try:
+                payload, data = await _result(client, key, entry, inputs, prefer_async)
+                _check(entry, inputs, payload, data)
+                made.append((entry, payload))
+            except AssertionError as exc:
+                failures.append(f"{'async' if prefer_async else 'sync'} {str(exc)[:300]}")
+    failures += await _check_read_back(client, key, made)
     assert not failures, "\n".join(failures)

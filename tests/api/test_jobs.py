@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 
 import httpx
+import pytest
 
 from tests.conftest import KeyFactory, auth
 
@@ -239,3 +241,69 @@ async def test_event_stream_outlives_heartbeats(
     heartbeats = sum(1 for item in items if item is None)
     assert heartbeats >= 3  # several quiet beats passed without ending the stream
     assert isinstance(items[-1], job_core.JobView) and items[-1].status.value == "completed"
+
+
+async def _finished_image_job(client: httpx.AsyncClient, key) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    headers = {**auth(key), "Prefer": "respond-async"}
+    response = await client.post("/v1/images/generate", json={"prompt": "x"}, headers=headers)
+    return await _poll_until_done(client, key, response.json()["jobId"])
+
+
+async def _set_result(client: httpx.AsyncClient, job_id: object, result: object) -> None:
+    """Write a job's stored result as an engine (or an older or newer server) might have."""
+    from sqlalchemy import update
+
+    from hyperlocal.store.tables import Job
+
+    services = client._transport.app.state.services  # type: ignore[attr-defined]
+    async with services.db.transaction() as session:
+        await session.execute(update(Job).where(Job.id == job_id).values(result=result))
+
+
+async def _status_events(client: httpx.AsyncClient, key, job_id: object) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
+    async with client.stream("GET", f"/v1/jobs/{job_id}/events", headers=auth(key)) as stream:
+        lines = [line async for line in stream.aiter_lines()]
+    return [json.loads(line.removeprefix("data: ")) for line in lines if line.startswith("data: ")]
+
+
+async def test_engine_extras_never_override_the_job_fields(
+    client: httpx.AsyncClient, issue_key: KeyFactory
+) -> None:
+    """Speech recognition reports the recogniser it used as ``model``: the job's own fields win,
+    and the engine's other facts still show."""
+    key = await issue_key()
+    done = await _finished_image_job(client, key)
+    extra = {"model": "tiny.en", "status": "odd", "creditsUsed": 0, "language": "en"}
+    await _set_result(client, done["jobId"], {"text": "hi", "duration": 1.5, "extra": extra})
+    read = await client.get(f"/v1/jobs/{done['jobId']}", headers=auth(key))
+    assert read.status_code == 200, read.text
+    listed = await client.get("/v1/jobs", headers=auth(key))
+    assert listed.status_code == 200, listed.text
+    streamed = (await _status_events(client, key, done["jobId"]))[-1]
+    for shown in (read.json(), listed.json()["data"][0], streamed):
+        assert {k: shown[k] for k in ("jobId", "status", "model", "creditsUsed")} == {
+            k: done[k] for k in ("jobId", "status", "model", "creditsUsed")
+        }
+        assert (shown["language"], shown["text"], shown["duration"]) == ("en", "hi", 1.5)
+
+
+async def test_a_job_that_cannot_be_shown_does_not_break_the_list(
+    client: httpx.AsyncClient, issue_key: KeyFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = await issue_key()
+    good, broken = await _finished_image_job(client, key), await _finished_image_job(client, key)
+    await _set_result(client, broken["jobId"], ["not", "a", "result"])
+    with caplog.at_level(logging.ERROR, logger="hyperlocal"):
+        listed = await client.get("/v1/jobs", headers=auth(key))
+    assert listed.status_code == 200, listed.text
+    rows = listed.json()["data"]
+    assert [r["jobId"] for r in rows] == [broken["jobId"], good["jobId"]]
+    assert rows[1] == good
+    assert set(rows[0]) == {"jobId", "status", "error"} and rows[0]["status"] == "completed"
+    assert "could not be shown" in rows[0]["error"]
+    logged = [r for r in caplog.records if getattr(r, "job_id", None) == broken["jobId"]]
+    assert logged and logged[0].exc_info is not None
+    read = await client.get(f"/v1/jobs/{broken['jobId']}", headers=auth(key))
+    assert read.status_code == 500 and read.json()["code"] == "E9999"
+    assert broken["jobId"] in read.json()["error"] and "could not be shown" in read.json()["error"]
+    assert (await _status_events(client, key, broken["jobId"])) == [rows[0]]

@@ -96,6 +96,7 @@ def chat_catalog(tmp_path: Path, fake_upstream: FakeUpstream) -> Path:
     entries = [_upstream_model(f"test-{name}", fake_upstream.url, name) for name in scripted]
     entries += [
         _upstream_model("test-stall", fake_upstream.url, "stall", timeout_s=0.5),
+        _upstream_model("test-quick", fake_upstream.url, "echo") + "timeout_s = 0.3\n",
         _upstream_model("test-keyed", fake_upstream.url, "echo", api_key_env="TEST_UPSTREAM_KEY"),
         _upstream_model("test-down", f"http://127.0.0.1:{_closed_port()}/v1", "any"),
         _local_model("test-broken-gguf", "llamacpp", str(broken)),

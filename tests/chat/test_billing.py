@@ -130,7 +130,7 @@ async def test_chat_cut_off_by_a_crash_is_failed_and_refunded(app, issue_key) ->
             )
         )
     runner = services.queue._runner  # the embedded queue's runner does the sweep
-    assert await runner.recover_expired() == []
+    assert await runner.expire_leases() == []
     async with services.db.read() as session:
         job = await job_store.get(session, "chatcmpl-crashed")
     assert job is not None and job.status == "failed"

@@ -21,6 +21,26 @@ def test_models_lists_the_catalogue(cli: Cli) -> None:
     assert by_id["gemini-3-1-flash-t2i"]["category"] == "image"
 
 
+def test_models_list_shows_local_weights_as_json_and_as_a_table(cli: Cli) -> None:
+    folder = cli.data_dir / "models" / "sd"
+    folder.mkdir(parents=True)
+    (folder / "model_index.json").write_text("{}")
+
+    assert cli.json("models", "list", "--json") == [
+        {"name": "sd", "path": str(folder.resolve()), "size": 2, "kind": "diffusers"}
+    ]
+    table = cli.run("models", "list").stdout
+    assert "sd" in table and "diffusers" in table and "2 B" in table
+
+
+def test_models_pull_of_an_unknown_name_asks_for_a_repository(cli: Cli) -> None:
+    proc = cli.run("models", "pull", "mystery", ok=False)
+
+    error = " ".join(proc.stderr.split())  # rich wraps it at the terminal's width
+    assert proc.returncode == 1
+    assert "'mystery' is not a known name" in error and "give a repo id" in error
+
+
 def test_settings_lists_every_setting_with_help(cli: Cli) -> None:
     out = " ".join(cli.run("settings").stdout.split())
 

@@ -3,6 +3,7 @@ made through this process; a revocation made elsewhere takes effect within ``ttl
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -64,7 +65,7 @@ def info(key_id: str = "key_a", *, revoked: bool = False, credits: int = 10) -> 
 
 def test_an_entry_lives_for_ttl_then_expires(clock: Clock) -> None:
     cache = KeyCache(ttl=5.0)
-    cache.put("h1", info())
+    cache.put("h1", info(), cache.epoch())
     clock.now += 4.999
     assert cache.get("h1") == info()
     clock.now += 0.001  # exactly ttl after the put
@@ -74,7 +75,7 @@ def test_an_entry_lives_for_ttl_then_expires(clock: Clock) -> None:
 
 def test_reading_an_entry_does_not_extend_its_life(clock: Clock) -> None:
     cache = KeyCache(ttl=1.0)
-    cache.put("h1", info())
+    cache.put("h1", info(), cache.epoch())
     for _ in range(9):
         clock.now += 0.1
         assert cache.get("h1") is not None
@@ -84,16 +85,16 @@ def test_reading_an_entry_does_not_extend_its_life(clock: Clock) -> None:
 
 def test_putting_again_starts_a_fresh_ttl(clock: Clock) -> None:
     cache = KeyCache(ttl=1.0)
-    cache.put("h1", info(credits=1))
+    cache.put("h1", info(credits=1), cache.epoch())
     clock.now += 0.8
-    cache.put("h1", info(credits=2))
+    cache.put("h1", info(credits=2), cache.epoch())
     clock.now += 0.8
     assert cache.get("h1") == info(credits=2)
 
 
 def test_expiry_with_real_time() -> None:
     cache = KeyCache(ttl=0.05)
-    cache.put("h1", info())
+    cache.put("h1", info(), cache.epoch())
     assert cache.get("h1") == info()
     time.sleep(0.08)
     assert cache.get("h1") is None
@@ -102,14 +103,14 @@ def test_expiry_with_real_time() -> None:
 @pytest.mark.parametrize("ttl", [0.0, -1.0])
 def test_ttl_zero_caches_nothing(ttl: float) -> None:
     cache = KeyCache(ttl=ttl)
-    cache.put("h1", info())
+    cache.put("h1", info(), cache.epoch())
     assert cache.get("h1") is None
     assert len(cache) == 0
 
 
 def test_a_revoked_key_is_never_cached() -> None:
     cache = KeyCache(ttl=60.0)
-    cache.put("h1", info(revoked=True))
+    cache.put("h1", info(revoked=True), cache.epoch())
     assert cache.get("h1") is None
     assert len(cache) == 0
 
@@ -117,9 +118,9 @@ def test_a_revoked_key_is_never_cached() -> None:
 def test_the_least_recently_used_entry_is_dropped_at_max_entries() -> None:
     cache = KeyCache(ttl=60.0, max_entries=3)
     for name in ("a", "b", "c"):
-        cache.put(f"h_{name}", info(f"key_{name}"))
+        cache.put(f"h_{name}", info(f"key_{name}"), cache.epoch())
     assert cache.get("h_a") is not None  # a is now the most recent; b the least
-    cache.put("h_d", info("key_d"))
+    cache.put("h_d", info("key_d"), cache.epoch())
     assert len(cache) == 3
     assert cache.get("h_b") is None
     assert [cache.get(h) is not None for h in ("h_a", "h_c", "h_d")] == [True, True, True]
@@ -127,10 +128,10 @@ def test_the_least_recently_used_entry_is_dropped_at_max_entries() -> None:
 
 def test_putting_again_makes_an_entry_recent() -> None:
     cache = KeyCache(ttl=60.0, max_entries=2)
-    cache.put("h_a", info("key_a"))
-    cache.put("h_b", info("key_b"))
-    cache.put("h_a", info("key_a"))  # a refreshed: b is the least recent now
-    cache.put("h_c", info("key_c"))
+    cache.put("h_a", info("key_a"), cache.epoch())
+    cache.put("h_b", info("key_b"), cache.epoch())
+    cache.put("h_a", info("key_a"), cache.epoch())  # a refreshed: b is the least recent now
+    cache.put("h_c", info("key_c"), cache.epoch())
     assert cache.get("h_b") is None
     assert cache.get("h_a") is not None and cache.get("h_c") is not None
 
@@ -138,7 +139,7 @@ def test_putting_again_makes_an_entry_recent() -> None:
 def test_max_entries_holds_under_many_puts() -> None:
     cache = KeyCache(ttl=60.0, max_entries=10)
     for i in range(100):
-        cache.put(f"h{i}", info(f"key_{i}"))
+        cache.put(f"h{i}", info(f"key_{i}"), cache.epoch())
     assert len(cache) == 10
     assert [cache.get(f"h{i}") is not None for i in range(90, 100)] == [True] * 10
     assert cache.get("h89") is None
@@ -146,9 +147,9 @@ def test_max_entries_holds_under_many_puts() -> None:
 
 def test_forget_drops_every_entry_of_that_key_and_no_other() -> None:
     cache = KeyCache(ttl=60.0)
-    cache.put("h1", info("key_a"))
-    cache.put("h2", info("key_a"))
-    cache.put("h3", info("key_b"))
+    cache.put("h1", info("key_a"), cache.epoch())
+    cache.put("h2", info("key_a"), cache.epoch())
+    cache.put("h3", info("key_b"), cache.epoch())
     cache.forget("key_a")
     assert cache.get("h1") is None and cache.get("h2") is None
     assert cache.get("h3") == info("key_b")
@@ -184,6 +185,50 @@ async def test_revoke_through_the_cache_takes_effect_at_once(db: Database) -> No
     with pytest.raises(AuthError):
         await keys.authenticate(db, issued.key, cache)
     assert len(cache) == 0  # the revoked key is not cached on the way out either
+
+
+class _ReadThenWait:
+    """The real database, whose next read returns its row only when the test says: a read that
+    has fetched a valid key and is slow to come back (a busy loop, a slow network)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self.fetched, self.go_on = asyncio.Event(), asyncio.Event()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._db, name)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[object]:
+        async with self._db.read() as session:
+            yield session
+        self.fetched.set()
+        await self.go_on.wait()
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+async def test_a_key_read_just_before_its_revocation_is_not_cached_after_it(
+    backend: str, make_settings: SettingsFactory, request: pytest.FixtureRequest
+) -> None:
+    overrides = (
+        {"database_url": request.getfixturevalue("postgres_url")} if backend == "postgres" else {}
+    )
+    db = await open_database(make_settings(**overrides))
+    try:
+        issued, cache = await _issue(db), KeyCache(ttl=60.0)
+        slow = _ReadThenWait(db)
+        reading = asyncio.ensure_future(keys.authenticate(slow, issued.key, cache))  # type: ignore[arg-type]
+        await slow.fetched.wait()  # it has read the key, valid
+        await keys.revoke(db, issued.info.id, cache)  # revoked through this process meanwhile
+        slow.go_on.set()
+        await reading  # the request that began before the revocation goes through
+        with pytest.raises(AuthError):  # but the next one is refused at once
+            await keys.authenticate(db, issued.key, cache)
+        assert len(cache) == 0
+    finally:
+        await db.aclose()
 
 
 async def test_revoke_elsewhere_takes_effect_when_the_entry_expires(

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from hyperlocal.engines.audio.asr import SpeechRecognitionEngine, check_language, create
-from hyperlocal.engines.audio.encode import decode, encode, resample
-from hyperlocal.engines.audio.transcribers import SphinxTranscriber
-from hyperlocal.engines.audio.tts import create as create_tts
 from hyperlocal.engines.base import EngineContext, GenerationResult
+from hyperlocal.engines.builtin.audio.asr import SpeechRecognitionEngine, check_language, create
+from hyperlocal.engines.builtin.audio.transcribers import SphinxTranscriber
+from hyperlocal.engines.builtin.audio.tts import create as create_tts
+from hyperlocal.engines.media.audio_codec import decode, encode, resample
 from hyperlocal.errors import InputError
 from hyperlocal.settings import Settings
 from tests.engines.test_audio_codecs import Progress, audio_request, wav_bytes, wer

@@ -13,13 +13,13 @@ import subprocess
 import numpy as np
 import pytest
 
-from hyperlocal.engines.audio import world
-from hyperlocal.engines.audio.clone import METHOD, VoiceMatchEngine, create
-from hyperlocal.engines.audio.encode import Audio, decode, encode
-from hyperlocal.engines.audio.similarity import MFCC_MEASURE, similarity
-from hyperlocal.engines.audio.speech import repitch
-from hyperlocal.engines.audio.voice import PiperSpeaker
 from hyperlocal.engines.base import EngineContext, GenerationResult
+from hyperlocal.engines.builtin.audio import world
+from hyperlocal.engines.builtin.audio.clone import METHOD, VoiceMatchEngine, create
+from hyperlocal.engines.builtin.audio.similarity import MFCC_MEASURE, similarity
+from hyperlocal.engines.builtin.audio.speech import repitch
+from hyperlocal.engines.builtin.audio.voice import PiperSpeaker
+from hyperlocal.engines.media.audio_codec import Audio, decode, encode
 from hyperlocal.errors import InputError
 from hyperlocal.settings import Settings
 from tests.engines.test_audio_codecs import (

@@ -16,7 +16,6 @@ import numpy.typing as npt
 import pytest
 import soundfile as sf
 
-from hyperlocal.engines.audio.encode import FORMATS, Audio, decode, encode
 from hyperlocal.engines.base import (
     Artifact,
     Category,
@@ -25,6 +24,7 @@ from hyperlocal.engines.base import (
     MediaInput,
     MediaKind,
 )
+from hyperlocal.engines.media.audio_codec import FORMATS, Audio, decode, encode
 from hyperlocal.errors import MediaInputError
 
 Samples = npt.NDArray[np.float32]

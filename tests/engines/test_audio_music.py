@@ -7,10 +7,10 @@ import time
 import numpy as np
 import pytest
 
-from hyperlocal.engines.audio.composition import layout, plan
-from hyperlocal.engines.audio.encode import FORMATS
-from hyperlocal.engines.audio.music import MusicEngine, create
 from hyperlocal.engines.base import EngineContext, GenerationResult
+from hyperlocal.engines.builtin.audio.composition import layout, plan
+from hyperlocal.engines.builtin.audio.music import MusicEngine, create
+from hyperlocal.engines.media.audio_codec import FORMATS
 from hyperlocal.errors import InputError
 from hyperlocal.settings import Settings
 from tests.engines.test_audio_codecs import Progress, Samples, audio_request, decode_output

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hyperlocal.engines.audio.tags import (
+from hyperlocal.engines.builtin.audio.tags import (
     BREAKS,
     EFFECTS,
     NEUTRAL,
@@ -14,7 +14,7 @@ from hyperlocal.engines.audio.tags import (
     Speech,
     parse,
 )
-from hyperlocal.engines.audio.tts import script
+from hyperlocal.engines.builtin.audio.tts import script
 from hyperlocal.errors import InputError
 
 # The S1 list as the spec (section 7) gives it.

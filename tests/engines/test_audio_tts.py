@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from scipy.signal import resample_poly  # type: ignore[import-untyped]
 
-from hyperlocal.engines.audio import voice as voice_module
-from hyperlocal.engines.audio import world
-from hyperlocal.engines.audio.encode import FORMATS
-from hyperlocal.engines.audio.lazy import Lazy
-from hyperlocal.engines.audio.transcribers import WhisperTranscriber
-from hyperlocal.engines.audio.tts import SpeechEngine, create
 from hyperlocal.engines.base import EngineContext, GenerationResult
+from hyperlocal.engines.builtin.audio import voice as voice_module
+from hyperlocal.engines.builtin.audio import world
+from hyperlocal.engines.builtin.audio.lazy import Lazy
+from hyperlocal.engines.builtin.audio.transcribers import WhisperTranscriber
+from hyperlocal.engines.builtin.audio.tts import SpeechEngine, create
+from hyperlocal.engines.media.audio_codec import FORMATS
 from hyperlocal.errors import InputError
 from hyperlocal.settings import Settings
 from tests.engines.test_audio_codecs import (
@@ -99,10 +99,10 @@ def longest_silence(samples: Samples, rate: int, floor_db: float = -45.0) -> flo
 
 def test_the_engine_is_registered_under_its_entry_point() -> None:
     names = {ep.name: ep.value for ep in entry_points(group="hyperlocal.engines")}
-    assert names["piper-tts"] == "hyperlocal.engines.audio.tts:create"
-    assert names["voice-match"] == "hyperlocal.engines.audio.clone:create"
-    assert names["whisper-asr"] == "hyperlocal.engines.audio.asr:create"
-    assert names["algorithmic-music"] == "hyperlocal.engines.audio.music:create"
+    assert names["piper-tts"] == "hyperlocal.engines.builtin.audio.tts:create"
+    assert names["voice-match"] == "hyperlocal.engines.builtin.audio.clone:create"
+    assert names["whisper-asr"] == "hyperlocal.engines.builtin.audio.asr:create"
+    assert names["algorithmic-music"] == "hyperlocal.engines.builtin.audio.music:create"
 
 
 @pytest.mark.parametrize("fmt", sorted(FORMATS))

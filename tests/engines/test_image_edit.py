@@ -20,7 +20,7 @@ from hyperlocal.engines.base import (
     MediaInput,
     MediaKind,
 )
-from hyperlocal.engines.image import PreviewImageEngine, create
+from hyperlocal.engines.builtin.image import PreviewImageEngine, create
 from hyperlocal.errors import GenerationError
 from hyperlocal.settings import Settings
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hyperlocal.engines.image.grammar import parse
+from hyperlocal.engines.builtin.image.grammar import parse
 
 
 @pytest.mark.parametrize(

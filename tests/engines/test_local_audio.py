@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from hyperlocal.engines.audio.encode import Audio, encode
 from hyperlocal.engines.base import (
     Category,
     EngineContext,
@@ -29,6 +28,7 @@ from hyperlocal.engines.local.music import MusicgenEngine
 from hyperlocal.engines.local.music import create as create_musicgen
 from hyperlocal.engines.local.whisper import WhisperLocalEngine
 from hyperlocal.engines.local.whisper import create as create_whisper
+from hyperlocal.engines.media.audio_codec import Audio, encode
 from hyperlocal.errors import GenerationError, InputError
 from hyperlocal.settings import Settings
 from tests.engines.tiny_models import one_torch_thread, tiny_musicgen, whisper_tiny_en
@@ -86,7 +86,7 @@ def whisper(models_dir: Path) -> WhisperLocalEngine:
 @pytest.fixture(scope="module")
 def speech() -> bytes:
     """A spoken sentence as WAV, from the Piper voice that ships with hyperlocal."""
-    from hyperlocal.engines.audio.voice import PiperSpeaker
+    from hyperlocal.engines.builtin.audio.voice import PiperSpeaker
 
     speaker = PiperSpeaker()
     return encode(Audio(speaker.speak(SENTENCE), speaker.rate), "wav").data

@@ -1,10 +1,9 @@
-"""``hyperlocal.weights``: where weights live, what is installed, and pulling (against a stub
-``snapshot_download``, since there is no network here)."""
+"""``hyperlocal.engines.local.weights``: where weights live, what is installed, and pulling
+(against a stub ``snapshot_download``, since there is no network here)."""
 
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -12,10 +11,10 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from hyperlocal import weights
+from hyperlocal.engines.local import weights
+from hyperlocal.engines.local.weights import KNOWN, InstalledModel, WeightsKind
 from hyperlocal.errors import GenerationError, HyperlocalError
 from hyperlocal.settings import Settings
-from hyperlocal.weights import KNOWN, InstalledModel, WeightsKind
 
 LOCAL_ENGINES = {"diffusers-image", "diffusers-video", "whisper-local", "musicgen", "image-to-3d"}
 
@@ -76,18 +75,6 @@ def test_installed_detects_each_format_and_sums_sizes(tmp_path: Path) -> None:
 
 def test_installed_is_empty_without_the_directory(tmp_path: Path) -> None:
     assert weights.installed(tmp_path / "missing") == []
-
-
-def test_show_installed_as_json_and_as_a_table(tmp_path: Path) -> None:
-    put(tmp_path / "sd", {"model_index.json": b"{}"})
-    out = io.StringIO()
-    weights.show_installed(tmp_path, as_json=True, console=Console(file=out, width=200))
-    assert json.loads(out.getvalue()) == [
-        {"name": "sd", "path": str(tmp_path / "sd"), "size": 2, "kind": "diffusers"}
-    ]
-    out = io.StringIO()
-    weights.show_installed(tmp_path, console=Console(file=out, width=200))
-    assert "sd" in out.getvalue() and "diffusers" in out.getvalue()
 
 
 def test_known_names_are_valid_and_point_at_local_engines() -> None:

@@ -21,7 +21,7 @@ from hyperlocal.engines.base import (
     MediaInput,
     MediaKind,
 )
-from hyperlocal.engines.mesh.inflate import InflateEngine, create
+from hyperlocal.engines.builtin.mesh.inflate import InflateEngine, create
 from hyperlocal.errors import GenerationError
 from hyperlocal.inputs import check_media
 from hyperlocal.settings import Settings

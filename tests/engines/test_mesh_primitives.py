@@ -18,9 +18,9 @@ from hyperlocal.engines.base import (
     GenerationResult,
     InputValue,
 )
-from hyperlocal.engines.mesh.primitives import PrimitiveEngine, create
-from hyperlocal.engines.mesh.recipes import RECIPES, SCULPTURE, Recipe
-from hyperlocal.engines.mesh.shapes import SHAPES, build_shape
+from hyperlocal.engines.builtin.mesh.primitives import PrimitiveEngine, create
+from hyperlocal.engines.builtin.mesh.recipes import RECIPES, SCULPTURE, Recipe
+from hyperlocal.engines.builtin.mesh.shapes import SHAPES, build_shape
 from hyperlocal.errors import GenerationError
 from hyperlocal.settings import Settings
 

@@ -20,7 +20,7 @@ from hyperlocal.engines.base import (
     MediaInput,
     MediaKind,
 )
-from hyperlocal.engines.image.preview import PreviewImageEngine, create
+from hyperlocal.engines.builtin.image.preview import PreviewImageEngine, create
 from hyperlocal.errors import GenerationError
 from hyperlocal.inputs import check_media
 from hyperlocal.inputs.datauri import decode_data_uri

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from hyperlocal.engines.base import EngineContext, GenerationRequest, MediaInput, MediaKind
-from hyperlocal.engines.video import MotionVideoEngine, create
+from hyperlocal.engines.builtin.video import MotionVideoEngine, create
 from hyperlocal.errors import GenerationError
 from hyperlocal.settings import Settings
 from tests.engines.test_video_engine import Frame, Progress, decode, media, request

@@ -24,7 +24,7 @@ from hyperlocal.engines.base import (
     MediaInput,
     MediaKind,
 )
-from hyperlocal.engines.video import MotionVideoEngine, create
+from hyperlocal.engines.builtin.video import MotionVideoEngine, create
 from hyperlocal.errors import GenerationError
 from hyperlocal.inputs import check_media
 from hyperlocal.settings import Settings

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from hyperlocal.engines.video.audio import RATE, AudioTrack, ambience, loudness
-from hyperlocal.engines.video.camera import IDENTITY, MOVES, Pose, choose_move
-from hyperlocal.engines.video.edit import Timing, choose_timing
-from hyperlocal.engines.video.grades import apply_grades, choose_grades
-from hyperlocal.engines.video.layers import build_layers, inpaint, render
-from hyperlocal.engines.video.progress import Report, run_reporting
-from hyperlocal.engines.video.spec import frame_size, seconds
+from hyperlocal.engines.builtin.video.camera import IDENTITY, MOVES, Pose, choose_move
+from hyperlocal.engines.builtin.video.edit import Timing, choose_timing
+from hyperlocal.engines.builtin.video.grades import apply_grades, choose_grades
+from hyperlocal.engines.builtin.video.layers import build_layers, inpaint, render
+from hyperlocal.engines.media.progress import Report, run_reporting
+from hyperlocal.engines.media.soundtrack import RATE, AudioTrack, ambience, loudness
+from hyperlocal.engines.media.video_spec import frame_size, seconds
 from hyperlocal.errors import GenerationError
 
 
@@ -109,7 +109,7 @@ def test_grade_words(prompt: str, names: list[str]) -> None:
 def test_every_grade_changes_a_picture() -> None:
     image = Image.new("RGB", (64, 48), (40, 110, 170))
     ImageDraw.Draw(image).ellipse((10, 10, 40, 40), fill=(230, 200, 60))
-    from hyperlocal.engines.video.grades import GRADES
+    from hyperlocal.engines.builtin.video.grades import GRADES
 
     for grade in GRADES:
         graded = apply_grades(image, [grade])

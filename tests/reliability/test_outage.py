@@ -3,9 +3,7 @@ is delivered, every signature verifies, and each job's retries carry one webhook
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 
 import httpx
 import pytest
@@ -19,9 +17,21 @@ from hyperlocal.core import keys
 from hyperlocal.core.keys import KeySpec
 from tests.conftest import SettingsFactory, auth
 from tests.receiver import Receiver, wait_until
-from tests.support import TEST_ENGINES, free_port, serve_in_thread
+from tests.support import (
+    SOAK_SCALE,
+    TEST_ENGINES,
+    eventually,
+    free_port,
+    serve_in_thread,
+    work_deadline,
+)
 
-JOBS = 20 * int(os.environ.get("HYPERLOCAL_SOAK_SCALE", "1"))
+JOBS = 20 * SOAK_SCALE
+JOB_SECONDS = 0.05  # each job's run in the slow stand-in engine
+WORKERS = 4  # the server's default
+PRICE = 10  # test-slow-video at its default duration: 10 credits per 5 s, 5 s
+WEBHOOK_PER_RECEIVER = 8  # the server's default
+DELIVERY_SECONDS = 0.05  # one webhook POST on loopback, answered at once
 
 
 @pytest.mark.slow
@@ -41,23 +51,31 @@ async def test_receiver_down_then_back(make_settings: SettingsFactory) -> None:
             transport=httpx.ASGITransport(app=app), base_url="http://testserver"
         ) as client,
     ):
-        key = await keys.create_key(app.state.services.db, KeySpec("outage", 1000, 10_000, 20))
+        spec = KeySpec("outage", PRICE * JOBS, 10_000, 20)
+        key = await keys.create_key(app.state.services.db, spec)
         body = {
             "model": "test-slow-video",
-            "input": {"prompt": "x", "seconds": 0.05},
+            "input": {"prompt": "x", "seconds": JOB_SECONDS},
             "webhook_url": hook,
         }
         ids = [
             (await client.post("/v1/videos/generate", json=body, headers=auth(key))).json()["jobId"]
             for _ in range(JOBS)
         ]
-        await asyncio.sleep(2.5)  # several attempts fail against the closed port
+        # Several attempts fail against the closed port (at 0, 0.5 and 1 s: about 1 s).
+        await eventually(
+            lambda: _failed_attempts(client, key, ids[0], 3), 30, "3 failed deliveries"
+        )
         failed_before = await _attempt_errors(client, key, ids[0])
-        assert failed_before and all("connection failed" in e for e in failed_before)
+        assert all("connection failed" in e for e in failed_before)
         receiver = Receiver()
         receiver_app = Starlette(routes=[Route("/{path:path}", receiver.handle, methods=["POST"])])
         with serve_in_thread(receiver_app, port=port):  # type: ignore[arg-type]
-            await wait_until(lambda: _delivered(receiver) == set(ids), timeout=30)
+            # Each job's next retry is at most 2 s away; then all of them are run and delivered.
+            deliver = work_deadline(JOBS, JOB_SECONDS, WORKERS, 30) + work_deadline(
+                JOBS, DELIVERY_SECONDS, WEBHOOK_PER_RECEIVER, 0
+            )
+            await wait_until(lambda: _delivered(receiver) == set(ids), timeout=deliver)
     for hit in receiver.on("hook"):
         Webhook(key.webhook_secret).verify(hit.body, hit.headers)
     by_job: dict[str, set[str]] = {}
@@ -68,6 +86,12 @@ async def test_receiver_down_then_back(make_settings: SettingsFactory) -> None:
 
 def _delivered(receiver: Receiver) -> set[str]:
     return {json.loads(r.body)["jobId"] for r in receiver.on("hook")}
+
+
+async def _failed_attempts(
+    client: httpx.AsyncClient, key: keys.IssuedKey, job_id: str, at_least: int
+) -> bool:
+    return len(await _attempt_errors(client, key, job_id)) >= at_least
 
 
 async def _attempt_errors(client: httpx.AsyncClient, key: keys.IssuedKey, job_id: str) -> list[str]:

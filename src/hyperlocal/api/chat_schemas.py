@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from hyperlocal.core.chat import ChatReply, ChatSubmit
 from hyperlocal.core.keys import KeyInfo
 from hyperlocal.engines.chat.base import ChatMessage, ChatUsage, ContentPart, ImagePart, TextPart
-from hyperlocal.errors import HyperlocalError, InputError
+from hyperlocal.errors import ErrorCode, HyperlocalError, InputError
 
 __all__ = [
     "ChatCompletionBody",
@@ -251,7 +251,8 @@ class ChunkWriter:
         return _event({**self._base, "choices": [], "usage": body, "creditsUsed": self._credits})
 
     def error(self, exc: HyperlocalError) -> bytes:
-        return _event({"error": exc.message, "code": getattr(exc, "code", "E9999")})
+        code = getattr(exc, "code", ErrorCode.UNEXPECTED)
+        return _event({"error": exc.message, "code": str(code)})
 
 
 def _event(chunk: dict[str, Any]) -> bytes:

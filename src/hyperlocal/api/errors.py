@@ -42,7 +42,7 @@ def _extra_too_large(exc: e.HyperlocalError) -> Body:
 
 
 def _extra_code(exc: e.HyperlocalError) -> Body:
-    return {"code": getattr(exc, "code", "E9999")}
+    return {"code": str(getattr(exc, "code", e.ErrorCode.UNEXPECTED))}
 
 
 def _no_extra(_exc: e.HyperlocalError) -> Body:
@@ -57,6 +57,7 @@ _TABLE: dict[type[e.HyperlocalError], tuple[int, Callable[[e.HyperlocalError], B
     e.BodyTooLargeError: (413, _extra_too_large),
     e.IdempotencyConflictError: (409, _no_extra),
     e.NotFoundError: (404, _no_extra),
+    e.JobConflictError: (409, _no_extra),
     e.InsufficientCreditsError: (402, _extra_insufficient),
     e.RateLimitedError: (429, _extra_rate),
     e.ClientGoneError: (499, _no_extra),
@@ -114,13 +115,14 @@ def _describe(error: Any) -> str:
 async def _validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0] if exc.errors() else {}
-    body = {"error": _describe(first), "code": "E1004"}
+    body = {"error": _describe(first), "code": e.ErrorCode.INVALID_INPUT}
     return JSONResponse(body, status_code=400, headers=rate_headers(request))
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", extra={"path": request.url.path}, exc_info=exc)
-    return JSONResponse({"error": "Internal server error", "code": "E9999"}, status_code=500)
+    body = {"error": "Internal server error", "code": e.ErrorCode.UNEXPECTED}
+    return JSONResponse(body, status_code=500)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
@@ -15,6 +13,7 @@ __all__ = [
     "JobAccepted",
     "JobListResponse",
     "JobStatusResponse",
+    "JobUnavailable",
 ]
 
 
@@ -85,8 +84,20 @@ class JobStatusResponse(BaseModel):
     completedAt: int | None = None
 
 
+class JobUnavailable(BaseModel):
+    """A job whose view could not be built (a stored result this server cannot show): one such
+    job shows as this in a list instead of failing the whole list."""
+
+    # Forbidding extras keeps the list's union unambiguous: a full view never matches this.
+    model_config = ConfigDict(extra="forbid")
+
+    jobId: str
+    status: str
+    error: str
+
+
 class JobListResponse(BaseModel):
-    data: list[JobStatusResponse]
+    data: list[JobStatusResponse | JobUnavailable]
     nextCursor: str | None = None
 
 
@@ -96,7 +107,3 @@ class AccountResponse(BaseModel):
     credits: int
     rateLimit: int
     maxRunningJobs: int
-
-
-def without_none(model: BaseModel) -> dict[str, Any]:
-    return model.model_dump(exclude_none=True)

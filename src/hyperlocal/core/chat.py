@@ -23,6 +23,7 @@ from typing import Any
 
 from hyperlocal.core import ledger
 from hyperlocal.core.catalog import Catalog, ModelEntry
+from hyperlocal.core.chat_recorder import LEASE_MARGIN_S
 from hyperlocal.core.chat_stream import ChatStream, ChatTicket, FinishReason
 from hyperlocal.core.jobs import JobStatus
 from hyperlocal.core.keys import KeyInfo
@@ -36,7 +37,6 @@ from hyperlocal.store.db import Database
 from hyperlocal.store.tables import ChatJobRow
 
 __all__ = [
-    "DEFAULT_CHAT_MODEL",
     "ChatReply",
     "ChatStream",
     "ChatSubmit",
@@ -47,7 +47,6 @@ __all__ = [
     "open_chat",
 ]
 
-DEFAULT_CHAT_MODEL = "smollm2-135m"
 ROLES = ("system", "developer", "user", "assistant", "tool")
 MAX_STOP_SEQUENCES = 4  # as OpenAI
 
@@ -79,8 +78,8 @@ def conversation_chars(messages: Sequence[ChatMessage]) -> int:
     return sum(len(message_text(m)) for m in messages)
 
 
-def default_chat_model(catalog: Catalog, preferred: str = DEFAULT_CHAT_MODEL) -> str:
-    """The configured default, or else the operator's first chat model."""
+def default_chat_model(catalog: Catalog, preferred: str) -> str:
+    """``preferred`` (``Settings.default_chat_model``), or else the operator's first chat model."""
     chat_models = [e.id for e in catalog.by_category(Category.CHAT)]
     if preferred in chat_models or not chat_models:
         return preferred
@@ -103,7 +102,7 @@ async def open_chat(svc: Services, submit: ChatSubmit) -> ChatStream:
     engine = await svc.chat.get(entry.engine)
     ticket = _ticket(submit, entry)
     stream = ChatStream(
-        svc.db,
+        svc.lifecycle,
         svc.chat_recorder,
         ticket,
         lambda started: engine.stream(_engine_request(entry, submit, started)),
@@ -198,9 +197,10 @@ def _chat_job(submit: ChatSubmit, ticket: ChatTicket) -> ChatJobRow:
         "attempts": 1,
         "created_at": ticket.created_at,
         "started_at": ticket.created_at,
-        # If this process dies mid-stream, the lease sweep fails and refunds the chat.
+        # If this process dies mid-stream, the lease sweep fails and refunds the chat; not
+        # before its end, which is written a little after its deadline, had time to land.
         "lease_owner": "chat",
-        "lease_expires_at": ticket.created_at + ticket.timeout_s,
+        "lease_expires_at": ticket.created_at + ticket.timeout_s + LEASE_MARGIN_S,
     }
 
 

@@ -10,8 +10,12 @@ few milliseconds, the chats of a busy server share one, and no reply waits for i
 A reader that must see the end of a chat (``GET /v1/jobs/{id}``) calls ``flush()`` first,
 which writes what is pending at once. If the process dies with records pending, their chats
 are still ``running`` under the chat lease, and the lease sweep fails and refunds them: the
-client keeps the tokens, the operator loses at most the last ``delay``'s charges.
+client keeps the tokens, the operator loses at most the last ``delay``'s charges. The chat's
+lease outlasts its stream's deadline by ``LEASE_MARGIN_S``, longer than every retry here, so a
+sweep never refunds a chat whose end is merely waiting to be written.
 ``aclose()`` writes what is pending.
+
+The records are written by ``JobLifecycle.end_chats``, in the recorder's transaction.
 """
 
 from __future__ import annotations
@@ -22,17 +26,19 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from hyperlocal.core.lifecycle import JobLifecycle
 from hyperlocal.core.status import JobStatus
-from hyperlocal.store import jobs as store
 from hyperlocal.store.db import Database
 
-__all__ = ["ChatRecorder"]
+__all__ = ["LEASE_MARGIN_S", "ChatRecorder"]
 
 log = logging.getLogger(__name__)
 
-_RUNNING = [JobStatus.RUNNING.value]
 _RETRY_S = 0.5  # after a failed write, what failed is tried again this much later
 _MAX_ATTEMPTS = 5  # then a record is given up (logged); the lease sweep fails and refunds it
+# A chat's lease lasts its deadline plus this: the end of a stream that ran to its deadline is
+# written within ``WRITE_DELAY_S`` plus the retries (``_RETRY_S * _MAX_ATTEMPTS``) after it.
+LEASE_MARGIN_S = 30.0
 WRITE_DELAY_S = 0.02  # how long the first pending record waits for others to join it
 MAX_BATCH = 256  # this many pending are written at once
 
@@ -40,13 +46,18 @@ MAX_BATCH = 256  # this many pending are written at once
 @dataclass(slots=True)
 class _Record:
     job_id: str
+    status: JobStatus
     values: dict[str, Any]
     attempts: int = 0
 
+    @property
+    def end(self) -> tuple[str, JobStatus, dict[str, Any]]:
+        return self.job_id, self.status, self.values
+
 
 class ChatRecorder:
-    def __init__(self, db: Database, delay: float = WRITE_DELAY_S) -> None:
-        self._db = db
+    def __init__(self, db: Database, lifecycle: JobLifecycle, delay: float = WRITE_DELAY_S) -> None:
+        self._db, self._lifecycle = db, lifecycle
         self.delay = delay  # seconds the first pending record waits for others to join it
         self._pending: list[_Record] = []
         self._wake = asyncio.Event()
@@ -55,9 +66,9 @@ class ChatRecorder:
         self._timer: asyncio.TimerHandle | None = None  # the pending records' write is due
         self._task: asyncio.Task[None] | None = None
 
-    def record(self, job_id: str, **values: Any) -> None:
-        """Queue the move of a running chat to its end state, with these column values."""
-        self._pending.append(_Record(job_id, values))
+    def record(self, job_id: str, status: JobStatus, **values: Any) -> None:
+        """Queue the move of a running chat to ``status``, with these column values."""
+        self._pending.append(_Record(job_id, status, values))
         self._idle.clear()
         loop = asyncio.get_running_loop()
         if len(self._pending) >= MAX_BATCH:
@@ -108,13 +119,14 @@ class ChatRecorder:
         return [rec for rec in failed if rec.attempts < _MAX_ATTEMPTS]
 
     async def _write(self, batch: list[_Record]) -> bool:
+        ends = [rec.end for rec in batch]
         try:
             async with self._db.transaction() as session:
-                for rec in batch:
-                    await store.transition(session, rec.job_id, _RUNNING, **rec.values)
+                await self._lifecycle.end_chats(session, ends)
         except Exception:
             log.exception("recording finished chats failed; retrying", extra={"count": len(batch)})
             return False
+        await self._lifecycle.published(ends)
         return True
 
     async def aclose(self) -> None:

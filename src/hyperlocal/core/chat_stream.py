@@ -8,6 +8,11 @@ with the first delta while the charge commits. How each ending is recorded on th
     cancelled in prime(), charged ▶ completed, "disconnect", nothing streamed
     backend fails after a token ─▶ completed, "error" (tokens were delivered, the charge stands)
     backend fails before one ────▶ failed, refunded, and the error is raised
+    the key cancels the job ─────▶ canceled, "cancelled": the stream ends at once with a last
+                                   delta saying so; the charge stands, as for a disconnect
+
+Each is written through ``JobLifecycle`` (the ends through ``ChatRecorder``). A cancel reaches
+the stream through ``EventBus.on_cancel`` from any process.
 """
 
 from __future__ import annotations
@@ -21,13 +26,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from hyperlocal.core import ledger
 from hyperlocal.core.chat_recorder import ChatRecorder
 from hyperlocal.core.jobs import JobStatus
+from hyperlocal.core.lifecycle import JobLifecycle
 from hyperlocal.engines.chat.base import ChatDelta, ChatUsage
-from hyperlocal.errors import GenerationTimeoutError, HyperlocalError, UnexpectedError
-from hyperlocal.store import jobs as store
-from hyperlocal.store.db import Database
+from hyperlocal.errors import ErrorCode, GenerationTimeoutError, HyperlocalError, UnexpectedError
 
 __all__ = ["ChatStream", "ChatTicket", "FinishReason"]
 
@@ -39,6 +42,7 @@ class FinishReason(StrEnum):
     LENGTH = "length"
     DISCONNECT = "disconnect"  # the client went away before the end; usage is what was streamed
     ERROR = "error"  # the backend failed after the first token
+    CANCELLED = "cancelled"  # the key cancelled the chat's job (spec §12); usage as streamed
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +77,7 @@ class ChatStream:
 
     def __init__(
         self,
-        db: Database,
+        lifecycle: JobLifecycle,
         recorder: ChatRecorder,
         ticket: ChatTicket,
         ask: Callable[[Callable[[], None]], AsyncIterator[ChatDelta]],
@@ -83,7 +87,7 @@ class ChatStream:
         self.id, self.model, self.credits = ticket.id, ticket.model, ticket.credits
         self.created = int(ticket.created_at)
         self.finish_reason: str | None = None
-        self._db, self._recorder, self._key_id = db, recorder, ticket.key_id
+        self._lifecycle, self._recorder, self._key_id = lifecycle, recorder, ticket.key_id
         loop = asyncio.get_running_loop()
         self._deadline = loop.time() + ticket.timeout_s
         self._started: asyncio.Future[None] = loop.create_future()
@@ -93,6 +97,9 @@ class ChatStream:
         self._reported: ChatUsage | None = None  # the engine's latest count
         self._chunks = self._chars = 0
         self._closed = False
+        self._cancel = _Cancel()
+        events = lifecycle.events
+        self._forget = events.on_cancel(self.id, self._cancel.fire) if events else _nothing
 
     @property
     def usage(self) -> ChatUsage:
@@ -104,6 +111,7 @@ class ChatStream:
         """Fetch the first delta, while ``charge`` (if given) commits; on a failed charge,
         stop the backend and raise; on a failed backend, fail the job, refund it and raise."""
         first = asyncio.ensure_future(self._advance())
+        self._cancel.interrupts(first)
         if charge is not None:
             # A backend that answers (or fails) without saying it started has started too.
             first.add_done_callback(self._backend_started)
@@ -123,6 +131,9 @@ class ChatStream:
         try:
             self._first = await first
         except asyncio.CancelledError:
+            if self._cancel.fired and not _being_cancelled():
+                self._first = ChatDelta(finish_reason=FinishReason.CANCELLED)
+                return
             # The client left (or the server stops) before the first token: the chat is
             # charged and ends now, as a disconnect with nothing streamed.
             await self.aclose()
@@ -131,6 +142,8 @@ class ChatStream:
             error = _domain_error(exc)
             await self._fail(error)
             raise error from exc
+        finally:
+            self._cancel.interrupts(None)
 
     def _backend_started(self, *_: object) -> None:
         if not self._started.done():
@@ -143,7 +156,9 @@ class ChatStream:
         if self.finish_reason is not None or self._closed:
             raise StopAsyncIteration
         delta, self._first = self._first, None
-        if delta is None:
+        if self._cancel.fired:
+            delta = ChatDelta(finish_reason=FinishReason.CANCELLED)
+        elif delta is None:
             delta = await self._next_after_first()
         self._count(delta)
         self._here = delta.more
@@ -169,12 +184,20 @@ class ChatStream:
             return ChatDelta(finish_reason=FinishReason.STOP)  # ended without saying why
 
     async def _next_after_first(self) -> ChatDelta:
+        task = asyncio.current_task()
+        self._cancel.interrupts(task)
         try:
             return await self._advance()
+        except asyncio.CancelledError:
+            if task is None or not self._cancel.fired or task.uncancel() > 0:
+                raise  # not (only) the key's cancel: the client left, or the server stops
+            return ChatDelta(finish_reason=FinishReason.CANCELLED)
         except Exception as exc:
             error = _domain_error(exc)
             self._finish(FinishReason.ERROR, error)
             raise error from exc
+        finally:
+            self._cancel.interrupts(None)
 
     def _count(self, delta: ChatDelta) -> None:
         if delta.content:
@@ -210,30 +233,50 @@ class ChatStream:
     def _finish(self, reason: str, error: HyperlocalError | None = None) -> None:
         """Record how the chat ended; written behind the reply (see ``ChatRecorder``)."""
         self.finish_reason = reason
-        self._recorder.record(
-            self.id,
-            status=JobStatus.COMPLETED.value,
-            result=self._record(error),
-            progress=1.0,
-            finished_at=time.time(),
-        )
+        self._forget()
+        cancelled = reason == FinishReason.CANCELLED
+        values: dict[str, Any] = {
+            "result": self._record(error),
+            "progress": 1.0,
+            "finished_at": time.time(),
+        }
+        if cancelled:
+            values |= {"error": "canceled", "error_code": ErrorCode.CANCELED.value}
+        status = JobStatus.CANCELED if cancelled else JobStatus.COMPLETED
+        self._recorder.record(self.id, status, **values)
 
     async def _fail(self, error: HyperlocalError) -> None:
         self._closed = True
-        log.warning("chat failed", extra={"job_id": self.id, "code": _code(error)})
-        async with self._db.transaction() as session:
-            moved = await store.transition(
-                session,
-                self.id,
-                [JobStatus.RUNNING.value],
-                status=JobStatus.FAILED.value,
-                error=error.message,
-                error_code=_code(error),
-                finished_at=time.time(),
-            )
-            if moved:
-                await ledger.refund(session, self._key_id, self.id, _code(error))
+        self._forget()
+        await self._lifecycle.fail_chat(self.id, self._key_id, error)
+
+
+class _Cancel:
+    """The key's cancel of a chat: fired from the event bus, it interrupts whatever wait for
+    the backend is in progress (the first delta's task, or the consumer's task), once."""
+
+    def __init__(self) -> None:
+        self.fired = False
+        self._waiting: asyncio.Future[Any] | None = None
+
+    def interrupts(self, waiting: asyncio.Future[Any] | None) -> None:
+        self._waiting = waiting
+
+    def fire(self) -> None:
+        if not self.fired:
+            self.fired = True
+            if self._waiting is not None:
+                self._waiting.cancel()
+
+
+def _being_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+def _nothing() -> None:
+    return None
 
 
 def _code(error: HyperlocalError) -> str:
-    return str(getattr(error, "code", "E9999"))
+    return str(getattr(error, "code", ErrorCode.UNEXPECTED))

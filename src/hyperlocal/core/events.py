@@ -3,6 +3,11 @@
 Embedded: an in-memory bus. With Redis: every process publishes to a channel per job and
 listens on one shared pattern subscription, so a stream on any API server sees the events of
 a job that runs anywhere.
+
+The same bus carries *cancel* requests to whichever process runs the job: its runner (or chat
+stream) registers a hook with ``on_cancel`` while the job runs. The request is also on the job's
+row (``cancel_requested_at``), which the runner reads at each lease renewal, so a lost event
+only delays the stop.
 """
 
 from __future__ import annotations
@@ -12,11 +17,11 @@ import contextlib
 import json
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-__all__ = ["EventBus", "JobEvent", "MemoryEventBus", "RedisEventBus", "open_event_bus"]
+__all__ = ["CANCEL", "EventBus", "JobEvent", "MemoryEventBus", "RedisEventBus", "open_event_bus"]
 
 log = logging.getLogger(__name__)
 _CHANNEL = "hyperlocal:job:"
@@ -26,7 +31,7 @@ _QUEUE_LIMIT = 256  # a subscriber this far behind drops progress, never the ter
 @dataclass(frozen=True, slots=True)
 class JobEvent:
     job_id: str
-    kind: str  # "status" or "progress"
+    kind: str  # "status", "progress", or "cancel" (a request to stop the job's work)
     status: str  # internal status: queued, running, completed, failed, canceled
     progress: float
 
@@ -36,6 +41,7 @@ class JobEvent:
 
 
 Subscription = contextlib.AbstractAsyncContextManager[AsyncIterator[JobEvent]]
+CANCEL = "cancel"
 
 
 class EventBus(Protocol):
@@ -45,17 +51,44 @@ class EventBus(Protocol):
         self, job_id: str
     ) -> contextlib.AbstractAsyncContextManager[AsyncIterator[JobEvent]]: ...
 
+    def on_cancel(self, job_id: str, hook: Callable[[], None]) -> Callable[[], None]:
+        """Call ``hook`` (on the loop, once) when a cancel of ``job_id`` is published in any
+        process; returns the function that removes the hook."""
+        ...
+
+    async def start(self) -> None:
+        """Begin hearing other processes' events (before any ``on_cancel``)."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
 class MemoryEventBus:
     def __init__(self) -> None:
         self._subscribers: defaultdict[str, set[asyncio.Queue[JobEvent]]] = defaultdict(set)
+        self._cancel_hooks: dict[str, Callable[[], None]] = {}
 
     async def publish(self, event: JobEvent) -> None:
         self.deliver(event)
 
+    def on_cancel(self, job_id: str, hook: Callable[[], None]) -> Callable[[], None]:
+        self._cancel_hooks[job_id] = hook
+
+        def remove() -> None:
+            if self._cancel_hooks.get(job_id) is hook:
+                del self._cancel_hooks[job_id]
+
+        return remove
+
+    async def start(self) -> None:
+        return None
+
     def deliver(self, event: JobEvent) -> None:
+        if event.kind == CANCEL:
+            hook = self._cancel_hooks.pop(event.job_id, None)
+            if hook is not None:
+                hook()
+            return
         for queue in list(self._subscribers.get(event.job_id, ())):
             if queue.full() and not event.terminal:
                 continue
@@ -76,6 +109,7 @@ class MemoryEventBus:
 
     async def aclose(self) -> None:
         self._subscribers.clear()
+        self._cancel_hooks.clear()
 
 
 async def _drain(queue: asyncio.Queue[JobEvent]) -> AsyncIterator[JobEvent]:
@@ -99,6 +133,9 @@ class RedisEventBus(MemoryEventBus):
         await self._ensure_listener()
         async with super().subscribe(job_id) as events:
             yield events
+
+    async def start(self) -> None:
+        await self._ensure_listener()
 
     async def _ensure_listener(self) -> None:
         if self._listener is None:

@@ -19,9 +19,9 @@ from hyperlocal.core.keys import KeyInfo
 from hyperlocal.core.pricing import price
 from hyperlocal.core.services import Services
 from hyperlocal.core.validation import media_fields, validate_inputs
+from hyperlocal.core.work import WorkerSlot
 from hyperlocal.engines.base import Category, InputValue, MediaInput, MediaKind
 from hyperlocal.errors import EngineUnavailableError, InsufficientCreditsError
-from hyperlocal.queue.base import InlineSlot
 from hyperlocal.store import jobs as store
 from hyperlocal.store import keys as key_store
 from hyperlocal.store import ledger as ledger_store
@@ -65,7 +65,7 @@ async def submit(svc: Services, req: SubmitRequest) -> JobView:
 
     With an idempotency key, an identical earlier request's job is returned instead.
     """
-    return (await _submit(svc, req, inline=False)).job
+    return (await _submit(svc, req, here=False)).job
 
 
 async def generate(svc: Services, req: SubmitRequest) -> JobView:
@@ -78,7 +78,7 @@ async def generate(svc: Services, req: SubmitRequest) -> JobView:
     other job. Either way the client waits for the same result.
     """
     timeout = svc.catalog.get(req.model, *req.categories).timeout_s + SYNC_MARGIN_S
-    submitted = await _submit(svc, req, inline=True)
+    submitted = await _submit(svc, req, here=True)
     if submitted.slot is not None and submitted.claimed is not None:
         done = await submitted.slot.run(submitted.claimed, timeout)
     else:
@@ -89,17 +89,17 @@ async def generate(svc: Services, req: SubmitRequest) -> JobView:
 @dataclass(frozen=True, slots=True)
 class _Submitted:
     job: JobView
-    claimed: Job | None = None  # created running under ``slot``'s lease, to run inline
-    slot: InlineSlot | None = None
+    claimed: Job | None = None  # created running under ``slot``'s lease, to run here
+    slot: WorkerSlot | None = None
 
 
-async def _submit(svc: Services, req: SubmitRequest, *, inline: bool) -> _Submitted:
+async def _submit(svc: Services, req: SubmitRequest, *, here: bool) -> _Submitted:
     if req.idempotency_key:
         earlier = await _earlier_job(svc, req)
         if earlier is not None:
             return _Submitted(earlier)
     try:
-        return await _submit_new(svc, req, inline=inline)
+        return await _submit_new(svc, req, here=here)
     except IntegrityError:
         # A concurrent request with the same idempotency key committed first.
         earlier = await _earlier_job(svc, req) if req.idempotency_key else None
@@ -118,7 +118,7 @@ async def _earlier_job(svc: Services, req: SubmitRequest) -> JobView | None:
     return view(row) if row is not None else None
 
 
-async def _submit_new(svc: Services, req: SubmitRequest, *, inline: bool) -> _Submitted:
+async def _submit_new(svc: Services, req: SubmitRequest, *, here: bool) -> _Submitted:
     entry = svc.catalog.get(req.model, *req.categories)
     if not svc.engines.available(entry.engine):
         raise EngineUnavailableError(entry.engine)
@@ -128,7 +128,7 @@ async def _submit_new(svc: Services, req: SubmitRequest, *, inline: bool) -> _Su
     media = await _fetch_media(svc, entry, params)
     job = _new_job(req, entry, params, price(entry, params))
     job.inputs = await _store_inputs(svc, job.id, media)
-    slot = await svc.queue.reserve_inline(SLOT_WAIT_S) if inline else None
+    slot = await svc.queue.reserve_slot(SLOT_WAIT_S) if here else None
     try:
         claimed = await _commit(svc, req, job, slot)
     except BaseException:
@@ -155,7 +155,7 @@ async def _commit_in_one_statement(svc: Services, req: SubmitRequest, job: Job) 
         raise InsufficientCreditsError(job.credits, available)
 
 
-async def _commit(svc: Services, req: SubmitRequest, job: Job, slot: InlineSlot | None) -> bool:
+async def _commit(svc: Services, req: SubmitRequest, job: Job, slot: WorkerSlot | None) -> bool:
     """Charge and create the job in one transaction; claimed for ``slot`` if the key may run
     another job now. Whether it was claimed. The charge comes last (see ``ledger.charge``)."""
     if slot is None and not svc.db.is_sqlite and not req.idempotency_key:
@@ -195,7 +195,7 @@ def _new_job(
         model=entry.id,
         category=entry.category.value,
         status=JobStatus.QUEUED.value,
-        params={k: _redact_inline(v) for k, v in params.items()},
+        params={k: _redact_data_uri(v) for k, v in params.items()},
         credits=credits,
         result_id=_result_id(entry.category),
         webhook_url=req.webhook_url,
@@ -213,7 +213,7 @@ def _result_id(category: Category) -> str | None:
     return None
 
 
-def _redact_inline(value: InputValue) -> InputValue:
+def _redact_data_uri(value: InputValue) -> InputValue:
     """Inline media (data: URIs) live in storage, not in the jobs table."""
     if isinstance(value, str) and value.startswith("data:"):
         return "data:"
@@ -261,7 +261,7 @@ async def _store_inputs(
                     "kind": item.kind.value,
                     "content_type": item.content_type,
                     "field": item.field,
-                    "source": _redact_inline(item.source),
+                    "source": _redact_data_uri(item.source),
                 }
             )
     return stored

@@ -1,29 +1,21 @@
-"""The job state machine and its read side.
+"""A job's read side: its view, polling, listing and watching.
 
-::
-
-    queued ──claim──▶ running ──▶ completed
-      │                 │  └────▶ failed    (refunded)
-      │                 └─lease expired──▶ queued (retry) or failed (refunded)
-      └──────cancel─────┴───────▶ canceled  (refunded; the wire shows failed/"canceled")
+Its state changes are all in ``core.lifecycle``, which draws the state diagram.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Row
 
-from hyperlocal.core import ledger
 from hyperlocal.core.events import EventBus, JobEvent
 from hyperlocal.core.keys import KeyInfo
 from hyperlocal.core.status import WIRE_TYPES, JobStatus
-from hyperlocal.core.webhooks import record_terminal
 from hyperlocal.engines.base import Category
 from hyperlocal.errors import JobNotFoundError
 from hyperlocal.storage.base import Storage
@@ -36,7 +28,6 @@ __all__ = [
     "JobPage",
     "JobStatus",
     "JobView",
-    "cancel_job",
     "get_job",
     "list_jobs",
     "view",
@@ -145,33 +136,6 @@ async def list_jobs(db: Database, key: KeyInfo, *, limit: int, cursor: str | Non
     more = len(rows) > limit
     rows = rows[:limit]
     return JobPage([view(r) for r in rows], _cursor(rows[-1]) if more and rows else None)
-
-
-async def cancel_job(
-    db: Database, key: KeyInfo, job_id: str, events: EventBus | None = None
-) -> JobView:
-    """Cancel a queued or running job and refund it; a finished job is returned unchanged."""
-    async with db.transaction() as session:
-        row = await store.get(session, job_id)
-        if row is None or row.key_id != key.id:
-            raise JobNotFoundError
-        moved = await store.transition(
-            session,
-            job_id,
-            store.ACTIVE,
-            status=JobStatus.CANCELED.value,
-            error="canceled",
-            error_code="canceled",
-            finished_at=time.time(),
-        )
-        row = await store.get(session, job_id)
-        assert row is not None
-        if moved:
-            await ledger.refund(session, key.id, job_id, "canceled")
-            await record_terminal(session, row, time.time())
-    if moved and events is not None:
-        await events.publish(JobEvent(job_id, "status", JobStatus.CANCELED.value, row.progress))
-    return view(row)
 
 
 async def watch(

@@ -176,13 +176,14 @@ async def authenticate(db: Database, raw: str | None, cache: KeyCache | None = N
     cached = cache.get(key_hash) if cache is not None else None
     if cached is not None:
         return cached
+    read_at = cache.epoch() if cache is not None else 0
     async with db.read() as session:
         row = await store.by_hash(session, key_hash)
     if row is None or row.revoked_at is not None:
         raise AuthError
     info = _info(row)
     if cache is not None:
-        cache.put(key_hash, info)
+        cache.put(key_hash, info, read_at)
     return info
 
 
@@ -220,8 +221,3 @@ async def webhook_secret(db: Database, key_id: str) -> str:
     if row is None:
         raise JobNotFoundError
     return row.webhook_secret
-
-
-async def count_keys(db: Database) -> int:
-    async with db.read() as session:
-        return await store.count(session)

@@ -8,12 +8,12 @@ from hyperlocal.core.catalog import Catalog
 from hyperlocal.core.chat_recorder import ChatRecorder
 from hyperlocal.core.events import EventBus
 from hyperlocal.core.keycache import KeyCache
+from hyperlocal.core.lifecycle import JobLifecycle
 from hyperlocal.core.ratelimit import RateLimiter
+from hyperlocal.core.work import JobQueue, OutboxSender
 from hyperlocal.engines.chat.registry import ChatEngineRegistry
 from hyperlocal.engines.registry import EngineRegistry
 from hyperlocal.inputs import MediaFetcher
-from hyperlocal.queue.base import JobQueue
-from hyperlocal.queue.deliveries import WebhookDispatcher
 from hyperlocal.settings import Settings
 from hyperlocal.storage.base import Storage
 from hyperlocal.store.db import Database
@@ -33,6 +33,7 @@ class Services:
     limiter: RateLimiter
     queue: JobQueue
     events: EventBus
-    webhooks: WebhookDispatcher
+    webhooks: OutboxSender
     key_cache: KeyCache
     chat_recorder: ChatRecorder
+    lifecycle: JobLifecycle

@@ -87,7 +87,7 @@ class CeleryQueue:
             await self.enqueue(job_id)
         return orphans
 
-    async def reserve_inline(self, wait: float) -> None:  # noqa: ARG002 - the protocol's
+    async def reserve_slot(self, wait: float) -> None:  # noqa: ARG002 - the protocol's
         """Never: in scale-out every job runs on a worker, where its model is loaded."""
         return None
 

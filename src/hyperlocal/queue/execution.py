@@ -46,6 +46,8 @@ class JobExecutor:
         if result.outcome is Outcome.DEFERRED:
             delay = deferral_delay(deferrals)
             await self._queue.redispatch(job_id, deferrals=deferrals + 1, countdown=delay)
+        elif result.outcome is Outcome.RELEASED:  # this worker stops: another one takes it
+            await self._queue.redispatch(job_id)
         return result.outcome
 
 
@@ -67,7 +69,7 @@ class Sweeper:
             await asyncio.sleep(self.interval)
 
     async def sweep(self) -> None:
-        for job_id in await self._runner.recover_expired():
+        for job_id in await self._runner.expire_leases():
             log.warning("lease expired; job requeued", extra={"job_id": job_id})
             await self._queue.redispatch(job_id)
         await self._queue.dispatch_orphans()

@@ -8,11 +8,10 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict, deque
-from typing import Any
 
 from hyperlocal.core.jobs import JobView
-from hyperlocal.queue.base import InlineSlot
-from hyperlocal.queue.runner import JobRunner, Outcome
+from hyperlocal.core.work import WorkerSlot
+from hyperlocal.queue.runner import JobRunner, Outcome, RunResult
 from hyperlocal.store import jobs as store
 from hyperlocal.store.db import Database
 from hyperlocal.store.tables import Job
@@ -24,9 +23,15 @@ log = logging.getLogger(__name__)
 
 class InProcessQueue:
     def __init__(
-        self, db: Database, runner: JobRunner, *, concurrency: int, sweep_interval: float = 5.0
+        self,
+        db: Database,
+        runner: JobRunner,
+        *,
+        concurrency: int,
+        sweep_interval: float = 5.0,
+        grace: float = 10.0,
     ) -> None:
-        self._db, self._runner = db, runner
+        self._db, self._runner, self._grace = db, runner, grace
         self._concurrency, self._sweep_interval = concurrency, sweep_interval
         self._queue: asyncio.Queue[str | None] = asyncio.Queue()
         self._pending: set[str] = set()
@@ -36,11 +41,11 @@ class InProcessQueue:
         # One permit per job running here, whether a worker or a request runs it. Waiters
         # (workers holding a queued job, requests wanting to run theirs) are served in order.
         self._slots = asyncio.Semaphore(concurrency)
-        self._inline: set[asyncio.Task[JobView | None]] = set()
+        self._in_requests: set[asyncio.Task[JobView | None]] = set()
         self._closing = False
 
     async def start(self) -> None:
-        await self._runner.recover_expired()
+        await self._runner.expire_leases()
         await self._enqueue_all_queued()
         self._tasks = [asyncio.create_task(self._work()) for _ in range(self._concurrency)]
         self._tasks.append(asyncio.create_task(self._sweep()))
@@ -65,7 +70,7 @@ class InProcessQueue:
             self._waiters.pop(job_id, None)
         return waiter.view
 
-    async def reserve_inline(self, wait: float) -> InlineSlot | None:
+    async def reserve_slot(self, wait: float) -> WorkerSlot | None:
         if self._closing:
             return None
         try:
@@ -75,11 +80,11 @@ class InProcessQueue:
             return None
         return _Slot(self)
 
-    async def _run_inline(self, job: Job) -> JobView | None:
+    async def _run_in_request(self, job: Job) -> JobView | None:
         try:
-            done = await self._runner.run_claimed(job)
-            await self._after_finished(job.id, job.key_id, done)
-            return done
+            result = await self._runner.run_claimed(job)
+            await self._after_run(job.id, result)
+            return result.view
         finally:
             self._slots.release()
 
@@ -103,18 +108,20 @@ class InProcessQueue:
                 self._queue.task_done()
 
     async def _run_one(self, job_id: str) -> None:
-        result = await self._runner.run(job_id)
-        if result.outcome is Outcome.DEFERRED and result.key_id:
-            if job_id not in self._deferred[result.key_id]:
-                self._deferred[result.key_id].append(job_id)
-            return
-        if result.outcome is Outcome.FINISHED:
-            await self._after_finished(job_id, result.key_id, result.view)
+        await self._after_run(job_id, await self._runner.run(job_id))
 
-    async def _after_finished(self, job_id: str, key_id: str | None, view: JobView | None) -> None:
-        self._signal(job_id, view)
-        if key_id and self._deferred[key_id]:
-            await self.enqueue(self._deferred[key_id].popleft())
+    async def _after_run(self, job_id: str, result: RunResult) -> None:
+        """A deferred job waits for its key's next finished job; a finished one wakes its
+        waiter and that key's first deferred job. A released job stays queued in the
+        database for the next start."""
+        key_id = result.key_id
+        if result.outcome is Outcome.DEFERRED and key_id:
+            if job_id not in self._deferred[key_id]:
+                self._deferred[key_id].append(job_id)
+        elif result.outcome is Outcome.FINISHED:
+            self._signal(job_id, result.view)
+            if key_id and self._deferred[key_id]:
+                await self.enqueue(self._deferred[key_id].popleft())
 
     def _signal(self, job_id: str, view: JobView | None) -> None:
         waiter = self._waiters.get(job_id)
@@ -133,14 +140,15 @@ class InProcessQueue:
         while True:
             await asyncio.sleep(self._sweep_interval)
             try:
-                for job_id in await self._runner.recover_expired():
+                for job_id in await self._runner.expire_leases():
                     await self.enqueue(job_id)
                 await self._enqueue_all_queued()
             except Exception:
                 log.exception("lease sweep failed")
 
-    async def aclose(self, grace: float = 10.0) -> None:
-        """Stop taking jobs; give running ones ``grace`` seconds, then leave them to the lease."""
+    async def aclose(self, grace: float | None = None) -> None:
+        """Stop taking jobs; give running ones ``grace`` seconds, then stop them and queue
+        their jobs again at once (the next start resumes them)."""
         self._closing = True
         tasks, self._tasks = self._tasks, []
         for _ in tasks:
@@ -148,11 +156,8 @@ class InProcessQueue:
         sweeper, workers = tasks[-1:], tasks[:-1]
         for task in sweeper:
             task.cancel()
-        running: list[asyncio.Task[Any]] = [*workers, *self._inline]
-        _, still_running = await asyncio.wait(running, timeout=grace) if running else (set(), set())
-        for task in still_running:
-            task.cancel()  # its job keeps its lease and is resumed after the lease expires
-        await asyncio.gather(*tasks, *self._inline, return_exceptions=True)
+        await self._runner.drain(self._grace if grace is None else grace)
+        await asyncio.gather(*workers, *sweeper, *self._in_requests, return_exceptions=True)
 
 
 class _Waiter:
@@ -178,9 +183,9 @@ class _Slot:
         assert queue is not None, "a slot runs one job"
         # A task of its own, shielded from the request: a client that hangs up does not
         # stop a job it has paid for, and shutdown waits for it like any worker's job.
-        task = asyncio.create_task(queue._run_inline(job))
-        queue._inline.add(task)
-        task.add_done_callback(queue._inline.discard)
+        task = asyncio.create_task(queue._run_in_request(job))
+        queue._in_requests.add(task)
+        task.add_done_callback(queue._in_requests.discard)
         done, _ = await asyncio.wait({task}, timeout=timeout)
         return task.result() if done else None
 

@@ -1,33 +1,40 @@
-"""Runs one job from claim to terminal state. Shared by the in-process queue and Celery workers.
+"""Runs one job from claim to its end. Shared by the in-process queue and Celery workers.
 
-Every state change is a conditional UPDATE guarded by the lease owner, so a job that two
-workers receive (a duplicate delivery, a recovered lease) is finished by exactly one of them.
+The run holds the job's lease (``core.lifecycle.Lease``) and watches three things while the
+engine works: a cancel of the job (an event from any process, or the row's mark seen at a lease
+renewal), the loss of its lease, and a shutdown (``drain``). Each stops the engine by
+cancelling the task that runs it; the run then ends as the lifecycle says:
+
+- cancelled: whatever the engine staged is deleted, and the job is canceled and refunded;
+- lease lost: whatever it staged is deleted, and nothing is written (another run owns the job);
+- shutdown: the job goes back to the queue at once (``JobLifecycle.recover``).
+
+Outputs are written under ``storage.STAGING`` while the job runs and published to their own
+keys only after the transaction that completed the job, so a cancelled job never serves one.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
 import logging
+import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from hyperlocal.core import ledger, webhooks
 from hyperlocal.core.catalog import Catalog
 from hyperlocal.core.events import EventBus, JobEvent
-from hyperlocal.core.jobs import JobStatus, JobView, view
+from hyperlocal.core.jobs import JobStatus, JobView
+from hyperlocal.core.lifecycle import ClaimOutcome, JobLifecycle, Lease, Outputs
 from hyperlocal.engines.base import (
     Category,
     GenerationRequest,
     GenerationResult,
     MediaInput,
     MediaKind,
+    ProgressCallback,
 )
 from hyperlocal.engines.registry import EngineRegistry
 from hyperlocal.errors import (
@@ -36,10 +43,8 @@ from hyperlocal.errors import (
     HyperlocalError,
     UnexpectedError,
 )
-from hyperlocal.storage.base import Storage
+from hyperlocal.storage.base import STAGING, Storage
 from hyperlocal.store import jobs as store
-from hyperlocal.store import keys as key_store
-from hyperlocal.store.db import Database
 from hyperlocal.store.tables import Job
 
 __all__ = ["JobRunner", "Outcome", "RunResult"]
@@ -54,129 +59,224 @@ _FOLDERS = {
     Category.THREE_D: "3d",
     Category.CHAT: "chat",
 }
+STOP_WAIT_S = 5.0  # at shutdown, how long stopped engines may take to stop
+RENEW_RETRY_S = 1.0  # a renewal that failed (the database, say) is tried again this soon
 
 
 class Outcome(StrEnum):
-    FINISHED = "finished"  # this worker moved the job to a terminal state
+    FINISHED = "finished"  # this run ended the job (or lost it); see ``RunResult.view``
     DEFERRED = "deferred"  # the key is at its running-jobs cap; the job stays queued
     SKIPPED = "skipped"  # not queued any more (done, canceled, or claimed elsewhere)
+    RELEASED = "released"  # stopped by a shutdown: the job is queued again, to be sent again
 
 
 @dataclass(frozen=True, slots=True)
 class RunResult:
     outcome: Outcome
     key_id: str | None = None
-    view: JobView | None = None  # the terminal job, when this run finished it
+    view: JobView | None = None  # the terminal job, when this run ended it
 
 
-class _AtCap(Exception):
-    def __init__(self, job: Job) -> None:
-        super().__init__(job.id)
-        self.job = job
+class _Reason(StrEnum):
+    CANCELED = "canceled"
+    LEASE_LOST = "lease lost"
+    SHUTDOWN = "shutdown"
+
+
+@dataclass(slots=True)
+class _Run:
+    """One run of one job: why it was stopped, if it was, and what it staged."""
+
+    job: Job
+    lease: Lease
+    work: asyncio.Future[GenerationResult] | None = None
+    reason: _Reason | None = None
+    staged: list[tuple[str, str]] = field(default_factory=list)  # (staged key, final key)
+
+    def stop(self, reason: _Reason) -> None:
+        if self.reason is None:
+            self.reason = reason
+            if self.work is not None:
+                self.work.cancel()
 
 
 class JobRunner:
     def __init__(
         self,
-        db: Database,
+        lifecycle: JobLifecycle,
         catalog: Catalog,
         engines: EngineRegistry,
         storage: Storage,
         *,
-        owner: str,
+        worker: str,
         lease_s: float = 30.0,
         max_attempts: int = 3,
-        events: EventBus | None = None,
-        on_outbox: Callable[[], None] | None = None,
     ) -> None:
-        self.db, self.catalog, self.engines, self.storage = db, catalog, engines, storage
-        self.owner, self.lease_s, self.max_attempts = owner, lease_s, max_attempts
-        self.events, self.on_outbox = events, on_outbox
+        self.lifecycle, self.catalog, self.engines, self.storage = (
+            lifecycle,
+            catalog,
+            engines,
+            storage,
+        )
+        self.worker, self.lease_s, self.max_attempts = worker, lease_s, max_attempts
+        self._runs: dict[str, _Run] = {}
+        self._closing = False
 
-    async def _publish(
-        self, job_id: str, status: JobStatus, progress: float, kind: str = "status"
-    ) -> None:
-        if self.events is not None:
-            try:
-                await self.events.publish(JobEvent(job_id, kind, status.value, progress))
-            except Exception:  # events are best effort; the database is the truth
-                log.warning("publishing a job event failed", extra={"job_id": job_id})
+    @property
+    def events(self) -> EventBus | None:
+        return self.lifecycle.events
 
-    async def _after_terminal(self, job_id: str, status: JobStatus, *, outbox: bool = True) -> None:
-        """Tell watchers; wake the webhook dispatcher if an outbox row may have been written."""
-        await self._publish(job_id, status, 1.0 if status is JobStatus.COMPLETED else 0.0)
-        if outbox and self.on_outbox is not None:
-            self.on_outbox()
+    @property
+    def running(self) -> int:
+        """How many jobs this runner is running now."""
+        return len(self._runs)
 
     async def run(self, job_id: str) -> RunResult:
-        job, outcome = await self._claim(job_id)
-        if job is None or outcome is not Outcome.FINISHED:
-            return RunResult(outcome, job.key_id if job else None)
-        return RunResult(Outcome.FINISHED, job.key_id, await self.run_claimed(job))
+        if self._closing:
+            return RunResult(Outcome.SKIPPED)
+        claim = await self.lifecycle.start(job_id, self.worker, self.lease_s)
+        key_id = claim.job.key_id if claim.job else None
+        if claim.outcome == ClaimOutcome.GONE:
+            return RunResult(Outcome.SKIPPED)
+        if claim.outcome == ClaimOutcome.AT_CAP or claim.job is None or claim.lease is None:
+            return RunResult(Outcome.DEFERRED, key_id)
+        return await self.run_claimed(claim.job, claim.lease)
 
-    async def run_claimed(self, job: Job) -> JobView | None:
-        """Run a job that ``self.owner`` holds to its end; the terminal job, or None if it was
-        canceled meanwhile or its lease went to another worker."""
-        await self._publish(job.id, JobStatus.RUNNING, 0.0)
+    def claim_values(self, now: float) -> dict[str, object]:
+        """The columns of a job that this runner claims as it is created (``WorkerSlot``)."""
+        return self.lifecycle.claim_values(self.worker, now, self.lease_s)
+
+    async def run_claimed(self, job: Job, lease: Lease | None = None) -> RunResult:
+        """Run a job held under ``lease`` (by default, the one written on its row) to its end."""
+        lease = lease or Lease(job.id, str(job.lease_owner))
+        run = _Run(job, lease)
+        self._runs[lease.token] = run
+        forget = self._watch_cancel(run)
+        renewing = self._renew_later(run)
         try:
-            async with self._lease(job.id):
-                result = await self._execute(job)
-                outputs = await self._store_outputs(job, result)
+            return await self._run(run)
+        finally:
+            forget()
+            renewing.cancel()
+            self._runs.pop(lease.token, None)
+
+    async def _run(self, run: _Run) -> RunResult:
+        run.work = asyncio.ensure_future(self._work(run))
+        try:
+            result = await asyncio.shield(run.work)
+        except asyncio.CancelledError:
+            if run.reason is None:  # this task was cancelled, not the work: stop it too
+                run.stop(_Reason.SHUTDOWN)
+                await _settle(run.work)
+                await self._discard(run)
+                await self.lifecycle.recover(run.lease)
+                raise
+            await _settle(run.work)
+            return await self._stopped(run)
         except Exception as exc:
-            return await self._fail(job, _as_generation_error(exc))
-        return await self._complete(job, result, outputs)
+            await self._discard(run)
+            view = await self.lifecycle.fail(run.lease, run.job, _as_generation_error(exc))
+            return RunResult(Outcome.FINISHED, run.job.key_id, view)
+        return await self._complete(run, result)
 
-    def claim_values(self, now: float) -> dict[str, Any]:
-        """The columns of a job that this worker claims as it is created (see ``store.claim``)."""
-        return {
-            "status": JobStatus.RUNNING.value,
-            "lease_owner": self.owner,
-            "lease_expires_at": now + self.lease_s,
-            "attempts": 1,
-            "started_at": now,
-        }
+    async def _complete(self, run: _Run, result: GenerationResult) -> RunResult:
+        outputs = Outputs(
+            keys=[key for _, key in run.staged],
+            urls=[await self.storage.url(key) for _, key in run.staged],
+        )
+        view = await self.lifecycle.complete(
+            run.lease, run.job, outputs, _result_json(result), then=lambda: self._publish(run)
+        )
+        if view is None:  # a cancel was requested, or the lease was lost, at the last moment
+            await self._discard(run)
+            view = await self.lifecycle.stopped(run.lease, run.job)
+        return RunResult(Outcome.FINISHED, run.job.key_id, view)
 
-    async def _claim(self, job_id: str) -> tuple[Job | None, Outcome]:
-        """Claim the job, unless its key is at its running-jobs cap (then nothing changes)."""
-        try:
-            async with self.db.transaction() as session:
-                job = await store.claim(session, job_id, self.owner, time.time(), self.lease_s)
-                if job is None:
-                    return None, Outcome.SKIPPED
-                cap = await key_store.running_cap(session, job.key_id)
-                if await store.count_running_for_key(session, job.key_id) > cap:
-                    raise _AtCap(job)  # rolls the claim back
-        except _AtCap as at_cap:
-            return at_cap.job, Outcome.DEFERRED
-        return job, Outcome.FINISHED
+    async def _stopped(self, run: _Run) -> RunResult:
+        await self._discard(run)
+        if run.reason is _Reason.CANCELED:
+            view = await self.lifecycle.stopped(run.lease, run.job)
+            return RunResult(Outcome.FINISHED, run.job.key_id, view)
+        if run.reason is _Reason.SHUTDOWN and await self.lifecycle.recover(run.lease):
+            return RunResult(Outcome.RELEASED, run.job.key_id)
+        log.warning("lease lost; the run stopped", extra={"job_id": run.job.id})
+        return RunResult(Outcome.FINISHED, run.job.key_id)
 
-    @contextlib.asynccontextmanager
-    async def _lease(self, job_id: str) -> AsyncIterator[None]:
-        """Renew the job's lease every third of its length while the block runs. The renewing
-        task starts only when the first renewal is due: most jobs end long before."""
+    # -- what stops a run ----------------------------------------------------------------
+
+    def _watch_cancel(self, run: _Run) -> Callable[[], None]:
+        if self.events is None:
+            return _nothing
+        return self.events.on_cancel(run.job.id, lambda: run.stop(_Reason.CANCELED))
+
+    def _renew_later(self, run: _Run) -> _Either:
+        """Renew the lease every third of its length. The renewing task starts only when the
+        first renewal is due: most jobs end long before."""
         loop = asyncio.get_running_loop()
-        renewers: list[asyncio.Task[None]] = []
+        holder: list[asyncio.Task[None]] = []
 
         def start() -> None:
-            renewers.append(loop.create_task(self._renew(job_id)))
+            if run.reason is None:
+                holder.append(loop.create_task(self._renew(run)))
 
         timer = loop.call_later(self.lease_s / 3, start)
-        try:
-            yield
-        finally:
-            timer.cancel()
-            for renewer in renewers:
-                renewer.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await renewer
+        return _Either(timer, holder)
 
-    async def _renew(self, job_id: str) -> None:
-        while True:
-            async with self.db.transaction() as session:
-                await store.renew_lease(session, job_id, self.owner, time.time() + self.lease_s)
-            await asyncio.sleep(self.lease_s / 3)
+    async def _renew(self, run: _Run) -> None:
+        """Renew until the run ends. A failed renewal (a transient database error) is retried
+        soon, never raised: the run goes on. A lost lease or a cancel mark stops the run."""
+        while run.reason is None:
+            try:
+                held, cancel = await self._renew_once(run.lease)
+            except Exception:
+                log.warning("renewing a lease failed; retrying", extra={"job_id": run.job.id})
+                await asyncio.sleep(min(RENEW_RETRY_S, self.lease_s / 10))
+                continue
+            if not held:
+                run.stop(_Reason.LEASE_LOST)
+            elif cancel:
+                run.stop(_Reason.CANCELED)
+            else:
+                await asyncio.sleep(self.lease_s / 3)
 
-    async def _execute(self, job: Job) -> GenerationResult:
+    async def _renew_once(self, lease: Lease) -> tuple[bool, bool]:
+        async with self.lifecycle.db.transaction() as session:
+            until = time.time() + self.lease_s
+            return await store.renew_lease(session, lease.job_id, lease.token, until)
+
+    async def drain(self, grace: float) -> None:
+        """Stop taking jobs; give running ones ``grace`` seconds to finish, then stop them and
+        give their jobs back to the queue at once (their leases released, not left to
+        expire)."""
+        self._closing = True
+        deadline = asyncio.get_running_loop().time() + grace
+        while self._runs and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        for run in list(self._runs.values()):
+            run.stop(_Reason.SHUTDOWN)
+        deadline += max(grace, STOP_WAIT_S)
+        while self._runs and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        if self._runs:  # an engine that ignores being stopped: its lease will expire
+            ids = sorted(run.job.id for run in self._runs.values())
+            log.error("jobs still running at shutdown", extra={"job_ids": ids})
+
+    async def expire_leases(self) -> list[str]:
+        """The lease sweep (see ``JobLifecycle.expire``): the ids of the jobs requeued."""
+        return await self.lifecycle.expire(self.max_attempts)
+
+    # -- the work ------------------------------------------------------------------------
+
+    async def _work(self, run: _Run) -> GenerationResult:
+        """The engine's run, then its outputs staged: the task that a stop cancels."""
+        job = run.job
+        result = await self._execute(job, self._progress_for(run))
+        if not result.artifacts:
+            raise GenerationError("The engine produced no output")
+        await self._stage(run, result)
+        return result
+
+    async def _execute(self, job: Job, progress: ProgressCallback) -> GenerationResult:
         entry = self.catalog.get(job.model)
         engine = await self.engines.get(entry.engine)
         request = GenerationRequest(
@@ -188,13 +288,11 @@ class JobRunner:
             options=entry.engine_options,
         )
         try:
-            return await asyncio.wait_for(
-                engine.generate(request, self._progress_for(job.id)), timeout=job.timeout_s
-            )
+            return await asyncio.wait_for(engine.generate(request, progress), job.timeout_s)
         except TimeoutError as exc:
             raise GenerationTimeoutError(f"Generation timed out after {job.timeout_s:g} s") from exc
 
-    def _progress_for(self, job_id: str):  # type: ignore[no-untyped-def]
+    def _progress_for(self, run: _Run) -> ProgressCallback:
         last = [0.0]
 
         async def report(fraction: float, _message: str | None) -> None:
@@ -203,11 +301,25 @@ class JobRunner:
                 return  # throttle: at most two progress writes a second
             last[0] = now
             clamped = min(max(fraction, 0.0), 1.0)
-            async with self.db.transaction() as session:
-                await store.set_progress(session, job_id, self.owner, clamped)
-            await self._publish(job_id, JobStatus.RUNNING, clamped, "progress")
+            try:
+                async with self.lifecycle.db.transaction() as session:
+                    await store.set_progress(session, run.job.id, run.lease.token, clamped)
+            except Exception:  # progress is shown, not owed: a transient error skips one
+                log.warning("writing progress failed", extra={"job_id": run.job.id})
+                return
+            await self._progress_event(run.job.id, clamped)
 
         return report
+
+    async def _progress_event(self, job_id: str, progress: float) -> None:
+        if self.events is None:
+            return
+        try:
+            await self.events.publish(
+                JobEvent(job_id, "progress", JobStatus.RUNNING.value, progress)
+            )
+        except Exception:  # events are best effort; the database is the truth
+            log.warning("publishing a job event failed", extra={"job_id": job_id})
 
     async def _load_media(self, stored: Mapping[str, Any]) -> dict[str, list[MediaInput]]:
         media: dict[str, list[MediaInput]] = {}
@@ -224,110 +336,53 @@ class JobRunner:
             ]
         return media
 
-    async def _store_outputs(self, job: Job, result: GenerationResult) -> list[tuple[str, str]]:
-        """Each output written to storage: its key and its URL now."""
-        if not result.artifacts:
-            raise GenerationError("The engine produced no output")
+    async def _stage(self, run: _Run, result: GenerationResult) -> None:
+        """Each output written under a staging key of this run's own, never served."""
+        job = run.job
         folder = _FOLDERS[Category(job.category)]
         stem = job.result_id or job.id
-        stored = []
+        area = f"{STAGING}{job.id}-{secrets.token_hex(4)}/"
         for i, artifact in enumerate(result.artifacts):
             suffix = f"-{i}" if i else ""
             key = f"{folder}/{stem}{suffix}.{artifact.extension}"
-            stored.append((key, await self.storage.put(key, artifact.data, artifact.content_type)))
-        return stored
+            run.staged.append((area + key, key))
+            await self.storage.put(area + key, artifact.data, artifact.content_type)
 
-    async def _complete(
-        self, job: Job, result: GenerationResult, outputs: list[tuple[str, str]]
-    ) -> JobView | None:
-        urls = [url for _, url in outputs]
-        values = {
-            "status": JobStatus.COMPLETED.value,
-            "output_url": urls[0],
-            "output_urls": urls,
-            "output_keys": [key for key, _ in outputs],
-            "result": _result_json(result),
-            "progress": 1.0,
-            "finished_at": time.time(),
-        }
-        if not await self._finish(job, values, refund_note=None):
-            return None
-        await self._after_terminal(job.id, JobStatus.COMPLETED, outbox=bool(job.webhook_url))
-        return _terminal_view(job, values)
+    async def _publish(self, run: _Run) -> None:
+        for staged, key in run.staged:
+            await self.storage.publish(staged, key)
 
-    async def _fail(self, job: Job, error: GenerationError) -> JobView | None:
-        log.warning("job failed", extra={"job_id": job.id, "model": job.model, "code": error.code})
-        values = {
-            "status": JobStatus.FAILED.value,
-            "error": error.message,
-            "error_code": error.code,
-            "finished_at": time.time(),
-        }
-        if not await self._finish(job, values, refund_note=error.code):
-            return None
-        await self._after_terminal(job.id, JobStatus.FAILED, outbox=bool(job.webhook_url))
-        return _terminal_view(job, values)
-
-    async def _finish(self, job: Job, values: dict[str, Any], refund_note: str | None) -> bool:
-        """One transaction: the terminal state, the refund if any, and the webhook outbox row."""
-        async with self.db.transaction() as session:
-            if not await store.finish(session, job.id, self.owner, **values):
-                return False  # canceled meanwhile, or the lease was lost to another worker
-            if refund_note is not None:
-                await ledger.refund(session, job.key_id, job.id, refund_note)
-            if job.webhook_url:
-                fresh = await store.get(session, job.id)
-                assert fresh is not None
-                await webhooks.record_terminal(session, fresh, time.time())
-        return True
-
-    async def recover_expired(self) -> list[str]:
-        """Requeue (or fail and refund) running jobs whose worker stopped renewing the lease."""
-        now = time.time()
-        requeued: list[str] = []
-        lost: list[str] = []
-        async with self.db.transaction() as session:
-            for job in await store.expired_leases(session, now):
-                # A chat is a stream to a client that is gone: it cannot be run again.
-                resumable = job.category != Category.CHAT.value
-                if resumable and job.attempts < self.max_attempts:
-                    if await store.requeue_expired(session, job.id, now):
-                        requeued.append(job.id)
-                elif await self._fail_lost(session, job, now):
-                    lost.append(job.id)
-        for job_id in lost:
-            await self._after_terminal(job_id, JobStatus.FAILED)
-        return requeued
-
-    async def _fail_lost(self, session: AsyncSession, job: Job, now: float) -> bool:
-        moved = await store.transition(
-            session,
-            job.id,
-            [JobStatus.RUNNING.value],
-            status=JobStatus.FAILED.value,
-            error="The worker running this job stopped",
-            error_code="E9999",
-            finished_at=now,
-        )
-        if moved:
-            await ledger.refund(session, job.key_id, job.id, "worker lost")
-            fresh = await store.get(session, job.id)
-            assert fresh is not None
-            await webhooks.record_terminal(session, fresh, now)
-        return moved
+    async def _discard(self, run: _Run) -> None:
+        staged, run.staged = run.staged, []
+        for key, _ in staged:
+            try:
+                await self.storage.delete(key)
+            except Exception:
+                log.exception("deleting a staged output failed", extra={"job_id": run.job.id})
 
 
-def _terminal_view(job: Job, values: Mapping[str, Any]) -> JobView:
-    """The job as ``_finish`` just wrote it, without reading it back."""
-    lists = ("output_urls", "output_keys")
-    fields = {k: v for k, v in values.items() if k != "status" and k not in lists}
-    return dataclasses.replace(
-        view(job),
-        **fields,
-        status=JobStatus(values["status"]),
-        output_urls=tuple(values.get("output_urls") or ()),
-        output_keys=tuple(values.get("output_keys") or ()),
-    )
+class _Either:
+    """Cancels the renewal, whether it is still a timer or has become a task."""
+
+    def __init__(self, timer: asyncio.TimerHandle, tasks: list[asyncio.Task[None]]) -> None:
+        self._timer, self._tasks = timer, tasks
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+        for task in self._tasks:
+            task.cancel()
+
+
+def _nothing() -> None:
+    return None
+
+
+async def _settle(work: asyncio.Future[Any]) -> None:
+    """Wait for cancelled work to have stopped, whatever it raised (its error is ours no
+    more: the run is ending for another reason)."""
+    await asyncio.wait({work})
+    if not work.cancelled():
+        work.exception()  # retrieved, so the loop does not log it as never retrieved
 
 
 def _as_generation_error(exc: BaseException) -> GenerationError:

@@ -74,6 +74,20 @@ class S3Storage:
         body: bytes = response["Body"].read()
         return body
 
+    async def publish(self, staged: str, key: str) -> None:
+        source, target = self.object_key(staged), self.object_key(key)
+        await asyncio.to_thread(
+            self._client.copy_object,
+            Bucket=self.bucket,
+            Key=target,
+            CopySource={"Bucket": self.bucket, "Key": source},
+        )
+        await asyncio.to_thread(self._client.delete_object, Bucket=self.bucket, Key=source)
+
+    async def delete(self, key: str) -> None:
+        name = self.object_key(key)
+        await asyncio.to_thread(self._client.delete_object, Bucket=self.bucket, Key=name)
+
     async def url(self, key: str) -> str:
         """The URL a client fetches the object at: public, or presigned (a local computation)."""
         name = self.object_key(key)

@@ -19,19 +19,20 @@ __all__ = [
     "count_active_for_models",
     "count_running_for_key",
     "expired_leases",
-    "finish",
     "get",
     "insert",
     "insert_chat",
     "insert_paid",
     "list_for_key",
+    "move",
     "queue_position",
     "queued_ids",
     "read",
+    "release",
     "renew_lease",
+    "request_cancel",
     "requeue_expired",
     "set_progress",
-    "transition",
 ]
 
 QUEUED, RUNNING = "queued", "running"
@@ -136,13 +137,32 @@ _HELD = (
     _c.status == RUNNING,
     _c.lease_owner == bindparam("p_owner"),
 )
-_RENEW = prepared(update(_jobs).where(*_HELD).values(lease_expires_at=bindparam("p_until")))
+_RENEW = prepared(
+    update(_jobs)
+    .where(*_HELD)
+    .values(lease_expires_at=bindparam("p_until"))
+    .returning(_c.cancel_requested_at)
+)
 _PROGRESS = prepared(update(_jobs).where(*_HELD).values(progress=bindparam("p_progress")))
+_REQUEST_CANCEL = prepared(
+    update(_jobs)
+    .where(_c.id == bindparam("p_job_id"), _c.status == RUNNING, _c.cancel_requested_at.is_(None))
+    .values(cancel_requested_at=bindparam("p_now"))
+)
+_RELEASE = prepared(
+    update(_jobs)
+    .where(*_HELD)
+    .values(status=QUEUED, lease_owner=None, lease_expires_at=None, attempts=_c.attempts - 1)
+)
 
 
-async def renew_lease(session: AsyncSession, job_id: str, owner: str, until: float) -> bool:
+async def renew_lease(
+    session: AsyncSession, job_id: str, owner: str, until: float
+) -> tuple[bool, bool]:
+    """Extend the lease that ``owner`` holds: (still held, cancel requested)."""
     params = {"p_job_id": job_id, "p_owner": owner, "p_until": until}
-    return _changed(await execute(session, _RENEW, params))
+    row = (await execute(session, _RENEW, params)).one_or_none()
+    return (False, False) if row is None else (True, row[0] is not None)
 
 
 async def set_progress(session: AsyncSession, job_id: str, owner: str, progress: float) -> None:
@@ -150,31 +170,46 @@ async def set_progress(session: AsyncSession, job_id: str, owner: str, progress:
     await execute(session, _PROGRESS, params)
 
 
-async def finish(session: AsyncSession, job_id: str, owner: str, **values: Any) -> bool:
-    """Move a running job that ``owner`` still holds to a terminal state."""
-    params = {"p_job_id": job_id, "p_owner": owner}
-    stmt = _leave_state(tuple(values), RUNNING, by_owner=True)
-    return _changed(await execute(session, stmt, params | _set_params(values)))
+async def request_cancel(session: AsyncSession, job_id: str, now: float) -> bool:
+    """Mark a running job for its worker to stop; False if it was not running or is marked."""
+    return _changed(await execute(session, _REQUEST_CANCEL, {"p_job_id": job_id, "p_now": now}))
 
 
-async def transition(
-    session: AsyncSession, job_id: str, from_states: Sequence[str], **values: Any
+async def release(session: AsyncSession, job_id: str, owner: str) -> bool:
+    """Give a running job that ``owner`` holds back to the queue, the attempt not counted."""
+    return _changed(await execute(session, _RELEASE, {"p_job_id": job_id, "p_owner": owner}))
+
+
+async def move(
+    session: AsyncSession,
+    job_id: str,
+    from_states: Sequence[str],
+    values: dict[str, Any],
+    *,
+    owner: str | None = None,
+    uncancelled: bool = False,
 ) -> bool:
-    """Move a job out of any of ``from_states`` (cancel, lease recovery)."""
+    """Move a job out of any of ``from_states``, clearing its lease: only while ``owner`` (if
+    given) holds it, and (``uncancelled``) only if no cancel was requested. Whether it moved.
+    ``core.lifecycle`` is the only caller: it decides which moves are allowed."""
     params: dict[str, Any] = {"p_job_id": job_id}
-    if len(from_states) == 1:  # one state: a statement prepared for it (see ``store.prepared``)
-        stmt = _leave_state(tuple(values), from_states[0], by_owner=False)
-    else:
-        stmt = _leave_state(tuple(values), None, by_owner=False)
+    if owner is not None:
+        params["p_owner"] = owner
+    state: str | None = from_states[0] if len(from_states) == 1 else None
+    if state is None:
         params["p_states"] = list(from_states)
+    stmt = _leave_state(tuple(values), state, owner is not None, uncancelled)
     return _changed(await execute(session, stmt, params | _set_params(values)))
 
 
 @cache
-def _leave_state(columns: tuple[str, ...], state: str | None, *, by_owner: bool) -> Update:
-    """``UPDATE jobs SET <columns>, lease cleared WHERE id AND status = state [AND owner]``, or
-    with ``status IN (...)`` when ``state`` is None: built once per set of columns, with bind
-    parameters (``p_*`` match, ``v_*`` set)."""
+def _leave_state(
+    columns: tuple[str, ...], state: str | None, by_owner: bool, uncancelled: bool
+) -> Update:
+    """``UPDATE jobs SET <columns>, lease cleared WHERE id AND status = state [AND owner]
+    [AND no cancel requested]``, or with ``status IN (...)`` when ``state`` is None: built once
+    per shape, with bind parameters (``p_*`` match, ``v_*`` set), so that its compiled form is
+    cached and prepared (see ``store.prepared``)."""
     where = [_c.id == bindparam("p_job_id")]
     if state is None:
         where.append(_c.status.in_(bindparam("p_states", expanding=True)))
@@ -182,6 +217,8 @@ def _leave_state(columns: tuple[str, ...], state: str | None, *, by_owner: bool)
         where.append(_c.status == state)
     if by_owner:
         where.append(_c.lease_owner == bindparam("p_owner"))
+    if uncancelled:
+        where.append(_c.cancel_requested_at.is_(None))
     sets = {name: bindparam(f"v_{name}", type_=_c[name].type) for name in columns}
     stmt = update(_jobs).where(*where).values(lease_owner=None, lease_expires_at=None, **sets)
     return prepared(stmt)

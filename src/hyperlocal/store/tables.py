@@ -116,6 +116,8 @@ class Job(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_owner: Mapped[str | None] = mapped_column(String(80), nullable=True)
     lease_expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Set when the key cancels the job while it runs: its worker stops the engine (0005).
+    cancel_requested_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     timeout_s: Mapped[float] = mapped_column(Float)
     created_at: Mapped[float] = mapped_column(Float)
     started_at: Mapped[float | None] = mapped_column(Float, nullable=True)

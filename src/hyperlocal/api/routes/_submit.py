@@ -12,13 +12,13 @@ from hyperlocal.core import jobs
 from hyperlocal.core.generation import SubmitRequest, generate, submit
 from hyperlocal.core.jobs import JobStatus, JobView
 from hyperlocal.core.services import Services
-from hyperlocal.errors import GenerationError, GenerationTimeoutError, UnexpectedError
+from hyperlocal.errors import ErrorCode, GenerationError, GenerationTimeoutError, UnexpectedError
 
 __all__ = ["run_or_accept", "wants_async"]
 
 _ERRORS: dict[str, type[GenerationError]] = {
-    "E1002": GenerationTimeoutError,
-    "E9999": UnexpectedError,
+    ErrorCode.TIMEOUT: GenerationTimeoutError,
+    ErrorCode.UNEXPECTED: UnexpectedError,
 }
 
 

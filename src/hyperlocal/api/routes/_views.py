@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import Request, Response
 from pydantic import BaseModel
 
 from hyperlocal.api.deps import rate_headers
-from hyperlocal.api.schemas import ImageData, ImageResponse, JobAccepted, JobStatusResponse
+from hyperlocal.api.schemas import (
+    ImageData,
+    ImageResponse,
+    JobAccepted,
+    JobStatusResponse,
+    JobUnavailable,
+)
 from hyperlocal.core.jobs import JobStatus, JobView
 from hyperlocal.settings import Settings
 
-__all__ = ["accepted", "image_response", "job_status", "json_response", "poll_url"]
+__all__ = [
+    "accepted",
+    "image_response",
+    "job_status",
+    "job_unavailable",
+    "json_response",
+    "poll_url",
+]
 
 
 def json_response(request: Request, model: BaseModel, status_code: int = 200) -> Response:
@@ -45,8 +60,8 @@ def accepted(settings: Settings, job: JobView) -> JobAccepted:
 
 
 def job_status(job: JobView) -> JobStatusResponse:
-    extra = {k: job.result[k] for k in ("text", "duration", "segments") if job.result.get(k)}
-    extra.update(job.result.get("extra") or {})
+    extra = _engine_facts(job.result.get("extra") or {})
+    extra.update({k: job.result[k] for k in ("text", "duration", "segments") if job.result.get(k)})
     if job.result_id:
         extra["resultId"] = job.result_id
     if len(job.output_urls) > 1:
@@ -66,6 +81,18 @@ def job_status(job: JobView) -> JobStatusResponse:
         completedAt=int(job.finished_at) if job.finished_at else None,
         **extra,
     )
+
+
+def _engine_facts(extra: Mapping[str, Any]) -> dict[str, Any]:
+    """What the engine reported beyond its output, less any name the view gives its own value:
+    the view's values always win. Speech recognition, for one, reports its recogniser as
+    ``model``, which is not the job's model (the sync answer shows it; a job view cannot)."""
+    return {k: v for k, v in extra.items() if k not in JobStatusResponse.model_fields}
+
+
+def job_unavailable(job: JobView) -> JobUnavailable:
+    """How a job whose view cannot be built is shown: its id and status, and why no more."""
+    return JobUnavailable(jobId=job.id, status=job.status.wire, error="This job could not be shown")
 
 
 def image_response(job: JobView) -> ImageResponse:

@@ -1,4 +1,5 @@
-"""Outputs from local storage, at ``{PUBLIC_URL}/files/...``. Stored inputs are never served."""
+"""Outputs from local storage, at ``{PUBLIC_URL}/files/...``. Stored inputs, and outputs that
+a running job has only staged, are never served."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from fastapi.responses import FileResponse
 
 from hyperlocal.api.deps import Svc
 from hyperlocal.errors import NotFoundError
+from hyperlocal.storage.base import STAGING
 from hyperlocal.storage.local import LocalStorage
 
 router = APIRouter(tags=["files"])
@@ -24,7 +26,7 @@ _TYPES = {
 @router.get("/files/{path:path}", include_in_schema=False)
 async def get_file(path: str, svc: Svc) -> FileResponse:
     storage = svc.storage
-    if not isinstance(storage, LocalStorage) or path.startswith("inputs/"):
+    if not isinstance(storage, LocalStorage) or path.startswith(("inputs/", STAGING)):
         raise NotFoundError("File not found")
     try:
         target = storage.path_for(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -10,10 +11,13 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from hyperlocal.api.deps import CurrentKey, Svc
-from hyperlocal.api.routes._views import job_status
-from hyperlocal.api.schemas import JobListResponse, JobStatusResponse
+from hyperlocal.api.routes._views import job_status, job_unavailable
+from hyperlocal.api.schemas import JobListResponse, JobStatusResponse, JobUnavailable
 from hyperlocal.core import jobs, webhooks
+from hyperlocal.errors import UnexpectedError
 from hyperlocal.storage.base import Storage
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["jobs"])
 
@@ -27,8 +31,10 @@ async def get_job(
     type: str | None = None,  # noqa: ARG001
 ) -> JobStatusResponse:
     await svc.chat_recorder.flush()  # a chat that has just ended shows how it ended
-    job = await jobs.get_job(svc.db, key, job_id)
-    return job_status(await jobs.with_current_urls(svc.storage, job))
+    shown = await _shown(svc.storage, await jobs.get_job(svc.db, key, job_id))
+    if isinstance(shown, JobUnavailable):
+        raise UnexpectedError(f"Job {job_id} could not be shown")
+    return shown
 
 
 @router.get("/jobs", response_model=JobListResponse, response_model_exclude_none=True)
@@ -40,15 +46,30 @@ async def list_jobs(
 ) -> JobListResponse:
     await svc.chat_recorder.flush()
     page = await jobs.list_jobs(svc.db, key, limit=limit, cursor=cursor)
-    shown = [job_status(await jobs.with_current_urls(svc.storage, j)) for j in page.jobs]
+    shown = [await _shown(svc.storage, j) for j in page.jobs]
     return JobListResponse(data=shown, nextCursor=page.next_cursor)
+
+
+async def _shown(storage: Storage, job: jobs.JobView) -> JobStatusResponse | JobUnavailable:
+    """The job's view, or, where it cannot be built (a stored result this server cannot
+    show), the job as unavailable, logged: one such job must not break a list or a stream."""
+    try:
+        return job_status(await jobs.with_current_urls(storage, job))
+    except Exception:
+        log.exception("job could not be shown", extra={"job_id": job.id})
+        return job_unavailable(job)
 
 
 @router.post(
     "/jobs/{job_id}/cancel", response_model=JobStatusResponse, response_model_exclude_none=True
 )
 async def cancel_job(job_id: str, key: CurrentKey, svc: Svc) -> JobStatusResponse:
-    return job_status(await jobs.cancel_job(svc.db, key, job_id, svc.events))
+    """Cancel the job (spec §12): a queued job at once; a running one once its work has
+    stopped (this waits a few seconds for that, then shows the job as it is). 409 if the job
+    had already ended."""
+    await svc.chat_recorder.flush()  # a chat that has just ended is terminal, not running
+    job = await svc.lifecycle.cancel(key, job_id)
+    return job_status(await jobs.with_current_urls(svc.storage, job))
 
 
 @router.get("/jobs/{job_id}/events", response_class=StreamingResponse)
@@ -74,7 +95,7 @@ async def _sse(
         elif isinstance(item, float):
             yield _event("progress", {"jobId": job_id, "progress": round(item, 3)})
         else:
-            shown = job_status(await jobs.with_current_urls(storage, item))
+            shown = await _shown(storage, item)
             yield _event("status", shown.model_dump(exclude_none=True))
 
 

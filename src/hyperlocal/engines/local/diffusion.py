@@ -15,7 +15,7 @@ from typing import Any
 from hyperlocal.engines.base import InputValue
 from hyperlocal.engines.local.options import text
 from hyperlocal.engines.local.runtime import Weights
-from hyperlocal.engines.video.progress import Report
+from hyperlocal.engines.media.progress import Report
 from hyperlocal.errors import GenerationError
 
 __all__ = [

@@ -34,12 +34,12 @@ from hyperlocal.engines.base import (
     InputValue,
     ProgressCallback,
 )
-from hyperlocal.engines.image.codec import decode, encode, output_format
-from hyperlocal.engines.image.geometry import Size, cover, output_size, text_param
 from hyperlocal.engines.local import diffusion
 from hyperlocal.engines.local.options import first_media, integer, number, seed_for, text
 from hyperlocal.engines.local.runtime import Resident, Weights, locate, require
-from hyperlocal.engines.video.progress import Report, run_reporting
+from hyperlocal.engines.media.image_codec import decode, encode, output_format
+from hyperlocal.engines.media.image_geometry import Size, cover, output_size, text_param
+from hyperlocal.engines.media.progress import Report, run_reporting
 from hyperlocal.errors import GenerationError
 
 __all__ = ["DiffusersImageEngine", "ImageJob", "create", "image_size"]

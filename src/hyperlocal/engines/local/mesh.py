@@ -38,10 +38,10 @@ from hyperlocal.engines.base import (
 from hyperlocal.engines.local import diffusion
 from hyperlocal.engines.local.options import first_media, integer, seed_for, text
 from hyperlocal.engines.local.runtime import Resident, Weights, locate, require
-from hyperlocal.engines.mesh.glb import glb_artifact
-from hyperlocal.engines.mesh.images import decode_view
-from hyperlocal.engines.video.progress import Report, run_reporting
-from hyperlocal.engines.vision.segmentation import segment
+from hyperlocal.engines.media.glb import glb_artifact
+from hyperlocal.engines.media.mesh_views import decode_view
+from hyperlocal.engines.media.progress import Report, run_reporting
+from hyperlocal.engines.media.segmentation import segment
 from hyperlocal.errors import GenerationError, InputError
 
 __all__ = ["Checkpoint", "ImageTo3DEngine", "checkpoint", "create"]

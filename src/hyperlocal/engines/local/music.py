@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from hyperlocal.engines.audio.encode import FORMATS, Audio, encode
 from hyperlocal.engines.base import (
     EngineContext,
     GenerationRequest,
@@ -27,7 +26,8 @@ from hyperlocal.engines.base import (
 from hyperlocal.engines.local import diffusion
 from hyperlocal.engines.local.options import number, seed_for, text
 from hyperlocal.engines.local.runtime import Resident, Weights, locate, require
-from hyperlocal.engines.video.progress import Report, run_reporting
+from hyperlocal.engines.media.audio_codec import FORMATS, Audio, encode
+from hyperlocal.engines.media.progress import Report, run_reporting
 from hyperlocal.errors import GenerationError
 
 __all__ = ["MusicJob", "MusicgenEngine", "create"]

@@ -20,10 +20,10 @@ from typing import Generic, TypeVar
 
 from hyperlocal.engines.base import InputValue
 from hyperlocal.engines.local.options import text
-from hyperlocal.engines.video.progress import Report
+from hyperlocal.engines.local.weights import check_name, models_dir
+from hyperlocal.engines.media.progress import Report
 from hyperlocal.errors import EngineUnavailableError, GenerationError
 from hyperlocal.settings import Settings
-from hyperlocal.weights import check_name, models_dir
 
 __all__ = ["Resident", "Weights", "locate", "require"]
 

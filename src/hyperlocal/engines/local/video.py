@@ -34,14 +34,14 @@ from hyperlocal.engines.base import (
     InputValue,
     ProgressCallback,
 )
-from hyperlocal.engines.image.codec import decode
-from hyperlocal.engines.image.geometry import Size, cover, parse_size, text_param
 from hyperlocal.engines.local import diffusion
 from hyperlocal.engines.local.options import first_media, integer, number, seed_for, text
 from hyperlocal.engines.local.runtime import Resident, Weights, locate, require
-from hyperlocal.engines.video.encode import Clip, Encoded, encode_mp4
-from hyperlocal.engines.video.progress import Report, run_reporting
-from hyperlocal.engines.video.spec import frame_size, seconds
+from hyperlocal.engines.media.image_codec import decode
+from hyperlocal.engines.media.image_geometry import Size, cover, parse_size, text_param
+from hyperlocal.engines.media.mp4 import Clip, Encoded, encode_mp4
+from hyperlocal.engines.media.progress import Report, run_reporting
+from hyperlocal.engines.media.video_spec import frame_size, seconds
 from hyperlocal.errors import GenerationError
 
 __all__ = ["DiffusersVideoEngine", "VideoJob", "create", "frame_count", "video_size"]

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hyperlocal.engines.audio.encode import Audio, decode, resample
 from hyperlocal.engines.base import (
     Artifact,
     EngineContext,
@@ -31,7 +30,8 @@ from hyperlocal.engines.base import (
 )
 from hyperlocal.engines.local.options import integer, text
 from hyperlocal.engines.local.runtime import Resident, Weights, locate, require
-from hyperlocal.engines.video.progress import Report, run_reporting
+from hyperlocal.engines.media.audio_codec import Audio, decode, resample
+from hyperlocal.engines.media.progress import Report, run_reporting
 from hyperlocal.errors import GenerationError, InputError
 
 __all__ = ["Transcript", "WhisperLocalEngine", "create"]

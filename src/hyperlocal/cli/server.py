@@ -1,0 +1,106 @@
+"""Running a server: ``hyperlocal serve``, ``hyperlocal worker`` and ``hyperlocal settings``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from typing import TYPE_CHECKING
+
+from pydantic import SecretStr
+from rich.console import Console
+from rich.table import Table
+
+from hyperlocal.cli._command import Handler, SubParsers, database
+from hyperlocal.cli.keys import announce
+from hyperlocal.settings import Settings
+
+if TYPE_CHECKING:
+    from hyperlocal.core.keys import IssuedKey
+
+__all__ = ["add_commands", "serve", "show_settings", "worker"]
+
+
+def add_commands(sub: SubParsers) -> dict[str, Handler]:
+    parser = sub.add_parser("serve", help="run the API server")
+    parser.add_argument("--host", help="bind address (HYPERLOCAL_HOST)")
+    parser.add_argument("--port", type=int, help="bind port (HYPERLOCAL_PORT)")
+    _worker_args(sub.add_parser("worker", help="run a scale-out worker (Celery on Redis)"))
+    sub.add_parser("settings", help="print every setting with its help and current value")
+    return {"serve": serve, "worker": worker, "settings": show_settings}
+
+
+def _worker_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--models", nargs="+", metavar="GLOB", help="model ids to serve (HYPERLOCAL_WORKER_MODELS)"
+    )
+    parser.add_argument("--concurrency", type=int, help="jobs run at once")
+    parser.add_argument(
+        "--burst", action="store_true", help="exit once the queues are empty and no job runs"
+    )
+
+
+def serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from hyperlocal.app import create_app
+
+    host, port = args.host or settings.host, args.port or settings.port
+    for issued in asyncio.run(_bootstrap(settings)):
+        announce(issued)
+    if settings.bootstrap_keys:  # the bootstrap just migrated; don't pay for it twice
+        settings = settings.model_copy(update={"migrate_on_start": False})
+    Console().print(f"hyperlocal listening on http://{host}:{port}  (docs at /docs)")
+    _stop_exits_zero()
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, proxy_headers=False)
+    return 0
+
+
+def _stop_exits_zero() -> None:
+    """uvicorn shuts down gracefully on SIGTERM or SIGINT (the queue drains: see
+    ``shutdown_grace_seconds``), then raises the same signal again for the handler it found.
+    With the default handler the process would then die of it (exit -15) after a clean stop;
+    this handler ends it with status 0 instead."""
+
+    def stopped(_signum: int, _frame: object) -> None:
+        raise SystemExit(0)
+
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, stopped)
+
+
+async def _bootstrap(settings: Settings) -> list[IssuedKey]:
+    """On first start, an admin key and a first API key; later, none."""
+    if not settings.bootstrap_keys:
+        return []
+    from hyperlocal.core.keys import KeySpec, bootstrap
+
+    admin = KeySpec.with_defaults(settings, "admin", is_admin=True)
+    first = KeySpec.with_defaults(settings, "default", settings.bootstrap_credits)
+    async with database(settings) as db:
+        return await bootstrap(db, admin, first)
+
+
+def worker(args: argparse.Namespace, settings: Settings) -> int:
+    from hyperlocal.worker import WorkerOptions, run_worker
+
+    options = WorkerOptions(
+        models=tuple(args.models or settings.worker_models),
+        concurrency=args.concurrency or settings.worker_concurrency,
+        burst=args.burst,
+    )
+    try:
+        return run_worker(settings, options)
+    except ValueError as exc:
+        Console().print(f"[red]error:[/red] {exc}")
+        return 2
+
+
+def show_settings(_args: argparse.Namespace, settings: Settings) -> int:
+    table = Table("setting", "value", "description")
+    for name, field in Settings.model_fields.items():
+        value = getattr(settings, name)
+        shown = "**********" if isinstance(value, SecretStr) else str(value)
+        table.add_row(f"HYPERLOCAL_{name.upper()}", shown, field.description or "")
+    Console(width=160).print(table)
+    return 0

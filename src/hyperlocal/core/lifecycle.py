@@ -1,0 +1,425 @@
+"""A job's life, written in one place.
+
+Every change of a job's status goes through one ``JobLifecycle`` method. Each writes, in one
+transaction, the new state, the refund (at most one per job), and the webhook outbox row, and
+publishes the job's event after the commit. The runner, the chat stream and its recorder, the
+cancel route and the lease sweep all call these; nothing else writes a job's status.
+
+::
+
+    queued ──start──▶ running ──complete──▶ completed
+      │                 │ ├──────fail─────▶ failed     (refunded)
+      │                 │ ├──cancel, once──▶ canceled   (refunded; a chat keeps its charge)
+      │                 │ │  the work stopped
+      │                 │ └─expire────────▶ failed     (refunded: a chat, or too many tries)
+      │                 └───recover───────▶ queued     (lease expired, or released at shutdown)
+      └──────cancel────────────────────────▶ canceled   (refunded)
+
+``MOVES`` is that diagram as a table; ``_move`` refuses anything else.
+
+A running job belongs to one *lease*: a token written at its claim (``Lease.token``). Every
+write of the run is guarded by it, so a run that lost its lease (expired, and the job requeued
+and claimed again, even in the same process) writes nothing. Cancelling a running job only
+marks it (``cancel_requested_at``) and tells its runner; the runner stops the engine and calls
+``stopped``, which refunds. A marked job can never complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hyperlocal.core import ledger, webhooks
+from hyperlocal.core.events import CANCEL, EventBus, JobEvent
+from hyperlocal.core.jobs import JobView, get_job, view
+from hyperlocal.core.keys import KeyInfo
+from hyperlocal.core.status import JobStatus
+from hyperlocal.engines.base import Category
+from hyperlocal.errors import (
+    ErrorCode,
+    GenerationError,
+    HyperlocalError,
+    JobConflictError,
+    JobNotFoundError,
+)
+from hyperlocal.store import jobs as store
+from hyperlocal.store import keys as key_store
+from hyperlocal.store.db import Database
+from hyperlocal.store.tables import Job
+
+__all__ = [
+    "CANCEL_WAIT_S",
+    "MOVES",
+    "ChatEnd",
+    "Claim",
+    "ClaimOutcome",
+    "JobLifecycle",
+    "Lease",
+    "MoveError",
+    "Outputs",
+    "new_lease_token",
+]
+
+log = logging.getLogger(__name__)
+
+CANCEL_WAIT_S = 5.0  # a cancel waits this long for a running job's work to stop
+
+Q, R = JobStatus.QUEUED, JobStatus.RUNNING
+C, F, X = JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED
+
+MOVES: Mapping[JobStatus, frozenset[JobStatus]] = {
+    Q: frozenset({R, X}),
+    R: frozenset({C, F, X, Q}),
+    C: frozenset(),
+    F: frozenset(),
+    X: frozenset(),
+}
+
+
+ChatEnd = tuple[str, JobStatus, dict[str, Any]]  # a chat's id, its end state, its columns
+
+
+class MoveError(Exception):
+    """A transition that the state diagram does not have: a bug, never a client's fault."""
+
+
+def _check(sources: Sequence[JobStatus], target: JobStatus) -> list[str]:
+    for source in sources:
+        if target not in MOVES[source]:
+            raise MoveError(f"{source} -> {target} is not a move of the job state machine")
+    return [s.value for s in sources]
+
+
+def new_lease_token(worker: str) -> str:
+    """A token for one claim of one job: the worker's id and a random part, so that two runs
+    of one job in one process (a requeued job claimed again) hold different leases."""
+    return f"{worker}/{secrets.token_hex(6)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    job_id: str
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outputs:
+    """A finished job's outputs: each one's storage key, and its URL now."""
+
+    keys: Sequence[str]
+    urls: Sequence[str]
+
+
+class ClaimOutcome:
+    CLAIMED = "claimed"
+    AT_CAP = "at_cap"  # the key is at its running-jobs cap: the job stays queued
+    GONE = "gone"  # not queued any more (done, cancelled, or claimed elsewhere)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    outcome: str
+    job: Job | None = None  # the job; claimed (running under ``lease``) when CLAIMED
+    lease: Lease | None = None
+
+
+class _AtCap(Exception):
+    def __init__(self, job: Job) -> None:
+        super().__init__(job.id)
+        self.job = job
+
+
+class JobLifecycle:
+    """The one owner of job transitions (see the module's docstring)."""
+
+    def __init__(
+        self,
+        db: Database,
+        events: EventBus | None = None,
+        on_outbox: Callable[[], None] | None = None,
+    ) -> None:
+        self.db, self.events, self.on_outbox = db, events, on_outbox
+
+    # -- start ---------------------------------------------------------------------------
+
+    async def start(self, job_id: str, worker: str, lease_s: float) -> Claim:
+        """Claim a queued job under a new lease, unless its key is at its running cap."""
+        token = new_lease_token(worker)
+        try:
+            async with self.db.transaction() as session:
+                job = await store.claim(session, job_id, token, time.time(), lease_s)
+                if job is None:
+                    return Claim(ClaimOutcome.GONE)
+                cap = await key_store.running_cap(session, job.key_id)
+                if await store.count_running_for_key(session, job.key_id) > cap:
+                    raise _AtCap(job)  # rolls the claim back
+        except _AtCap as at_cap:
+            return Claim(ClaimOutcome.AT_CAP, at_cap.job)
+        await self._publish(job_id, R, 0.0)
+        return Claim(ClaimOutcome.CLAIMED, job, Lease(job_id, token))
+
+    def claim_values(self, worker: str, now: float, lease_s: float) -> dict[str, object]:
+        """The columns of a job created already claimed (a request that runs its own job)."""
+        return {
+            "status": R.value,
+            "lease_owner": new_lease_token(worker),
+            "lease_expires_at": now + lease_s,
+            "attempts": 1,
+            "started_at": now,
+        }
+
+    # -- the end of a run ----------------------------------------------------------------
+
+    async def complete(
+        self,
+        lease: Lease,
+        job: Job,
+        outputs: Outputs,
+        result: Mapping[str, Any],
+        *,
+        then: Callable[[], Awaitable[None]] | None = None,
+    ) -> JobView | None:
+        """The run succeeded: completed, unless its lease was lost or a cancel was requested
+        (then nothing is written, and None is returned: the caller discards the outputs).
+        ``then`` runs after the commit and before anyone is told: it publishes the outputs."""
+        values = {
+            "status": C.value,
+            "output_url": outputs.urls[0],
+            "output_urls": list(outputs.urls),
+            "output_keys": list(outputs.keys),
+            "result": dict(result),
+            "progress": 1.0,
+            "finished_at": time.time(),
+        }
+        async with self.db.transaction() as session:
+            moved = await store.move(
+                session, job.id, _check([R], C), values, owner=lease.token, uncancelled=True
+            )
+            if moved:
+                await self._outbox(session, job)
+        if not moved:
+            return None
+        if then is not None:
+            await then()
+        await self._after(job, C)
+        return _as_written(job, values)
+
+    async def fail(self, lease: Lease, job: Job, error: GenerationError) -> JobView | None:
+        """The run failed: failed and refunded (canceled, if a cancel was requested); None if
+        the lease was lost."""
+        log.warning("job failed", extra={"job_id": job.id, "model": job.model, "code": error.code})
+        async with self.db.transaction() as session:
+            values = _failure(F, error.message, error.code)
+            moved = await store.move(
+                session, job.id, _check([R], F), values, owner=lease.token, uncancelled=True
+            )
+            if moved:
+                await self._refund_and_outbox(session, job, str(error.code))
+        if moved:
+            await self._after(job, F)
+            return _as_written(job, values)
+        return await self.stopped(lease, job)
+
+    async def stopped(self, lease: Lease, job: Job) -> JobView | None:
+        """The work of a job whose cancel was requested has stopped: canceled and refunded.
+        None if the lease was lost meanwhile."""
+        values = _failure(X, "canceled", ErrorCode.CANCELED)
+        async with self.db.transaction() as session:
+            moved = await store.move(session, job.id, _check([R], X), values, owner=lease.token)
+            if moved:
+                await self._refund_and_outbox(session, job, ErrorCode.CANCELED)
+        if not moved:
+            return None
+        await self._after(job, X)
+        return _as_written(job, values)
+
+    async def recover(self, lease: Lease) -> bool:
+        """Give a running job back to the queue now (a graceful stop), its attempt not
+        counted, instead of leaving it to wait for its lease to expire."""
+        async with self.db.transaction() as session:
+            _check([R], Q)
+            moved = await store.release(session, lease.job_id, lease.token)
+        if moved:
+            await self._publish(lease.job_id, Q, 0.0)
+        return moved
+
+    # -- chats ---------------------------------------------------------------------------
+
+    async def end_chats(self, session: AsyncSession, ends: Sequence[ChatEnd]) -> None:
+        """Record how chats ended, in the caller's transaction (``ChatRecorder`` gathers them):
+        completed, or canceled, each keeping its charge. A chat no longer running (lost to the
+        lease sweep) is left as it is."""
+        for job_id, status, values in ends:
+            await store.move(
+                session, job_id, _check([R], status), {"status": status.value, **values}
+            )
+
+    async def published(self, ends: Sequence[ChatEnd]) -> None:
+        """After ``end_chats`` committed: tell each chat's watchers."""
+        for job_id, status, _ in ends:
+            await self._publish(job_id, status, 1.0)
+
+    async def fail_chat(self, job_id: str, key_id: str, error: HyperlocalError) -> None:
+        """A chat's backend failed before its first token: failed and refunded."""
+        code = str(getattr(error, "code", ErrorCode.UNEXPECTED))
+        log.warning("chat failed", extra={"job_id": job_id, "code": code})
+        async with self.db.transaction() as session:
+            values = _failure(F, error.message, code)
+            if await store.move(session, job_id, _check([R], F), values):
+                await ledger.refund(session, key_id, job_id, code)
+        await self._publish(job_id, F, 0.0)
+
+    # -- cancel --------------------------------------------------------------------------
+
+    async def cancel(self, key: KeyInfo, job_id: str, wait: float = CANCEL_WAIT_S) -> JobView:
+        """Cancel the job: a queued one is canceled and refunded now; a running one is marked,
+        and its runner told to stop (it refunds once the work has stopped), and this waits up
+        to ``wait`` seconds for that. The job as it stands then. A terminal job is a conflict
+        (409), and nothing is refunded twice."""
+        if self.events is None:
+            return await self._cancel(key, job_id)
+        async with self.events.subscribe(job_id) as stream:
+            job = await self._cancel(key, job_id)
+            if job.status.terminal:
+                return job
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    async for event in stream:
+                        if event.terminal:
+                            break
+        return await get_job(self.db, key, job_id)
+
+    async def _cancel(self, key: KeyInfo, job_id: str) -> JobView:
+        async with self.db.transaction() as session:
+            row = await store.get(session, job_id)
+            if row is None or row.key_id != key.id:
+                raise JobNotFoundError
+            status = JobStatus(row.status)
+            if status.terminal:
+                raise JobConflictError(status.value)
+            if status is Q:
+                values = _failure(X, "canceled", ErrorCode.CANCELED)
+                if await store.move(session, job_id, _check([Q], X), values):
+                    await self._refund_and_outbox(session, row, ErrorCode.CANCELED)
+                    status = X
+            else:
+                await store.request_cancel(session, job_id, time.time())
+            fresh = await store.get(session, job_id)
+            assert fresh is not None
+        if status is X:
+            await self._after(fresh, X)
+        else:
+            await self._tell_runner(job_id)
+        return view(fresh)
+
+    async def _tell_runner(self, job_id: str) -> None:
+        if self.events is not None:
+            try:
+                await self.events.publish(JobEvent(job_id, CANCEL, R.value, 0.0))
+            except Exception:  # the runner reads the request at its next lease renewal
+                log.warning("publishing a cancel failed", extra={"job_id": job_id})
+
+    # -- the lease sweep -----------------------------------------------------------------
+
+    async def expire(self, max_attempts: int) -> list[str]:
+        """Deal with running jobs whose lease expired (their worker stopped renewing): a
+        cancelled one is canceled; a media job with tries left goes back to the queue; a chat
+        (a stream to a client that is gone) or a job out of tries fails. Each refunded. The
+        ids of the jobs requeued, for the queue to send again."""
+        now = time.time()
+        requeued: list[str] = []
+        ended: list[tuple[Job, JobStatus]] = []
+        async with self.db.transaction() as session:
+            for job in await store.expired_leases(session, now):
+                target = _expiry_target(job, max_attempts)
+                if target is Q:
+                    if await store.requeue_expired(session, job.id, now):
+                        requeued.append(job.id)
+                elif await self._end_expired(session, job, target, now):
+                    ended.append((job, target))
+        for job, target in ended:
+            await self._after(job, target)
+        return requeued
+
+    async def _end_expired(
+        self, session: AsyncSession, job: Job, target: JobStatus, now: float
+    ) -> bool:
+        if target is X:
+            values = _failure(X, "canceled", ErrorCode.CANCELED)
+        else:
+            values = _failure(F, "The worker running this job stopped", ErrorCode.UNEXPECTED)
+        values["finished_at"] = now
+        if not await store.move(session, job.id, _check([R], target), values):
+            return False
+        keep_charge = target is X and job.category == Category.CHAT.value
+        if keep_charge:
+            await self._outbox(session, job)
+        else:
+            note = "canceled" if target is X else "worker lost"
+            await self._refund_and_outbox(session, job, note)
+        return True
+
+    # -- shared steps --------------------------------------------------------------------
+
+    async def _refund_and_outbox(self, session: AsyncSession, job: Job, note: str) -> None:
+        await ledger.refund(session, job.key_id, job.id, note)
+        await self._outbox(session, job)
+
+    async def _outbox(self, session: AsyncSession, job: Job) -> None:
+        if job.webhook_url:
+            fresh = await store.get(session, job.id)
+            assert fresh is not None
+            await webhooks.record_terminal(session, fresh, time.time())
+
+    async def _after(self, job: Job, status: JobStatus) -> None:
+        """After a terminal commit: tell watchers, and wake the webhook dispatcher."""
+        await self._publish(job.id, status, 1.0 if status is C else 0.0)
+        if job.webhook_url and self.on_outbox is not None:
+            self.on_outbox()
+
+    async def _publish(self, job_id: str, status: JobStatus, progress: float) -> None:
+        if self.events is None:
+            return
+        try:
+            await self.events.publish(JobEvent(job_id, "status", status.value, progress))
+        except Exception:  # events are best effort; the database is the truth
+            log.warning("publishing a job event failed", extra={"job_id": job_id})
+
+
+def _expiry_target(job: Job, max_attempts: int) -> JobStatus:
+    if job.cancel_requested_at is not None:
+        return X
+    if job.category != Category.CHAT.value and job.attempts < max_attempts:
+        return Q
+    return F
+
+
+def _failure(status: JobStatus, message: str, code: str) -> dict[str, Any]:
+    return {
+        "status": status.value,
+        "error": message,
+        "error_code": str(code),
+        "finished_at": time.time(),
+    }
+
+
+def _as_written(job: Job, values: Mapping[str, Any]) -> JobView:
+    """The job as a transition just wrote it, without reading it back."""
+    lists = ("output_urls", "output_keys")
+    fields = {k: v for k, v in values.items() if k != "status" and k not in lists}
+    return dataclasses.replace(
+        view(job),
+        **fields,
+        status=JobStatus(values["status"]),
+        output_urls=tuple(values.get("output_urls") or ()),
+        output_keys=tuple(values.get("output_keys") or ()),
+    )

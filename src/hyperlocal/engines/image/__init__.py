@@ -1,5 +1,0 @@
-"""Built-in image engines: the honest ``preview`` renderer and classical edits."""
-
-from hyperlocal.engines.image.preview import PreviewImageEngine, create
-
-__all__ = ["PreviewImageEngine", "create"]

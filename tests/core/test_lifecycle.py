@@ -1,0 +1,162 @@
+"""The job lifecycle's leases, against a real database (SQLite, then PostgreSQL): a lease
+belongs to one run of one job, and a transient database error never fails a finished job."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
+
+from hyperlocal.core import keys
+from hyperlocal.core.generation import SubmitRequest, submit
+from hyperlocal.core.keys import KeySpec
+from hyperlocal.core.lifecycle import MOVES, JobLifecycle, MoveError, _check
+from hyperlocal.core.services import Services
+from hyperlocal.core.status import JobStatus
+from hyperlocal.engines.base import Category
+from hyperlocal.queue.runner import JobRunner, Outcome
+from hyperlocal.runtime import close_services, open_services
+from hyperlocal.settings import Settings
+from hyperlocal.store import jobs as job_store
+from hyperlocal.store import ledger as ledger_store
+from hyperlocal.store.tables import Job
+from tests.support import TEST_ENGINES, eventually
+
+
+@pytest.fixture
+async def services(db_settings: Settings) -> AsyncIterator[Services]:
+    svc = await open_services(db_settings, TEST_ENGINES, start_queue=False)
+    try:
+        yield svc
+    finally:
+        await close_services(svc)
+
+
+async def _queued_job(svc: Services, seconds: float) -> tuple[str, str]:
+    issued = await keys.create_key(svc.db, KeySpec("lease", 100, 1000, 15))
+    request = SubmitRequest(
+        key=issued.info,
+        model="test-slow-video",
+        categories=(Category.VIDEO,),
+        inputs={"prompt": "x", "seconds": seconds},
+    )
+    job = await submit(svc, request)
+    return job.id, issued.info.id
+
+
+async def _row(svc: Services, job_id: str) -> Job:
+    async with svc.db.read() as session:
+        job = await job_store.get(session, job_id)
+    assert job is not None
+    return job
+
+
+async def _ledger(svc: Services, key_id: str) -> list[str]:
+    async with svc.db.read() as session:
+        rows = await ledger_store.entries_for_key(session, key_id, limit=50, before_id=None)
+    return sorted(r.kind for r in rows)
+
+
+def _runner(svc: Services, lifecycle: JobLifecycle, lease_s: float) -> JobRunner:
+    return JobRunner(lifecycle, svc.catalog, svc.engines, svc.storage, worker="w1", lease_s=lease_s)
+
+
+class FlakyDatabase:
+    """The real database, except that the next ``failures`` transactions fail as a dropped
+    connection does (a transient error outside us)."""
+
+    def __init__(self, db: Any) -> None:
+        self._db = db
+        self.failures = 0
+        self.failed = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+    def transaction(self) -> Any:
+        if self.failures:
+            self.failures -= 1
+            self.failed += 1
+            return _dropped()
+        return self._db.transaction()
+
+
+@contextlib.asynccontextmanager
+async def _dropped() -> AsyncIterator[Any]:
+    raise OperationalError("UPDATE jobs", {}, ConnectionResetError("connection reset"))
+    yield  # pragma: no cover
+
+
+async def test_failed_renewals_do_not_fail_a_finished_job(services: Services) -> None:
+    job_id, key_id = await _queued_job(services, seconds=1.2)
+    flaky = FlakyDatabase(services.db)
+    runner = _runner(services, JobLifecycle(flaky, services.events), lease_s=0.3)  # type: ignore[arg-type]
+    run = asyncio.ensure_future(runner.run(job_id))
+    await eventually(lambda: _status_is(services, job_id, "running"), 30, "the claim")
+    flaky.failures = 3  # renewals (and a progress write) fail while the engine works
+    result = await asyncio.wait_for(run, 30)
+
+    assert flaky.failed == 3
+    assert result.outcome is Outcome.FINISHED and result.view is not None
+    job = await _row(services, job_id)
+    assert job.status == "completed", (job.status, job.error)
+    assert await _ledger(services, key_id) == ["charge", "grant"]
+    assert job.output_keys and await services.storage.get(job.output_keys[0])
+
+
+async def test_a_run_that_lost_its_lease_writes_nothing_even_in_the_same_process(
+    services: Services,
+) -> None:
+    """Run 1 stalls past its lease; the sweep requeues the job; run 2 (the same process, the
+    same worker id) claims it. Run 1 finishing first must not complete the job under run 2."""
+    job_id, key_id = await _queued_job(services, seconds=1.0)
+    runner = _runner(services, services.lifecycle, lease_s=60)
+    first = asyncio.ensure_future(runner.run(job_id))
+    await eventually(lambda: _status_is(services, job_id, "running"), 30, "the first claim")
+    await _expire_lease(services, job_id)
+    assert await services.lifecycle.expire(max_attempts=3) == [job_id]
+    second = asyncio.ensure_future(runner.run(job_id))
+    await eventually(lambda: _attempts_are(services, job_id, 2), 30, "the second claim")
+
+    lost = await asyncio.wait_for(first, 30)
+    assert lost.view is None  # it wrote nothing
+    assert (await _row(services, job_id)).status == "running"  # run 2 still has it
+    won = await asyncio.wait_for(second, 30)
+    assert won.view is not None and won.view.status is JobStatus.COMPLETED
+    assert await _ledger(services, key_id) == ["charge", "grant"]
+    staged = services.settings.data_dir / "files" / "staging"
+    assert not staged.exists() or not any(staged.rglob("*.*"))
+
+
+async def test_only_the_diagram_s_moves_are_allowed() -> None:
+    allowed = {(a, b) for a, targets in MOVES.items() for b in targets}
+    for source in JobStatus:
+        for target in JobStatus:
+            if (source, target) in allowed:
+                assert _check([source], target) == [source.value]
+            else:
+                with pytest.raises(MoveError):
+                    _check([source], target)
+    assert not any(MOVES[s] for s in JobStatus if s.terminal)  # an end is final
+
+
+async def _status_is(svc: Services, job_id: str, status: str) -> bool:
+    return (await _row(svc, job_id)).status == status
+
+
+async def _attempts_are(svc: Services, job_id: str, attempts: int) -> bool:
+    job = await _row(svc, job_id)
+    return job.status == "running" and job.attempts == attempts
+
+
+async def _expire_lease(svc: Services, job_id: str) -> None:
+    """As if the worker had been paused past its lease (a stop-the-world pause, a frozen VM)."""
+    async with svc.db.transaction() as session:
+        stmt = update(Job).where(Job.id == job_id).values(lease_expires_at=time.time() - 1)
+        await session.execute(stmt)
