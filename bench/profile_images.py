@@ -56,7 +56,7 @@ STEPS: tuple[tuple[str, object, str], ...] = (
     ("worker: engine", JobRunner, "_execute"),
     ("worker: storage write", JobRunner, "_store_outputs"),
     ("worker: complete (txn)", JobRunner, "_complete"),
-    ("read back the job (read txn), if not inline", jobs, "get_job"),
+    ("read back the job (read txn), if not run in its task", jobs, "get_job"),
 )
 
 
@@ -125,20 +125,20 @@ def statement_timings(db: Database) -> Iterator[Timings]:
     def after(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         timings[" ".join(statement.split()[:2])].append(time.perf_counter() - conn.info["bench_t0"])
 
-    direct = prepared._run
+    bypass = prepared._run
 
-    def timed_direct(conn: Any, compiled: Any, params: Any) -> Any:
+    def timed_bypass(conn: Any, compiled: Any, params: Any) -> Any:
         start = time.perf_counter()
         try:
-            return direct(conn, compiled, params)
+            return bypass(conn, compiled, params)
         finally:
             words = " ".join(compiled.sql.split()[:2])
-            timings[f"{words} (direct)"].append(time.perf_counter() - start)
+            timings[f"{words} (bypass)"].append(time.perf_counter() - start)
 
     event.listen(sync_engine, "before_cursor_execute", before)
     event.listen(sync_engine, "after_cursor_execute", after)
     try:
-        with mock.patch.object(prepared, "_run", timed_direct):
+        with mock.patch.object(prepared, "_run", timed_bypass):
             yield timings
     finally:
         event.remove(sync_engine, "before_cursor_execute", before)

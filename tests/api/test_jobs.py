@@ -129,7 +129,7 @@ async def test_cancel_refunds(client: httpx.AsyncClient, issue_key: KeyFactory) 
     assert canceled.json()["status"] == "failed" and canceled.json()["error"] == "canceled"
     assert (await client.get("/v1/account", headers=auth(key))).json()["credits"] == 100
     again = await client.post(f"/v1/jobs/{job_id}/cancel", headers=auth(key))
-    assert again.json()["error"] == "canceled"
+    assert (again.status_code, again.json()) == (409, {"error": "Job already canceled"})
     assert (await client.get("/v1/account", headers=auth(key))).json()["credits"] == 100
     await asyncio.sleep(0.3)
     assert (await client.get(f"/v1/jobs/{job_id}", headers=auth(key))).json()["status"] == "failed"

@@ -16,6 +16,8 @@ import pytest
 
 from hyperlocal.core import keys
 from hyperlocal.core.chat_recorder import ChatRecorder
+from hyperlocal.core.lifecycle import JobLifecycle
+from hyperlocal.core.status import JobStatus
 from hyperlocal.core.keys import KeySpec
 from hyperlocal.settings import Settings
 from hyperlocal.store import jobs as job_store
@@ -23,6 +25,7 @@ from hyperlocal.store.db import Database
 from hyperlocal.store.tables import Job
 
 RECORDER_LOG = "hyperlocal.core.chat_recorder"
+COMPLETED = JobStatus.COMPLETED
 
 
 @pytest.fixture
@@ -37,7 +40,7 @@ def db_path(settings: Settings) -> str:
 
 @pytest.fixture
 async def recorder(db: Database) -> AsyncIterator[ChatRecorder]:
-    rec = ChatRecorder(db)
+    rec = ChatRecorder(db, JobLifecycle(db))
     try:
         yield rec
     finally:
@@ -47,15 +50,15 @@ async def recorder(db: Database) -> AsyncIterator[ChatRecorder]:
 @pytest.fixture
 def commits(db: Database) -> Iterator[list[float]]:
     """Every commit of the database's writer, as it happens: SQLite's own trace of the shared
-    write connection, where the direct transactions commit (``store.prepared``)."""
+    write connection, where the write transactions commit (``store.prepared``)."""
     seen: list[float] = []
 
     def on_statement(statement: str) -> None:
         if statement.strip().upper() == "COMMIT":
             seen.append(time.monotonic())
 
-    assert db._direct is not None
-    conn = db._direct.get()
+    assert db._shared is not None
+    conn = db._shared.get()
     conn.set_trace_callback(on_statement)
     yield seen
     conn.set_trace_callback(None)
@@ -93,7 +96,6 @@ async def _job(db: Database, job_id: str) -> Job:
 
 def _end(reason: str, tokens: int) -> dict[str, Any]:
     return {
-        "status": "completed",
         "result": {"finish_reason": reason, "usage": {"completion_tokens": tokens}},
         "progress": 1.0,
         "finished_at": 1234.5,
@@ -108,7 +110,7 @@ async def test_records_of_one_loop_turn_are_written_together(
         await _insert(db, key_id, job_id)
     commits.clear()
     for i, job_id in enumerate(ids):
-        recorder.record(job_id, **_end("stop", i))
+        recorder.record(job_id, COMPLETED, **_end("stop", i))
     await asyncio.wait_for(recorder.flush(), timeout=5)
     assert len(commits) == 1  # one transaction for the five
     for i, job_id in enumerate(ids):
@@ -129,9 +131,9 @@ async def test_a_record_made_after_the_writer_started_is_written_too(
 ) -> None:
     for job_id in ("chatcmpl-a", "chatcmpl-b"):
         await _insert(db, key_id, job_id)
-    recorder.record("chatcmpl-a", **_end("stop", 1))
+    recorder.record("chatcmpl-a", COMPLETED, **_end("stop", 1))
     await asyncio.sleep(0)  # the writer task starts on the first record
-    recorder.record("chatcmpl-b", **_end("length", 2))
+    recorder.record("chatcmpl-b", COMPLETED, **_end("length", 2))
     await asyncio.wait_for(recorder.flush(), timeout=5)
     assert (await _job(db, "chatcmpl-a")).status == "completed"
     job_b = await _job(db, "chatcmpl-b")
@@ -146,9 +148,9 @@ async def test_a_record_for_a_job_that_is_not_running_changes_nothing(
     await _insert(db, key_id, "chatcmpl-done", status=status)
     await _insert(db, key_id, "chatcmpl-live")
     before = await _job(db, "chatcmpl-done")
-    recorder.record("chatcmpl-done", **_end("stop", 9))
-    recorder.record("chatcmpl-missing", **_end("stop", 9))  # no such row at all
-    recorder.record("chatcmpl-live", **_end("stop", 3))
+    recorder.record("chatcmpl-done", COMPLETED, **_end("stop", 9))
+    recorder.record("chatcmpl-missing", COMPLETED, **_end("stop", 9))  # no such row at all
+    recorder.record("chatcmpl-live", COMPLETED, **_end("stop", 3))
     await asyncio.wait_for(recorder.flush(), timeout=5)
     after = await _job(db, "chatcmpl-done")
     assert (after.status, after.result, after.progress, after.finished_at) == (
@@ -164,9 +166,9 @@ async def test_aclose_writes_what_is_pending(db: Database, key_id: str) -> None:
     ids = ["chatcmpl-x", "chatcmpl-y"]
     for job_id in ids:
         await _insert(db, key_id, job_id)
-    rec = ChatRecorder(db)
+    rec = ChatRecorder(db, JobLifecycle(db))
     for job_id in ids:
-        rec.record(job_id, **_end("disconnect", 4))
+        rec.record(job_id, COMPLETED, **_end("disconnect", 4))
     await asyncio.wait_for(rec.aclose(), timeout=5)  # no flush first
     for job_id in ids:
         job = await _job(db, job_id)
@@ -175,7 +177,7 @@ async def test_aclose_writes_what_is_pending(db: Database, key_id: str) -> None:
 
 
 async def test_aclose_with_nothing_recorded_is_quick(db: Database) -> None:
-    rec = ChatRecorder(db)
+    rec = ChatRecorder(db, JobLifecycle(db))
     await asyncio.wait_for(rec.aclose(), timeout=0.5)
 
 
@@ -206,13 +208,13 @@ async def test_a_failed_write_is_kept_and_retried(
             "BEGIN SELECT RAISE(ABORT, 'scripted failure'); END"
         )
         with caplog.at_level(logging.ERROR, logger=RECORDER_LOG):
-            recorder.record("chatcmpl-1", **_end("stop", 1))
-            recorder.record("chatcmpl-2", **_end("stop", 2))
+            recorder.record("chatcmpl-1", COMPLETED, **_end("stop", 1))
+            recorder.record("chatcmpl-2", COMPLETED, **_end("stop", 2))
             await _wait_for_failure(caplog)
             flushed = asyncio.ensure_future(recorder.flush())
             await asyncio.sleep(0.05)
             assert not flushed.done()  # flush() waits for the write that failed
-            recorder.record("chatcmpl-3", **_end("length", 3))  # joins the kept batch
+            recorder.record("chatcmpl-3", COMPLETED, **_end("length", 3))  # joins the kept batch
             for job_id in ("chatcmpl-1", "chatcmpl-2", "chatcmpl-3"):
                 assert (await _job(db, job_id)).status == "running"
             other.execute("DROP TRIGGER refuse")
@@ -232,7 +234,7 @@ async def test_a_write_waits_out_another_process_holding_the_write_lock(
     other = sqlite3.connect(db_path, isolation_level=None)
     try:
         other.execute("BEGIN IMMEDIATE")
-        recorder.record("chatcmpl-w", **_end("stop", 1))
+        recorder.record("chatcmpl-w", COMPLETED, **_end("stop", 1))
         flushed = asyncio.ensure_future(recorder.flush())
         await asyncio.sleep(0.3)
         assert not flushed.done()
@@ -255,8 +257,8 @@ async def test_a_record_that_can_never_be_written_holds_up_no_other(
     for job_id in ("chatcmpl-good", "chatcmpl-poison"):
         await _insert(db, key_id, job_id)
     caplog.set_level(logging.ERROR, logger=RECORDER_LOG)
-    recorder.record("chatcmpl-poison", result={"not json": object()})  # fails every time
-    recorder.record("chatcmpl-good", **_end("stop", 3))
+    recorder.record("chatcmpl-poison", COMPLETED, result={"not json": object()})  # fails every time
+    recorder.record("chatcmpl-good", COMPLETED, **_end("stop", 3))
     await asyncio.wait_for(recorder.flush(), timeout=5)
     assert (await _job(db, "chatcmpl-good")).status == "completed"
     assert (await _job(db, "chatcmpl-poison")).status == "running"  # left to the lease sweep
@@ -281,12 +283,12 @@ async def test_records_made_within_the_delay_share_one_commit(
     for job_id in ("chatcmpl-early", "chatcmpl-late"):
         await _insert(db, key_id, job_id)
     commits.clear()
-    rec = ChatRecorder(db, delay=0.3)
+    rec = ChatRecorder(db, JobLifecycle(db), delay=0.3)
     try:
-        rec.record("chatcmpl-early", **_end("stop", 1))
+        rec.record("chatcmpl-early", COMPLETED, **_end("stop", 1))
         await asyncio.sleep(0.1)  # other loop turns, other requests: no write yet
         assert (await _job(db, "chatcmpl-early")).status == "running"
-        rec.record("chatcmpl-late", **_end("stop", 2))
+        rec.record("chatcmpl-late", COMPLETED, **_end("stop", 2))
         assert await _written(db, ["chatcmpl-early", "chatcmpl-late"], timeout=5)
     finally:
         await rec.aclose()
@@ -295,9 +297,9 @@ async def test_records_made_within_the_delay_share_one_commit(
 
 async def test_flush_writes_at_once_however_long_the_delay(db: Database, key_id: str) -> None:
     await _insert(db, key_id, "chatcmpl-now")
-    rec = ChatRecorder(db, delay=60.0)
+    rec = ChatRecorder(db, JobLifecycle(db), delay=60.0)
     try:
-        rec.record("chatcmpl-now", **_end("stop", 1))
+        rec.record("chatcmpl-now", COMPLETED, **_end("stop", 1))
         await asyncio.wait_for(rec.flush(), timeout=2)
         assert (await _job(db, "chatcmpl-now")).status == "completed"
     finally:
@@ -311,10 +313,10 @@ async def test_a_full_batch_is_written_without_waiting(
     ids = [f"chatcmpl-full-{i}" for i in range(3)]
     for job_id in ids:
         await _insert(db, key_id, job_id)
-    rec = ChatRecorder(db, delay=60.0)
+    rec = ChatRecorder(db, JobLifecycle(db), delay=60.0)
     try:
         for job_id in ids:
-            rec.record(job_id, **_end("length", 4))
+            rec.record(job_id, COMPLETED, **_end("length", 4))
         assert await _written(db, ids, timeout=5)
     finally:
         await rec.aclose()

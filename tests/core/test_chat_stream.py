@@ -13,6 +13,7 @@ import pytest
 
 from hyperlocal.core.chat_recorder import ChatRecorder
 from hyperlocal.core.chat_stream import ChatStream, ChatTicket
+from hyperlocal.core.lifecycle import JobLifecycle
 from hyperlocal.engines.chat.base import ChatDelta
 from hyperlocal.errors import GenerationError, HyperlocalError
 from hyperlocal.store.db import Database
@@ -44,7 +45,8 @@ async def _charge(log: list[str]) -> None:
 
 def _stream(db: Database, backend: Backend) -> ChatStream:
     ticket = ChatTicket("chatcmpl-order", "key", "m", 2, 30.0, time.time())
-    return ChatStream(db, ChatRecorder(db), ticket, backend.stream)
+    lifecycle = JobLifecycle(db)
+    return ChatStream(lifecycle, ChatRecorder(db, lifecycle), ticket, backend.stream)
 
 
 async def _settle() -> None:

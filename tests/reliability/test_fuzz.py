@@ -8,7 +8,6 @@ that accepts only data: URIs and refuses everything else without resolving a nam
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,9 +27,9 @@ from hyperlocal.inputs.datauri import decode_data_uri, is_data_uri
 from hyperlocal.runtime import open_database
 from hyperlocal.settings import Settings
 from tests.conftest import SettingsFactory
-from tests.support import TEST_ENGINES, serve_in_thread
+from tests.support import SOAK_SCALE, TEST_ENGINES, serve_in_thread
 
-EXAMPLES = 30 * int(os.environ.get("HYPERLOCAL_SOAK_SCALE", "1"))
+EXAMPLES = 30 * SOAK_SCALE
 
 
 class OfflineFetcher:

@@ -20,6 +20,7 @@ from tests.support import free_port
 
 HYPERLOCAL = [sys.executable, "-m", "hyperlocal"]
 TEST_WORKER = [sys.executable, "-m", "tests.scaleout._worker"]
+TEST_SERVER = [sys.executable, "-m", "tests.launch"]  # the app with the test engines; then PORT
 
 
 @dataclass
@@ -85,6 +86,21 @@ def api_server(
         _wait_healthy(process, url)
         yield url
         assert process.terminate() == 0, process.output()  # a graceful stop exits 0
+
+
+@contextmanager
+def server_with_test_engines(
+    name: str, env: Mapping[str, str], logs: Path, port: int | None = None
+) -> Iterator[str]:
+    """``api_server`` for models served by the stand-in engines of ``tests.support``, which
+    ``hyperlocal serve`` does not have (it refuses their submits): the same app, started by
+    ``tests.launch``. Stopped with SIGTERM at the end."""
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    with spawned(name, [*TEST_SERVER, str(port)], env, logs) as process:
+        _wait_healthy(process, url)
+        yield url
+        process.terminate()
 
 
 def _wait_healthy(process: Process, url: str, deadline_s: float = 60.0) -> None:

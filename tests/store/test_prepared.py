@@ -73,7 +73,7 @@ def _job(key_id: str, **values: Any) -> Job:
     return Job(**(fields | values))
 
 
-async def test_direct_and_sqlalchemy_paths_agree(db: Database) -> None:
+async def test_bypass_and_sqlalchemy_paths_agree(db: Database) -> None:
     key = await _key(db)
     job = _job(key.info.id)
     with through_sqlalchemy(db) as seen:
@@ -83,8 +83,12 @@ async def test_direct_and_sqlalchemy_paths_agree(db: Database) -> None:
             running = await job_store.count_running_for_key(session, key.info.id)
             balance = await ledger_store.debit(session, key.info.id, 40)
             short = await ledger_store.debit(session, key.info.id, 1000)
-            done = await job_store.finish(session, job.id, "w1", status="completed", progress=1.0)
-            not_owner = await job_store.finish(session, job.id, "w2", status="failed")
+            done = await job_store.move(
+                session, job.id, ["running"], {"status": "completed", "progress": 1.0}, owner="w1"
+            )
+            not_owner = await job_store.move(
+                session, job.id, ["running"], {"status": "failed"}, owner="w2"
+            )
     assert seen == []  # all of it ran straight on sqlite3
     assert claimed is not None and claimed.params == job.params  # JSON in and out
     assert (claimed.status, claimed.lease_owner, claimed.attempts) == ("running", "w1", 1)
@@ -107,8 +111,8 @@ async def test_errors_are_sqlalchemys_and_roll_the_transaction_back(db: Database
     async with db.read() as session:
         assert await job_store.get(session, job.id) is None
         assert await ledger_store.balance(session, key.info.id) == 100
-    direct = db._direct
-    assert direct is not None and not direct.get().in_transaction
+    shared = db._shared
+    assert shared is not None and not shared.get().in_transaction
 
 
 async def test_the_orm_joins_the_transaction_in_order(db: Database) -> None:
@@ -127,7 +131,7 @@ async def test_the_orm_joins_the_transaction_in_order(db: Database) -> None:
     other = _job(key.info.id, id="job_rolled_back")
     with pytest.raises(RuntimeError):
         async with db.transaction() as session:
-            await ledger_store.debit(session, key.info.id, 7)  # direct
+            await ledger_store.debit(session, key.info.id, 7)  # bypassing SQLAlchemy
             session.add(other)
             await session.flush()  # the ORM joins, on the same connection
             raise RuntimeError("abandon")
@@ -144,8 +148,8 @@ async def test_a_statement_with_an_in_list_takes_sqlalchemys_path(db: Database) 
     with through_sqlalchemy(db) as seen:
         async with db.transaction() as session:
             states = ["queued", "running"]
-            moved = await job_store.transition(session, job.id, states, status="canceled")
-            again = await job_store.transition(session, job.id, ["canceled"], status="failed")
+            moved = await job_store.move(session, job.id, states, {"status": "canceled"})
+            again = await job_store.move(session, job.id, ["canceled"], {"status": "failed"})
     assert moved and again
     assert len(seen) == 2 and " IN (" in seen[0]  # once SQLAlchemy joins, it runs the rest
 
@@ -185,7 +189,9 @@ async def test_a_sync_image_request_makes_no_statement_through_sqlalchemy(
             "/v1/images/generate", json={"prompt": "a lighthouse"}, headers=auth(key)
         )
     assert response.status_code == 200, response.text
-    assert seen == []
+    # The webhook dispatcher polls the outbox on its own clock (every 0.5 s): on a loaded
+    # machine a render outlasts that, and its poll is not the request's.
+    assert [s for s in seen if "FROM webhook_deliveries" not in s] == []
     async with db.read() as session:
         job = await session.scalar(select(Job).where(Job.key_id == key.info.id))
         assert job is not None and job.status == "completed"

@@ -12,7 +12,6 @@ from rich.console import Console
 from rich.table import Table
 
 from hyperlocal.cli._command import Handler, SubParsers, fail, write_json
-from hyperlocal.engines.local import weights
 from hyperlocal.errors import HyperlocalError
 from hyperlocal.settings import Settings
 
@@ -65,6 +64,8 @@ def _catalogue(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _installed(args: argparse.Namespace, settings: Settings) -> int:
+    from hyperlocal.engines.local import weights
+
     directory = weights.models_dir(settings)
     models = weights.installed(directory)
     if args.json:
@@ -81,6 +82,8 @@ def _installed(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _pull(args: argparse.Namespace, settings: Settings) -> int:
+    from hyperlocal.engines.local import weights
+
     directory = weights.models_dir(settings)
     try:
         got = weights.pull_named(

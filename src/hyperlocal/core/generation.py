@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from hyperlocal.core import idempotency, jobs, ledger
 from hyperlocal.core.catalog import InputType, ModelEntry
@@ -23,7 +22,6 @@ from hyperlocal.core.work import WorkerSlot
 from hyperlocal.engines.base import Category, InputValue, MediaInput, MediaKind
 from hyperlocal.errors import EngineUnavailableError, InsufficientCreditsError
 from hyperlocal.store import jobs as store
-from hyperlocal.store import keys as key_store
 from hyperlocal.store import ledger as ledger_store
 from hyperlocal.store.tables import Job
 
@@ -143,26 +141,15 @@ async def _submit_new(svc: Services, req: SubmitRequest, *, here: bool) -> _Subm
     return _Submitted(view(job))
 
 
-async def _commit_in_one_statement(svc: Services, req: SubmitRequest, job: Job) -> None:
-    """PostgreSQL, a queued job: the charge, its ledger line and the job row as one atomic
-    statement (``store.insert_paid``), so that concurrent submits of one key wait on its row
-    for the statement alone, not for a transaction's round trips."""
-    async with svc.db.single_statement() as conn:
-        balance = await store.insert_paid(conn, job, time.time())
-    if balance is None:
-        async with svc.db.read() as session:
-            available = await ledger_store.balance(session, req.key.id)
-        raise InsufficientCreditsError(job.credits, available)
-
-
 async def _commit(svc: Services, req: SubmitRequest, job: Job, slot: WorkerSlot | None) -> bool:
-    """Charge and create the job in one transaction; claimed for ``slot`` if the key may run
-    another job now. Whether it was claimed. The charge comes last (see ``ledger.charge``)."""
-    if slot is None and not svc.db.is_sqlite and not req.idempotency_key:
-        await _commit_in_one_statement(svc, req, job)
+    """Charge and create the job; claimed for ``slot`` if the key may run another job now.
+    Whether it was claimed."""
+    if slot is None and not req.idempotency_key:
+        await _create_paid(svc, req, job)
         return False
     async with svc.db.transaction() as session:
-        claimed = slot is not None and await _may_claim(svc, session, req.key)
+        known_cap = req.key.max_running_jobs
+        claimed = slot is not None and await store.below_running_cap(session, req.key.id, known_cap)
         if slot is not None and claimed:
             for name, value in slot.claim_values(time.time()).items():
                 setattr(job, name, value)
@@ -171,19 +158,18 @@ async def _commit(svc: Services, req: SubmitRequest, job: Job, slot: WorkerSlot 
             await idempotency.remember(
                 session, req.key.id, req.idempotency_key, req.fingerprint(), job.id
             )
-        await ledger.charge(session, req.key.id, job.credits, job.id)
+        await ledger.charge(session, req.key.id, job.credits, job.id)  # last: see its docstring
     return claimed
 
 
-async def _may_claim(svc: Services, session: AsyncSession, key: KeyInfo) -> bool:
-    """Below the key's running-jobs cap. Two submits (or a submit and a worker) of one key must
-    not both take its last place: SQLite's writer holds the whole database, so the cap known
-    from authentication will do; PostgreSQL reads it with the key's row locked."""
-    if svc.db.is_sqlite:
-        cap = key.max_running_jobs
-    else:
-        cap = await key_store.running_cap(session, key.id)
-    return await store.count_running_for_key(session, key.id) < cap
+async def _create_paid(svc: Services, req: SubmitRequest, job: Job) -> None:
+    """A queued job with nothing else to write alongside it: the store charges and creates it
+    in the way that holds the key's balance the shortest for its database
+    (``store.jobs.create_paid``)."""
+    if await store.create_paid(svc.db, job, time.time()) is None:
+        async with svc.db.read() as session:
+            available = await ledger_store.balance(session, req.key.id)
+        raise InsufficientCreditsError(job.credits, available)
 
 
 def _new_job(

@@ -73,20 +73,15 @@ async def grant(session: AsyncSession, key_id: str, amount: int, note: str = "")
 
 
 async def charge(session: AsyncSession, key_id: str, amount: int, job_id: str) -> int:
-    """Take ``amount`` for ``job_id``, or raise ``InsufficientCreditsError`` and change nothing.
+    """Take ``amount`` for ``job_id``, with its ledger line, or raise
+    ``InsufficientCreditsError`` and change nothing.
 
     On PostgreSQL this locks the key's row until the transaction ends: make it the transaction's
     last statement, so that concurrent charges of one key wait on each other as little as can be.
     """
-    if store.has_debit_with_entry(session):
-        balance = await store.debit_with_entry(session, key_id, amount, job_id, time.time())
-        if balance is None:
-            raise InsufficientCreditsError(amount, await store.balance(session, key_id))
-        return balance
-    balance = await store.debit(session, key_id, amount)
+    balance = await store.charge(session, key_id, amount, job_id, time.time())
     if balance is None:
         raise InsufficientCreditsError(amount, await store.balance(session, key_id))
-    await _append(session, key_id, EntryKind.CHARGE, -amount, balance, job_id=job_id)
     return balance
 
 

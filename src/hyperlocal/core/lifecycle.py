@@ -164,8 +164,12 @@ class JobLifecycle:
                     raise _AtCap(job)  # rolls the claim back
         except _AtCap as at_cap:
             return Claim(ClaimOutcome.AT_CAP, at_cap.job)
-        await self._publish(job_id, R, 0.0)
         return Claim(ClaimOutcome.CLAIMED, job, Lease(job_id, token))
+
+    async def running(self, job_id: str) -> None:
+        """Tell watchers that a claimed job's work begins (claimed by ``start``, or created
+        claimed with ``claim_values``)."""
+        await self._publish(job_id, R, 0.0)
 
     def claim_values(self, worker: str, now: float, lease_s: float) -> dict[str, object]:
         """The columns of a job created already claimed (a request that runs its own job)."""

@@ -161,6 +161,7 @@ class JobRunner:
             self._runs.pop(lease.token, None)
 
     async def _run(self, run: _Run) -> RunResult:
+        await self.lifecycle.running(run.job.id)
         run.work = asyncio.ensure_future(self._work(run))
         try:
             result = await asyncio.shield(run.work)

@@ -22,10 +22,10 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import StaticPool
 
-from hyperlocal.store import prepared, sqlite_inline
-from hyperlocal.store.sqlite_inline import Checkpointer, SharedConnection
+from hyperlocal.store import prepared, sqlite_on_loop
+from hyperlocal.store.sqlite_on_loop import Checkpointer, SharedConnection
 
-__all__ = ["Database"]
+__all__ = ["Database", "on_sqlite"]
 
 # Any constant works; it only has to be the same in every process that migrates.
 _MIGRATION_LOCK_ID = 0x6879_7065_726C
@@ -38,16 +38,16 @@ class Database:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         self._checkpointer: Checkpointer | None = None
-        self._direct: SharedConnection | None = None
-        self._direct_session: AsyncSession | None = None  # reused: see _DirectTransaction
+        self._shared: SharedConnection | None = None
+        self._bypass_session: AsyncSession | None = None  # reused: see _SQLiteTransaction
         if self.is_sqlite:
             # SQLite allows one writer at a time. Writers in this process queue on a lock
             # (woken in order); readers get their own engine, whose transactions never take
             # the write lock (WAL lets them run alongside). Both call SQLite on the loop's
-            # thread (see ``sqlite_inline``).
+            # thread (see ``sqlite_on_loop``).
             path = _sqlite_path(url)
-            self._direct = SharedConnection(path)
-            self.engine = _sqlite_engine(url, path, writer=True, echo=echo, shared=self._direct)
+            self._shared = SharedConnection(path)
+            self.engine = _sqlite_engine(url, path, writer=True, echo=echo, shared=self._shared)
             self.read_engine = _sqlite_engine(url, path, writer=False, echo=echo)
             self._write_lock: asyncio.Lock | None = asyncio.Lock()
             self._checkpointer = Checkpointer(path)
@@ -61,19 +61,19 @@ class Database:
         self.read_sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
 
     def _session_for(self, conn: sqlite3.Connection) -> AsyncSession:
-        """The session of SQLite's direct transactions, made once per write connection: the
-        writers take turns, and each transaction leaves it empty (``_end_direct`` closes it
+        """The session of SQLite's write transactions, made once per write connection: the
+        writers take turns, and each transaction leaves it empty (``_end_sqlite`` closes it
         if SQLAlchemy joined in). Making one per transaction cost more than its statements."""
-        session = self._direct_session
-        if session is None or session.info[prepared.DIRECT].conn is not conn:
-            direct = prepared.Direct(conn, self.engine.dialect)
-            session = self._direct_session = self.sessions(info={prepared.DIRECT: direct})
+        session = self._bypass_session
+        if session is None or session.info[prepared.BYPASS].conn is not conn:
+            bypass = prepared.Bypass(conn, self.engine.dialect)
+            session = self._bypass_session = self.sessions(info={prepared.BYPASS: bypass})
         return session
 
     def transaction(self) -> AbstractAsyncContextManager[AsyncSession]:
         """A session in one transaction: committed on success, rolled back on any error."""
-        if self._direct is not None:
-            return _DirectTransaction(self, self._direct)
+        if self._shared is not None:
+            return _SQLiteTransaction(self, self._shared)
         return self._pg_transaction()
 
     @asynccontextmanager
@@ -154,16 +154,22 @@ class Database:
         await self.engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()
-        if self._direct is not None:
-            self._direct.close()
+        if self._shared is not None:
+            self._shared.close()
         if self._checkpointer is not None:
             await self._checkpointer.aclose()
+
+
+def on_sqlite(session: AsyncSession) -> bool:
+    """Whether ``session`` works on SQLite: for the few store functions that do one thing in
+    a different way for each database, so that their callers need not ask."""
+    return session.get_bind().dialect.name == "sqlite"
 
 
 _T = TypeVar("_T")
 
 
-class _DirectTransaction:
+class _SQLiteTransaction:
     """SQLite: the process's writers take turns (``Database``'s lock); BEGIN IMMEDIATE on the
     writer's connection, and a session that runs prepared statements straight on it
     (``store.prepared``); SQLAlchemy joins the same transaction only if something else runs.
@@ -195,7 +201,7 @@ class _DirectTransaction:
 
     async def __aexit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         try:
-            await _end_direct(self._session, self._conn, commit=exc_type is None)
+            await _end_sqlite(self._session, self._conn, commit=exc_type is None)
         finally:
             assert self._db._write_lock is not None
             self._db._write_lock.release()
@@ -228,9 +234,10 @@ async def _begin_later(conn: sqlite3.Connection) -> None:
     _begin_immediate(conn)
 
 
-async def _end_direct(session: AsyncSession, conn: sqlite3.Connection, *, commit: bool) -> None:
-    """Commit (or roll back) a direct transaction: through the session if SQLAlchemy joined
-    it, else on the connection; either way the connection ends outside a transaction."""
+async def _end_sqlite(session: AsyncSession, conn: sqlite3.Connection, *, commit: bool) -> None:
+    """Commit (or roll back) an SQLite write transaction: through the session if SQLAlchemy
+    joined it, else on the connection; either way the connection ends outside a
+    transaction."""
     joined = prepared.joined(session)
     try:
         if joined:
@@ -247,7 +254,7 @@ async def _end_direct(session: AsyncSession, conn: sqlite3.Connection, *, commit
 def _sqlite_engine(
     url: str, path: str, *, writer: bool, echo: bool, shared: SharedConnection | None = None
 ) -> AsyncEngine:
-    creator = shared.create if shared is not None else sqlite_inline.connect(path, writer=writer)
+    creator = shared.create if shared is not None else sqlite_on_loop.connect(path, writer=writer)
     pool: dict[str, Any] = {"poolclass": StaticPool} if shared is not None else {}
     engine = create_async_engine(
         url,
@@ -264,7 +271,7 @@ def _sqlite_engine(
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
         driver = conn.connection.driver_connection
-        assert isinstance(driver, sqlite_inline.InlineConnection)
+        assert isinstance(driver, sqlite_on_loop.OnLoopConnection)
         driver.begin(immediate=writer)
 
     return engine

@@ -10,19 +10,21 @@ from typing import Any
 from sqlalchemy import Row, TextClause, Update, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from hyperlocal.store.ledger import CHARGE_CTES
+from hyperlocal.store import keys, ledger
+from hyperlocal.store.db import Database, on_sqlite
 from hyperlocal.store.prepared import execute, prepared
 from hyperlocal.store.tables import ChatJobRow, Job, insert_stmt, set_columns, table
 
 __all__ = [
+    "below_running_cap",
     "claim",
     "count_active_for_models",
     "count_running_for_key",
+    "create_paid",
     "expired_leases",
     "get",
     "insert",
     "insert_chat",
-    "insert_paid",
     "list_for_key",
     "move",
     "queue_position",
@@ -59,11 +61,40 @@ async def insert_chat(session: AsyncSession, row: ChatJobRow) -> None:
     await execute(session, insert_stmt(Job), [row])
 
 
-async def insert_paid(conn: AsyncConnection, job: Job, now: float) -> int | None:
-    """PostgreSQL: debit the job's key by ``job.credits``, write the ledger's charge line and
-    insert the job, as one statement: atomic on its own, so it runs in autocommit and holds the
-    key's row only while PostgreSQL executes it. The new balance, or None (nothing written)
-    if the balance does not cover the price."""
+async def create_paid(db: Database, job: Job, now: float) -> int | None:
+    """Charge the job's key ``job.credits``, with its ledger line, and insert the job, as a
+    unit of work of its own: unlike the other store functions, this one commits. The new
+    balance, or None (nothing written) if the balance does not cover the price.
+
+    On PostgreSQL the three are one statement, atomic by itself, run in autocommit: concurrent
+    submits of one key wait on its row while PostgreSQL executes that statement only, not for
+    a transaction's round trips. On SQLite, whose writer holds the whole database anyway, they
+    are one transaction."""
+    if db.is_sqlite:
+        return await _create_paid_in_transaction(db, job, now)
+    async with db.single_statement() as conn:
+        return await _insert_paid(conn, job, now)
+
+
+class _NotCovered(Exception):
+    """The balance did not cover the price: the job's row is rolled back."""
+
+
+async def _create_paid_in_transaction(db: Database, job: Job, now: float) -> int | None:
+    try:
+        async with db.transaction() as session:
+            await insert(session, job)
+            balance = await ledger.charge(session, job.key_id, job.credits, job.id, now)
+            if balance is None:
+                raise _NotCovered
+    except _NotCovered:
+        return None
+    return balance
+
+
+async def _insert_paid(conn: AsyncConnection, job: Job, now: float) -> int | None:
+    """PostgreSQL: ``create_paid``'s one statement (the debit and the ledger line are
+    ``ledger.CHARGE_CTES``)."""
     values = set_columns(job)
     params = {f"v_{name}": value for name, value in values.items()}
     params |= {"p_key_id": job.key_id, "p_amount": job.credits, "p_job_id": job.id, "p_now": now}
@@ -77,7 +108,7 @@ def _paid_insert(columns: tuple[str, ...]) -> TextClause:
     names = ", ".join(columns)
     binds = ", ".join(f":v_{name}" for name in columns)
     sql = f"""
-        WITH {CHARGE_CTES}, created AS (
+        WITH {ledger.CHARGE_CTES}, created AS (
             INSERT INTO jobs ({names}) SELECT {binds} FROM debited
         )
         SELECT credits FROM debited
@@ -249,6 +280,16 @@ async def queued_ids(session: AsyncSession, limit: int = 10_000) -> Sequence[str
 
 async def count_running_for_key(session: AsyncSession, key_id: str) -> int:
     return int((await execute(session, _COUNT_RUNNING, {"key_id": key_id})).scalar() or 0)
+
+
+async def below_running_cap(session: AsyncSession, key_id: str, known_cap: int) -> bool:
+    """Whether the key runs fewer jobs than its cap, for a claim in this transaction. Two
+    claims of one key must not both take its last place: on PostgreSQL the cap is read with
+    the key's row locked until the transaction ends, so that they count one at a time;
+    SQLite's writer holds the whole database, so ``known_cap`` (as of authentication) will
+    do."""
+    cap = known_cap if on_sqlite(session) else await keys.running_cap(session, key_id)
+    return await count_running_for_key(session, key_id) < cap
 
 
 async def queue_position(session: AsyncSession, job: Job | Row[Any]) -> int:

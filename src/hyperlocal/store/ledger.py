@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hyperlocal.store.db import on_sqlite
 from hyperlocal.store.prepared import execute, prepared
 from hyperlocal.store.tables import ApiKey, LedgerEntry, LedgerRow, insert_stmt, table
 
@@ -19,9 +20,9 @@ __all__ = [
     "CHARGE_CTES",
     "append",
     "balance",
+    "charge",
     "credit",
     "debit",
-    "debit_with_entry",
     "entries_for_key",
     "entry_for_job",
     "total",
@@ -54,7 +55,7 @@ async def debit(session: AsyncSession, key_id: str, amount: int) -> int | None:
 
 # PostgreSQL: the debit and its ledger line in one statement, so that the key's row (which
 # every charge of the key updates) stays locked for one round trip and the commit, no longer.
-# ``CHARGE_CTES`` is shared with ``jobs.insert_paid``, which adds the job row to the same
+# ``CHARGE_CTES`` is shared with ``jobs.create_paid``, which adds the job row to the same
 # statement; ``debited`` holds the new balance (no row: the balance did not cover the amount).
 CHARGE_CTES = """
     debited AS (
@@ -69,19 +70,30 @@ CHARGE_CTES = """
 _CHARGE_PG = text(f"WITH {CHARGE_CTES} SELECT credits FROM debited")
 
 
-def has_debit_with_entry(session: AsyncSession) -> bool:
-    """Whether the database can debit and write the ledger line in one statement."""
-    return session.get_bind().dialect.name == "postgresql"
-
-
-async def debit_with_entry(
+async def charge(
     session: AsyncSession, key_id: str, amount: int, job_id: str, now: float
 ) -> int | None:
-    """The debit and its ``charge`` line as one statement (see ``has_debit_with_entry``): the
-    new balance, or None if it does not cover ``amount``."""
-    params = {"p_key_id": key_id, "p_amount": amount, "p_job_id": job_id, "p_now": now}
-    balance = (await session.execute(_CHARGE_PG, params)).scalar_one_or_none()
-    return None if balance is None else int(balance)
+    """Debit ``amount`` for ``job_id`` and write its ``charge`` line: the new balance, or None
+    (nothing written) if the balance does not cover ``amount``. One statement on PostgreSQL
+    (``CHARGE_CTES``); on SQLite, whose writer holds the whole database, the debit and then
+    the line."""
+    if not on_sqlite(session):
+        params = {"p_key_id": key_id, "p_amount": amount, "p_job_id": job_id, "p_now": now}
+        balance = (await session.execute(_CHARGE_PG, params)).scalar_one_or_none()
+        return None if balance is None else int(balance)
+    balance = await debit(session, key_id, amount)
+    if balance is not None:
+        line: LedgerRow = {
+            "key_id": key_id,
+            "kind": "charge",
+            "amount": -amount,
+            "balance_after": balance,
+            "job_id": job_id,
+            "note": "",
+            "created_at": now,
+        }
+        await append(session, line)
+    return balance
 
 
 async def credit(session: AsyncSession, key_id: str, amount: int) -> int:

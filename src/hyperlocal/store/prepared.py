@@ -8,9 +8,9 @@ transactions, so on SQLite that layer was most of what the gateway cost per requ
 A statement built once at import, with bind parameters, is marked with ``prepared(stmt)``.
 ``execute(session, stmt, params)`` then runs it:
 
-- straight on ``sqlite3`` inside an SQLite write transaction opened by
-  ``Database.transaction`` (the session's ``info`` holds the connection), as long as
-  SQLAlchemy itself has not joined that transaction. The SQL is SQLAlchemy's own compilation
+- straight on ``sqlite3``, bypassing SQLAlchemy, inside an SQLite write transaction opened
+  by ``Database.transaction`` (the session's ``info`` holds a ``Bypass``: the connection), as
+  long as SQLAlchemy itself has not joined that transaction. The SQL is SQLAlchemy's own compilation
   for SQLite, made once; values go through the column types' own processors (JSON), and
   errors are raised as SQLAlchemy's exception classes, so callers see no difference;
 - through the session everywhere else (PostgreSQL, reads, an unmarked statement), unchanged.
@@ -34,10 +34,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
-__all__ = ["DIRECT", "Direct", "DirectResult", "execute", "joined", "prepared"]
+__all__ = ["BYPASS", "Bypass", "BypassResult", "execute", "joined", "prepared"]
 
-# The key in ``AsyncSession.info`` under which ``Database.transaction`` leaves a ``Direct``.
-DIRECT = "hyperlocal.direct"
+# The key in ``AsyncSession.info`` under which ``Database.transaction`` leaves a ``Bypass``.
+BYPASS = "hyperlocal.bypass"
 
 Params = Mapping[str, Any] | Sequence[Mapping[str, Any]]
 Processor = Callable[[Any], Any] | None
@@ -45,8 +45,9 @@ _S = TypeVar("_S", bound=Executable)
 
 
 @dataclass(frozen=True, slots=True)
-class Direct:
-    """An SQLite write transaction's own connection, and the dialect to compile for."""
+class Bypass:
+    """What a prepared statement needs to bypass SQLAlchemy: the SQLite write transaction's
+    own connection, and the dialect to compile for."""
 
     conn: sqlite3.Connection
     dialect: Dialect
@@ -86,8 +87,9 @@ class _Compiled:
         ]
 
 
-class DirectResult:
-    """The part of SQLAlchemy's ``Result`` that the store functions use."""
+class BypassResult:
+    """The part of SQLAlchemy's ``Result`` that the store functions use, for a statement that
+    bypassed SQLAlchemy."""
 
     def __init__(self, rows: list[tuple[Any, ...]], rowcount: int) -> None:
         self._rows, self.rowcount = rows, rowcount
@@ -117,15 +119,15 @@ def prepared(stmt: _S) -> _S:
 
 async def execute(session: AsyncSession, stmt: Executable, params: Params) -> Any:
     """``session.execute(stmt, params)``, straight on SQLite where it can be (see above)."""
-    direct: Direct | None = session.info.get(DIRECT)
-    if direct is None or id(stmt) not in _MARKED or joined(session):
+    bypass: Bypass | None = session.info.get(BYPASS)
+    if bypass is None or id(stmt) not in _MARKED or joined(session):
         return await session.execute(stmt, params)
     single = params if isinstance(params, Mapping) else _one(params)
-    compiled = _compiled(stmt, direct.dialect, single)
+    compiled = _compiled(stmt, bypass.dialect, single)
     values = None if compiled is None else compiled.parameters(single)
     if compiled is None or values is None:
         return await session.execute(stmt, params)
-    return _run(direct.conn, compiled, values)
+    return _run(bypass.conn, compiled, values)
 
 
 def joined(session: AsyncSession) -> bool:
@@ -140,13 +142,13 @@ def _one(params: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
     return params[0]
 
 
-def _run(conn: sqlite3.Connection, compiled: _Compiled, values: list[Any]) -> DirectResult:
+def _run(conn: sqlite3.Connection, compiled: _Compiled, values: list[Any]) -> BypassResult:
     try:
         cursor = conn.execute(compiled.sql, values)
         rows = cursor.fetchall() if cursor.description else []
     except sqlite3.Error as exc:
         raise DBAPIError.instance(compiled.sql, values, exc, sqlite3.Error) from exc
-    return DirectResult(compiled.rows(rows), cursor.rowcount)
+    return BypassResult(compiled.rows(rows), cursor.rowcount)
 
 
 def _compiled(stmt: Executable, dialect: Dialect, params: Mapping[str, Any]) -> _Compiled | None:

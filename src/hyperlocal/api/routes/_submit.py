@@ -7,11 +7,11 @@ from collections.abc import Callable
 from fastapi import Request, Response
 from pydantic import BaseModel
 
+from hyperlocal.api.deps import Call
 from hyperlocal.api.routes._views import accepted, json_response
 from hyperlocal.core import jobs
 from hyperlocal.core.generation import SubmitRequest, generate, submit
 from hyperlocal.core.jobs import JobStatus, JobView
-from hyperlocal.core.services import Services
 from hyperlocal.errors import ErrorCode, GenerationError, GenerationTimeoutError, UnexpectedError
 
 __all__ = ["run_or_accept", "wants_async"]
@@ -29,17 +29,15 @@ def wants_async(request: Request, webhook_url: str | None) -> bool:
 
 
 async def run_or_accept(
-    svc: Services,
-    request: Request,
-    req: SubmitRequest,
-    render: Callable[[JobView], BaseModel],
+    call: Call, req: SubmitRequest, render: Callable[[JobView], BaseModel]
 ) -> Response:
-    if wants_async(request, req.webhook_url):
+    svc = call.svc
+    if wants_async(call.request, req.webhook_url):
         job = await submit(svc, req)
-        return json_response(request, accepted(svc.settings, job), 202)
+        return json_response(call, accepted(svc.settings, job), 202)
     done = await generate(svc, req)
     if done.status is JobStatus.COMPLETED:
-        return json_response(request, render(await jobs.with_current_urls(svc.storage, done)))
+        return json_response(call, render(await jobs.with_current_urls(svc.storage, done)))
     if done.status.terminal:
         raise _ERRORS.get(done.error_code or "", GenerationError)(done.error or None)
-    return json_response(request, accepted(svc.settings, done), 202)
+    return json_response(call, accepted(svc.settings, done), 202)

@@ -6,10 +6,10 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import Request, Response
+from fastapi import Response
 from pydantic import BaseModel
 
-from hyperlocal.api.deps import rate_headers
+from hyperlocal.api.deps import Call
 from hyperlocal.api.schemas import (
     ImageData,
     ImageResponse,
@@ -30,14 +30,14 @@ __all__ = [
 ]
 
 
-def json_response(request: Request, model: BaseModel, status_code: int = 200) -> Response:
+def json_response(call: Call, model: BaseModel, status_code: int = 200) -> Response:
     """``model`` as the response body, serialised once, by pydantic (a route that returns the
     model has FastAPI validate it against ``response_model`` first: work the request path need
     not do, for models built from our own values), with the key's rate-limit headers."""
     return Response(
         model.model_dump_json(),
         status_code=status_code,
-        headers=rate_headers(request),
+        headers=call.rate_headers,
         media_type="application/json",
     )
 

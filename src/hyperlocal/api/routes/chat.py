@@ -10,11 +10,11 @@ work (``api.disconnect``); one that leaves mid-stream stops it too (``ChatEventS
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import anyio
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
@@ -26,15 +26,15 @@ from hyperlocal.api.chat_schemas import (
     LegacyChatResponse,
     reply_json,
 )
-from hyperlocal.api.deps import CurrentKey, Svc, rate_headers
-from hyperlocal.api.direct import DirectRoute
+from hyperlocal.api.deps import Call, CurrentCall
 from hyperlocal.api.disconnect import unless_gone
+from hyperlocal.api.fast_route import FastRoute
 from hyperlocal.core import chat
 from hyperlocal.core.chat import ChatReply, ChatStream
 from hyperlocal.errors import ClientGoneError, HyperlocalError, ModelRequiredError
 
 # The relay's latency is the product here: these routes skip FastAPI's request handling.
-router = APIRouter(tags=["chat"], route_class=DirectRoute)
+router = APIRouter(tags=["chat"], route_class=FastRoute)
 
 _STREAM_DOC: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/event-stream": {}}, "description": "JSON, or SSE when streaming"}
@@ -42,34 +42,31 @@ _STREAM_DOC: dict[int | str, dict[str, Any]] = {
 
 
 @router.post("/chat", response_model=LegacyChatResponse, responses=_STREAM_DOC)
-async def legacy_chat(
-    body: LegacyChatBody, key: CurrentKey, svc: Svc, request: Request
-) -> Response:
-    submit = body.submit(key)
+async def legacy_chat(body: LegacyChatBody, call: CurrentCall) -> Response:
+    submit = body.submit(call.key)
+    receive = call.request.receive
     if not submit.stream:
-        return _reply(request, await unless_gone(request.receive, chat.complete_chat(svc, submit)))
-    stream = await unless_gone(request.receive, chat.open_chat(svc, submit))
-    return ChatEventStream(stream, _writer(stream, legacy=True, usage=False), request)
+        return _reply(call, await unless_gone(receive, chat.complete_chat(call.svc, submit)))
+    stream = await unless_gone(receive, chat.open_chat(call.svc, submit))
+    return ChatEventStream(stream, _writer(stream, legacy=True, usage=False), call.rate_headers)
 
 
 @router.post("/chat/completions", response_model=ChatCompletionResponse, responses=_STREAM_DOC)
-async def chat_completions(
-    body: ChatCompletionBody, key: CurrentKey, svc: Svc, request: Request
-) -> Response:
+async def chat_completions(body: ChatCompletionBody, call: CurrentCall) -> Response:
     if not body.model:
         raise ModelRequiredError
-    submit = body.submit(key)
+    submit = body.submit(call.key)
+    receive = call.request.receive
     if not submit.stream:
-        return _reply(request, await unless_gone(request.receive, chat.complete_chat(svc, submit)))
-    stream = await unless_gone(request.receive, chat.open_chat(svc, submit))
+        return _reply(call, await unless_gone(receive, chat.complete_chat(call.svc, submit)))
+    stream = await unless_gone(receive, chat.open_chat(call.svc, submit))
     writer = _writer(stream, legacy=False, usage=body.include_usage)
-    return ChatEventStream(stream, writer, request)
+    return ChatEventStream(stream, writer, call.rate_headers)
 
 
-def _reply(request: Request, reply: ChatReply) -> Response:
+def _reply(call: Call, reply: ChatReply) -> Response:
     # The legacy and the OpenAI response have the same fields (response_model, above).
-    headers = rate_headers(request)
-    return Response(reply_json(reply), headers=headers, media_type="application/json")
+    return Response(reply_json(reply), headers=call.rate_headers, media_type="application/json")
 
 
 def _writer(stream: ChatStream, *, legacy: bool, usage: bool) -> ChunkWriter:
@@ -83,9 +80,11 @@ class ChatEventStream(StreamingResponse):
     when the server cancels the body mid-send), the chat is closed afterwards: that stops the
     backend and, if the reply was cut short, records the usage that was streamed."""
 
-    def __init__(self, stream: ChatStream, writer: ChunkWriter, request: Request) -> None:
+    def __init__(
+        self, stream: ChatStream, writer: ChunkWriter, rate_headers: Mapping[str, str]
+    ) -> None:
         headers = {
-            **rate_headers(request),
+            **rate_headers,
             "Cache-Control": "no-cache",
             "X-Accel-Buffering": "no",  # nginx: do not hold tokens back
         }

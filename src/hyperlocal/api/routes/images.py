@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 
-from hyperlocal.api.deps import CurrentKey, IdempotencyKey, Svc
-from hyperlocal.api.direct import DirectRoute
+from hyperlocal.api.deps import IdempotentCall
+from hyperlocal.api.fast_route import FastRoute
 from hyperlocal.api.routes._submit import run_or_accept
 from hyperlocal.api.routes._views import image_response
 from hyperlocal.api.schemas import ImageEditBody, ImageGenerateBody, ImageResponse, JobAccepted
@@ -15,7 +15,7 @@ from hyperlocal.core.generation import SubmitRequest
 from hyperlocal.engines.base import Category
 from hyperlocal.errors import ModelRequiredError
 
-router = APIRouter(tags=["images"], route_class=DirectRoute)
+router = APIRouter(tags=["images"], route_class=FastRoute)
 
 DEFAULT_IMAGE_MODEL = "gemini-3-1-flash-t2i"
 _RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -31,38 +31,26 @@ def _model(value: str | None, default: str | None = None) -> str:
 
 
 @router.post("/images/generate", response_model=ImageResponse, responses=_RESPONSES)
-async def generate_image(
-    body: ImageGenerateBody,
-    key: CurrentKey,
-    svc: Svc,
-    request: Request,
-    idem: IdempotencyKey = None,
-) -> Response:
+async def generate_image(body: ImageGenerateBody, call: IdempotentCall) -> Response:
     req = SubmitRequest(
-        key=key,
+        key=call.key,
         model=_model(body.model, DEFAULT_IMAGE_MODEL),
         categories=(Category.IMAGE,),
         inputs=body.model_dump(exclude_none=True, exclude={"model", "webhook_url"}),
         webhook_url=body.webhook_url,
-        idempotency_key=idem,
+        idempotency_key=call.idempotency_key,
     )
-    return await run_or_accept(svc, request, req, image_response)
+    return await run_or_accept(call, req, image_response)
 
 
 @router.post("/images/edit", response_model=ImageResponse, responses=_RESPONSES)
-async def edit_image(
-    body: ImageEditBody,
-    key: CurrentKey,
-    svc: Svc,
-    request: Request,
-    idem: IdempotencyKey = None,
-) -> Response:
+async def edit_image(body: ImageEditBody, call: IdempotentCall) -> Response:
     req = SubmitRequest(
-        key=key,
+        key=call.key,
         model=_model(body.model),
         categories=(Category.IMAGE_EDIT,),
         inputs=body.model_dump(exclude_none=True, exclude={"model", "webhook_url"}),
         webhook_url=body.webhook_url,
-        idempotency_key=idem,
+        idempotency_key=call.idempotency_key,
     )
-    return await run_or_accept(svc, request, req, image_response)
+    return await run_or_accept(call, req, image_response)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from hyperlocal.api.deps import CurrentKey, IdempotencyKey, Svc
-from hyperlocal.api.direct import DirectRoute
+from hyperlocal.api.deps import Call, IdempotentCall
+from hyperlocal.api.fast_route import FastRoute
 from hyperlocal.api.routes._submit import run_or_accept
 from hyperlocal.api.routes._views import accepted, json_response
 from hyperlocal.api.schemas import JobAccepted
@@ -20,8 +20,8 @@ from hyperlocal.errors import ModelRequiredError
 
 __all__ = ["legacy_router", "router"]
 
-router = APIRouter(tags=["media"], route_class=DirectRoute)
-legacy_router = APIRouter(tags=["media"], route_class=DirectRoute)
+router = APIRouter(tags=["media"], route_class=FastRoute)
+legacy_router = APIRouter(tags=["media"], route_class=FastRoute)
 
 
 class GenerationBody(BaseModel):
@@ -38,18 +38,16 @@ class GenerationBody(BaseModel):
         return dict(self.input) if self.input is not None else dict(self.model_extra or {})
 
 
-def _request(
-    body: GenerationBody, key: CurrentKey, categories: tuple[Category, ...], idem: str | None
-) -> SubmitRequest:
+def _request(body: GenerationBody, call: Call, categories: tuple[Category, ...]) -> SubmitRequest:
     if not body.model:
         raise ModelRequiredError
     return SubmitRequest(
-        key=key,
+        key=call.key,
         model=body.model,
         categories=categories,
         inputs=body.inputs(),
         webhook_url=body.webhook_url,
-        idempotency_key=idem,
+        idempotency_key=call.idempotency_key,
     )
 
 
@@ -73,25 +71,17 @@ _ACCEPTED = {202: {"model": JobAccepted, "description": "Accepted as a job"}}
 
 
 @router.post("/videos/generate", status_code=202, response_model=JobAccepted)
-async def generate_video(
-    body: GenerationBody, key: CurrentKey, svc: Svc, request: Request, idem: IdempotencyKey = None
-) -> Response:
-    job = await submit(svc, _request(body, key, (Category.VIDEO,), idem))
-    return json_response(request, accepted(svc.settings, job), 202)
+async def generate_video(body: GenerationBody, call: IdempotentCall) -> Response:
+    job = await submit(call.svc, _request(body, call, (Category.VIDEO,)))
+    return json_response(call, accepted(call.svc.settings, job), 202)
 
 
 def _sync_generate(categories: tuple[Category, ...]) -> Callable[..., Awaitable[Any]]:
     """One handler shape for the synchronous media routes; they differ in what they accept."""
 
-    async def generate(
-        body: GenerationBody,
-        key: CurrentKey,
-        svc: Svc,
-        request: Request,
-        idem: IdempotencyKey = None,
-    ) -> Any:
-        req = _request(body, key, categories, idem)
-        return await run_or_accept(svc, request, req, media_response)
+    async def generate(body: GenerationBody, call: IdempotentCall) -> Any:
+        req = _request(body, call, categories)
+        return await run_or_accept(call, req, media_response)
 
     return generate
 

@@ -1,4 +1,4 @@
-"""SQLite on the event loop's thread (``store.sqlite_inline``) through ``Database``, on a real
+"""SQLite on the event loop's thread (``store.sqlite_on_loop``) through ``Database``, on a real
 database file: eager write transactions that wait for another connection's write lock without
 blocking the loop, readers that never wait for writers, and checkpoints off the loop."""
 
@@ -19,7 +19,7 @@ from sqlalchemy.exc import OperationalError
 from hyperlocal.core.keys import KeySpec, create_key
 from hyperlocal.store import db as db_module
 from hyperlocal.store.db import Database
-from hyperlocal.store.sqlite_inline import Checkpointer
+from hyperlocal.store.sqlite_on_loop import Checkpointer
 
 # Migrations begin through SQLAlchemy's event, whose BEGIN error comes unwrapped.
 LOCKED = (OperationalError, sqlite3.OperationalError)
@@ -362,7 +362,7 @@ async def test_failed_checkpoint_is_logged_not_raised(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     missing = tmp_path / "no-such-dir" / "x.db"
-    with caplog.at_level(logging.WARNING, logger="hyperlocal.store.sqlite_inline"):
+    with caplog.at_level(logging.WARNING, logger="hyperlocal.store.sqlite_on_loop"):
         await Checkpointer(str(missing)).checkpoint("PASSIVE")
     assert any(r.getMessage() == "SQLite checkpoint failed" for r in caplog.records)
 

@@ -4,7 +4,8 @@
 workers, and the per-key cap on running jobs still holds.
 
 Every job's status changes are recorded by SQLite triggers into a side table, in commit order,
-so that a test can see which states a job passed through (an inline job is born ``running``)."""
+so that a test can see which states a job passed through (a job run in its request's task is born
+``running``)."""
 
 from __future__ import annotations
 
@@ -104,7 +105,7 @@ class Server:
     engine: RecordingEngine
 
     async def key(self, max_running: int = 15) -> IssuedKey:
-        spec = KeySpec("inline", 1000, 1000, max_running)
+        spec = KeySpec("sync", 1000, 1000, max_running)
         return await create_key(services_of(self.app).db, spec)
 
     async def job_by_result(self, result_id: str) -> Job:
@@ -130,7 +131,7 @@ ServerFactory = Callable[..., AbstractAsyncContextManager[Server]]
 
 @pytest.fixture
 def server(make_settings: SettingsFactory, tmp_path: Path) -> ServerFactory:
-    catalog = tmp_path / "inline.toml"
+    catalog = tmp_path / "sync.toml"
     catalog.write_text(CATALOG)
 
     @asynccontextmanager
@@ -170,7 +171,9 @@ def _never_overlap(runs: list[Run]) -> None:
         assert after.start >= before.end, f"{after.job_id} started while {before.job_id} ran"
 
 
-async def test_sync_image_runs_inline_and_answers_as_the_job_shows(server: ServerFactory) -> None:
+async def test_sync_image_runs_in_its_task_and_answers_as_the_job_shows(
+    server: ServerFactory,
+) -> None:
     async with server() as srv:
         key = await srv.key()
         response = await srv.client.post(
@@ -218,7 +221,7 @@ async def test_one_slot_runs_sync_and_queued_jobs_one_at_a_time(server: ServerFa
         _never_overlap(srv.engine.runs)
         assert len(srv.engine.runs) == 3
         assert time.monotonic() - started >= 1.2
-        for response in responses:  # both sync jobs got the slot in time: both ran inline
+        for response in responses:  # both sync jobs got the slot in time: both ran in their task
             job = await srv.job_by_result(response.json()["resultId"])
             assert (await srv.history(job.id))[0] == (job.id, "running")
             assert job.attempts == 1 and job.lease_owner is None
@@ -262,7 +265,7 @@ async def test_sync_request_is_queued_when_no_slot_frees_in_time(
         assert [r.job_id for r in srv.engine.runs][-1] == job.id
 
 
-async def test_running_cap_holds_for_inline_runs(server: ServerFactory) -> None:
+async def test_running_cap_holds_for_runs_in_request_tasks(server: ServerFactory) -> None:
     async with server(worker_concurrency=4) as srv:
         key = await srv.key(max_running=1)
         requests = [_generate(srv, key, 0.4), _generate(srv, key, 0.4)]

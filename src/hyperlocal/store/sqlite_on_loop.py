@@ -4,7 +4,7 @@ aiosqlite runs every call (cursor, execute, fetch, close, commit) on a thread of
 wakes the event loop for each result. A one-statement transaction costs about 16 such hops,
 about 1 ms, while SQLite does the work itself in tens of microseconds (WAL, ``synchronous =
 NORMAL``: a commit does not wait for the disk). This module gives SQLAlchemy's aiosqlite dialect
-(through ``async_creator``) a connection with aiosqlite's shape that calls ``sqlite3`` directly
+(through ``async_creator``) a connection with aiosqlite's shape that calls ``sqlite3`` itself,
 on the event loop's thread.
 
 What keeps the loop from stalling:
@@ -27,30 +27,30 @@ import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-__all__ = ["Checkpointer", "InlineConnection", "SharedConnection", "connect", "open_connection"]
+__all__ = ["Checkpointer", "OnLoopConnection", "SharedConnection", "connect", "open_connection"]
 
 log = logging.getLogger(__name__)
 
 READ_BUSY_MS = 50
 
 
-class InlineCursor:
+class OnLoopCursor:
     """An aiosqlite-shaped cursor over a ``sqlite3`` cursor."""
 
     def __init__(self, cursor: sqlite3.Cursor) -> None:
         self._cursor = cursor
 
-    async def __aenter__(self) -> InlineCursor:
+    async def __aenter__(self) -> OnLoopCursor:
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
         self._cursor.close()
 
-    async def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> InlineCursor:
+    async def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> OnLoopCursor:
         self._cursor.execute(sql, () if parameters is None else parameters)
         return self
 
-    async def executemany(self, sql: str, seq: Iterable[Sequence[Any]]) -> InlineCursor:
+    async def executemany(self, sql: str, seq: Iterable[Sequence[Any]]) -> OnLoopCursor:
         self._cursor.executemany(sql, seq)
         return self
 
@@ -87,7 +87,7 @@ class InlineCursor:
         self._cursor.arraysize = value
 
 
-class InlineConnection:
+class OnLoopConnection:
     """An aiosqlite-shaped connection over a ``sqlite3`` connection, used on the loop's thread."""
 
     def __init__(
@@ -109,11 +109,11 @@ class InlineConnection:
     def isolation_level(self) -> str | None:
         return self._live().isolation_level
 
-    def cursor(self) -> InlineCursor:
+    def cursor(self) -> OnLoopCursor:
         """As aiosqlite's: SQLAlchemy enters it with ``async with``, without awaiting it."""
-        return InlineCursor(self._live().cursor())
+        return OnLoopCursor(self._live().cursor())
 
-    async def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> InlineCursor:
+    async def execute(self, sql: str, parameters: Sequence[Any] | None = None) -> OnLoopCursor:
         return await self.cursor().execute(sql, parameters)
 
     def begin(self, *, immediate: bool) -> None:
@@ -165,8 +165,8 @@ def open_connection(path: str, *, writer: bool) -> sqlite3.Connection:
 def connect(path: str, *, writer: bool) -> Callable[[], Any]:
     """The ``async_creator`` for an engine of write (or read-only) connections to ``path``."""
 
-    async def create() -> InlineConnection:
-        return InlineConnection(open_connection(path, writer=writer))
+    async def create() -> OnLoopConnection:
+        return OnLoopConnection(open_connection(path, writer=writer))
 
     return create
 
@@ -175,8 +175,9 @@ class SharedConnection:
     """The one write connection to an SQLite file in this process, opened on first use.
 
     Writers here take turns anyway (``Database``'s lock), so one connection serves them all:
-    the prepared statements run on it directly, and SQLAlchemy's pool (a ``StaticPool``) hands
-    out the same connection, so that both work inside one transaction.
+    the prepared statements run on it, bypassing SQLAlchemy (``store.prepared``), and
+    SQLAlchemy's pool (a ``StaticPool``) hands out the same connection, so that both work
+    inside one transaction.
     """
 
     def __init__(self, path: str) -> None:
@@ -188,9 +189,9 @@ class SharedConnection:
             self._conn = open_connection(self.path, writer=True)
         return self._conn
 
-    async def create(self) -> InlineConnection:
+    async def create(self) -> OnLoopConnection:
         """The ``async_creator`` for the writer engine."""
-        return InlineConnection(self.get(), on_close=self._forget)
+        return OnLoopConnection(self.get(), on_close=self._forget)
 
     def _forget(self) -> None:
         self._conn = None

@@ -1,19 +1,20 @@
-"""``DirectRoute``: the hot routes (chat, image and media generation), handled without
+"""``FastRoute``: the hot routes (chat, image and media generation), handled without
 FastAPI's per-request machinery.
 
 A relayed chat is judged by the latency it adds to the upstream's, and a generation by the
 gateway's cost per request; FastAPI's request handling (the dependency solver, its exit stack
 and telemetry, response-model validation) cost more per request than most of what hyperlocal
-itself does. A route declared with ``route_class=DirectRoute`` keeps FastAPI for everything but
+itself does. A route declared with ``route_class=FastRoute`` keeps FastAPI for everything but
 the request: its OpenAPI entry, its place in the router, the app's middleware and exception
-handlers. Its requests skip the solver: the key is authenticated by the same function as
-``CurrentKey``, the header and body are validated by pydantic, in FastAPI's order, and the
-endpoint must return a ``Response``.
+handlers. Its requests skip the solver, so its endpoint says plainly what it takes:
+``endpoint(body, call) -> Response``, where ``body`` is a pydantic model and ``call`` is a
+``Call`` (``call: CurrentCall``, or ``call: IdempotentCall`` for a route that takes the
+Idempotency-Key header). Anything else fails at start-up, not on a request.
 
-So the endpoint's parameters are fixed: ``body`` (a pydantic model), ``key: CurrentKey``,
-``svc: Svc`` and ``request: Request``, by those names, and optionally ``idem:
-IdempotencyKey``; anything else fails at start-up, not on a request. Errors match FastAPI's
-(``tests/api/test_direct_route.py`` mounts one endpoint both ways and compares): an invalid
+``FastRoute`` builds the ``Call`` itself, as FastAPI's solver would from those aliases: the
+key is authenticated by the same function as ``CurrentKey``'s, the header and the body are
+validated by pydantic, in FastAPI's order, with FastAPI's flags. Errors match FastAPI's
+(``tests/api/test_fast_route.py`` mounts one endpoint both ways and compares): an invalid
 request raises a ``RequestValidationError`` with the same errors, mapped to HTTP in
 ``api.errors`` like any other.
 """
@@ -34,20 +35,23 @@ from pydantic import BaseModel, ValidationError
 from hyperlocal.api.deps import (
     IDEMPOTENCY_HEADER,
     IDEMPOTENCY_MAX_LENGTH,
+    Call,
+    CurrentCall,
+    IdempotentCall,
     authenticate,
     get_services,
 )
 
-__all__ = ["DirectRoute"]
+__all__ = ["FastRoute"]
 
-_PARAMETERS = ("body", "key", "svc", "request")
-_WITH_IDEMPOTENCY = (*_PARAMETERS, "idem")
+_PARAMETERS = ("body", "call")
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+Endpoint = Callable[[Any, Call], Coroutine[Any, Any, Response]]
 
 
-class DirectRoute(APIRoute):
+class FastRoute(APIRoute):
     def get_route_handler(self) -> Handler:
-        endpoint = self.endpoint
+        endpoint: Endpoint = self.endpoint
         model, idempotent = _signature(endpoint)
 
         async def handle(request: Request) -> Response:
@@ -55,14 +59,11 @@ class DirectRoute(APIRoute):
             # (and counted); then the header and the body are validated, in that order.
             data = _decode(await request.body())
             svc = get_services(request)
-            key = await authenticate(request, svc)
-            kwargs: dict[str, Any] = {"key": key, "svc": svc, "request": request}
+            key, rate_headers = await authenticate(request, svc)
             errors: list[dict[str, Any]] = []
-            if idempotent:
-                kwargs["idem"] = _idempotency_key(request, errors)
-            kwargs["body"] = _validate(model, data, errors)
-            response: Response = await endpoint(**kwargs)
-            return response
+            idem = _idempotency_key(request, errors) if idempotent else None
+            body = _validate(model, data, errors)
+            return await endpoint(body, Call(request, svc, key, rate_headers, idem))
 
         return handle
 
@@ -70,12 +71,15 @@ class DirectRoute(APIRoute):
 def _signature(endpoint: Callable[..., Any]) -> tuple[type[BaseModel], bool]:
     """The endpoint's body model, and whether it takes the Idempotency-Key header."""
     names = tuple(inspect.signature(endpoint).parameters)
-    if names not in (_PARAMETERS, _WITH_IDEMPOTENCY):
-        raise TypeError(f"a DirectRoute endpoint takes {_WITH_IDEMPOTENCY}, not {names}")
-    model = typing.get_type_hints(endpoint)["body"]
+    hints = typing.get_type_hints(endpoint, include_extras=True)
+    if names != _PARAMETERS or hints.get("call") not in (CurrentCall, IdempotentCall):
+        raise TypeError(
+            f"a FastRoute endpoint takes (body, call: CurrentCall | IdempotentCall), not {names}"
+        )
+    model = hints["body"]
     if not (isinstance(model, type) and issubclass(model, BaseModel)):
-        raise TypeError(f"a DirectRoute endpoint's body must be a pydantic model, not {model!r}")
-    return model, names == _WITH_IDEMPOTENCY
+        raise TypeError(f"a FastRoute endpoint's body must be a pydantic model, not {model!r}")
+    return model, hints["call"] == IdempotentCall
 
 
 _EMPTY = object()
