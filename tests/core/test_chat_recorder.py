@@ -16,9 +16,9 @@ import pytest
 
 from hyperlocal.core import keys
 from hyperlocal.core.chat_recorder import ChatRecorder
+from hyperlocal.core.keys import KeySpec
 from hyperlocal.core.lifecycle import JobLifecycle
 from hyperlocal.core.status import JobStatus
-from hyperlocal.core.keys import KeySpec
 from hyperlocal.settings import Settings
 from hyperlocal.store import jobs as job_store
 from hyperlocal.store.db import Database

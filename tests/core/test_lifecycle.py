@@ -130,8 +130,8 @@ async def test_a_run_that_lost_its_lease_writes_nothing_even_in_the_same_process
     won = await asyncio.wait_for(second, 30)
     assert won.view is not None and won.view.status is JobStatus.COMPLETED
     assert await _ledger(services, key_id) == ["charge", "grant"]
-    staged = services.settings.data_dir / "files" / "staging"
-    assert not staged.exists() or not any(staged.rglob("*.*"))
+    files = services.settings.data_dir / "files"
+    assert [p.name for p in files.rglob("*") if p.is_file()] == [f"{job_id}.png"]
 
 
 async def test_only_the_diagram_s_moves_are_allowed() -> None:

@@ -29,7 +29,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +38,10 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
 
 from hyperlocal.core.keys import IssuedKey
 from hyperlocal.runtime import open_storage
@@ -46,11 +50,11 @@ from hyperlocal.store import jobs as job_store
 from hyperlocal.store.db import Database
 from hyperlocal.store.tables import ApiKey, Job, LedgerEntry
 from tests.chat.conftest import sse_events
-from tests.chat.fake_upstream import running_upstream
+from tests.chat.fake_upstream import FakeUpstream
 from tests.conftest import auth
 from tests.scaleout._processes import TEST_WORKER, Process, server_with_test_engines, spawned
 from tests.scaleout.conftest import ScaleOut, new_key
-from tests.support import SOAK_SCALE, free_port, work_deadline
+from tests.support import SOAK_SCALE, free_port, serve_in_thread, work_deadline
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 
@@ -73,19 +77,22 @@ MEDIA = {
     "image": ("/v1/images/generate", "scaleout-storm-image", "images", "prompt"),
     "audio": ("/v1/audio/generate", "scaleout-storm-audio", "audio", "text"),
 }
-# Chats: "endless" streams until cancelled after a few chunks; "echo-race" is cancelled as its
-# first chunk arrives, racing a reply that ends at once; "echo" and "plain" end untouched and
-# are cancelled after; "hang" is a plain chat whose upstream never answers, cancelled meanwhile.
+# Chats: "endless" streams until cancelled after a few chunks; "ticks" streams TICKS chunks and
+# is cancelled at about its last one, racing its end; "echo" and "plain" (a whole reply) end
+# untouched and are cancelled after; "hang" is a plain chat whose upstream never answers,
+# cancelled meanwhile.
 KINDS = {
     "video": 20,
     "image": 18,
     "audio": 17,
     "endless": 12,
-    "echo-race": 10,
+    "ticks": 10,
     "echo": 8,
     "plain": 9,
     "hang": 6,
 }
+STREAMS = ("endless", "ticks", "echo")
+TICKS = 20  # the chunks of a "ticks" stream, 10 ms apart
 FOLDERS = {model: folder for _, model, folder, _ in MEDIA.values()}
 PNG = b"\x89PNG\r\n\x1a\n"
 # When a media job is cancelled.
@@ -138,8 +145,8 @@ def _plan(index: int, kind: str, rng: random.Random) -> Plan:
         # after (staging the output, the completing transaction, publishing it).
         delay = rng.uniform(-0.08, 0.12) if moment == "at-end" else rng.uniform(0.0, 1.0)
         return Plan(index, kind, moment, rng.choice(SECONDS), delay)
-    chunks = {"endless": rng.randint(1, 40), "echo-race": 1}.get(kind, 0)
-    return Plan(index, kind, delay=rng.uniform(0.05, 0.5), chunks=chunks)
+    chunks = {"endless": rng.randint(1, 40), "ticks": rng.randint(TICKS - 8, TICKS + 1)}
+    return Plan(index, kind, delay=rng.uniform(0.05, 0.5), chunks=chunks.get(kind, 0))
 
 
 def write_catalog(path: Path, upstream: str) -> Path:
@@ -148,7 +155,7 @@ def write_catalog(path: Path, upstream: str) -> Path:
         _media_model("scaleout-storm-image", "image", "prompt"),
         _media_model("scaleout-storm-audio", "audio", "text"),
     ]
-    chats = [_chat_model(f"storm-{name}", upstream, name) for name in ("echo", "endless", "hang")]
+    chats = [_chat_model(f"storm-{name}", upstream, name) for name in (*STREAMS, "hang")]
     path.write_text("".join(media + chats))
     return path
 
@@ -177,6 +184,40 @@ engine = "openai-upstream"
 price = {{ kind = "per_message", credits = 2, chars_per_credit = 2000 }}
 engine_options = {{ base_url = "{base_url}", upstream_model = "{upstream_model}" }}
 """
+
+
+class TickingUpstream(FakeUpstream):
+    """The scripted upstream of the chat tests, plus ``ticks``: a stream of ``TICKS`` chunks
+    10 ms apart and its end, so that a cancel can be sent at about the moment a stream ends."""
+
+    async def completions(self, request: Request) -> Response:
+        body = await request.json()  # kept on the request: the scripted upstream reads it again
+        if body["model"] != "ticks":
+            return await super().completions(request)
+        return StreamingResponse(_ticks(), media_type="text/event-stream")
+
+
+async def _ticks() -> AsyncIterator[str]:
+    for _ in range(TICKS):
+        yield _tick({"content": " tick"}, None)
+        await asyncio.sleep(0.01)
+    yield _tick({}, "stop")
+    yield "data: [DONE]\n\n"
+
+
+def _tick(delta: dict[str, str], finish: str | None) -> str:
+    choice = {"index": 0, "delta": delta, "finish_reason": finish}
+    chunk = {"id": "up-1", "object": "chat.completion.chunk", "model": "ticks", "choices": [choice]}
+    return f"data: {json.dumps(chunk)}\n\n"
+
+
+@contextlib.contextmanager
+def running_ticking_upstream() -> Iterator[TickingUpstream]:
+    fake = TickingUpstream()
+    app = Starlette(routes=[Route("/v1/chat/completions", fake.completions, methods=["POST"])])
+    with serve_in_thread(app) as base:  # type: ignore[arg-type]
+        fake.base = base
+        yield fake
 
 
 class Board:
@@ -240,7 +281,7 @@ class Storm:
         self.started += 1
         if plan.media:
             await self._media(plan, seen)
-        elif plan.kind in ("endless", "echo-race", "echo"):
+        elif plan.kind in STREAMS:
             await self._stream(plan, seen)
         elif plan.kind == "plain":
             await self._plain(seen)
@@ -280,7 +321,7 @@ class Storm:
         return float(self.board.rows[job_id].started_at or time.time())
 
     async def _stream(self, plan: Plan, seen: Seen) -> None:
-        model = "storm-endless" if plan.kind == "endless" else "storm-echo"
+        model = f"storm-{plan.kind}"
         body = {"model": model, "messages": ASK, "stream": True}
         seen.key = self.chat_key
         cancelling: asyncio.Future[None] | None = None
@@ -365,7 +406,7 @@ async def test_a_cancel_storm_with_a_killed_worker_loses_nothing(
     plans = make_plans(random.Random(SEED))
     port = free_port()
     with ExitStack() as stack:
-        upstream = stack.enter_context(running_upstream())
+        upstream = stack.enter_context(running_ticking_upstream())
         values = {
             "job_lease_seconds": LEASE_S,
             "public_url": f"http://127.0.0.1:{port}",
@@ -415,13 +456,11 @@ async def _storm(
 
         async def play(plan: Plan) -> None:
             async with slots:
-                async with asyncio.timeout(deadline - time.monotonic()) as bound:
-                    try:
+                try:
+                    async with asyncio.timeout(deadline - time.monotonic()):
                         await storm.play(plan, seen[plan.index])
-                    except TimeoutError as exc:
-                        one = seen[plan.index]
-                        what = f"{one.plan} {one.job_id} ({board.status(one.job_id)})"
-                        raise AssertionError(f"stuck: {what}; {bound.expired()}") from exc
+                except TimeoutError as exc:
+                    raise AssertionError(await _stuck(db, seen[plan.index])) from exc
 
         async def kill_once() -> None:
             lost.update(await _kill_midway(storm, db, fleet))
@@ -434,6 +473,14 @@ async def _storm(
         watching.cancel()
     log.info("plan: %s", Counter(p.kind + (f"/{p.moment}" if p.media else "") for p in plans))
     return seen, lost
+
+
+async def _stuck(db: Database, seen: Seen) -> str:
+    async with db.read() as session:
+        row = await job_store.get(session, seen.job_id) if seen.job_id else None
+    columns = ("status", "attempts", "lease_owner", "started_at", "cancel_requested_at")
+    shown = {name: getattr(row, name) for name in columns} if row is not None else None
+    return f"stuck: {seen.plan} {seen.job_id}: {shown}; the client saw {seen.cancels}"
 
 
 async def _kill_midway(storm: Storm, db: Database, fleet: Fleet) -> set[str]:
@@ -492,8 +539,8 @@ async def _audit(db: Database, url: str, seen: Sequence[Seen], lost: set[str], r
                 await _check_served(client, one, row)
             else:
                 _check_chat(one, row, books.kinds[row.id])
+        await _check_no_leftovers(client, books, lost, root)
     _check_ledger(books)
-    _check_no_leftovers(books, lost, root)
     await _check_nothing_runs(db, books)
     outcome = Counter(
         f"{s.plan.kind}/{s.plan.moment or '-'}:{books.rows[s.job_id].status}" for s in seen
@@ -591,7 +638,7 @@ async def _check_served(client: httpx.AsyncClient, one: Seen, row: Job) -> None:
         assert "outputUrl" not in job, job
 
 
-# How each kind of chat must end; "echo-race" may end either way.
+# How each kind of chat must end; "ticks" may end either way.
 CHAT_ENDS = {"endless": "canceled", "hang": "canceled", "echo": "completed", "plain": "completed"}
 
 
@@ -600,7 +647,7 @@ def _check_chat(one: Seen, row: Job, kinds: list[str]) -> None:
     assert kinds == ["charge"], what  # a chat keeps its charge, cancelled or not
     assert row.status == CHAT_ENDS.get(one.plan.kind, row.status), what
     assert one.finish == ("cancelled" if row.status == "canceled" else "stop"), what
-    if one.plan.kind in ("endless", "echo-race", "echo"):
+    if one.plan.kind in STREAMS:
         assert one.done and one.after_finish == 0, what  # nothing after its last chunk
 
 
@@ -614,17 +661,18 @@ def _check_ledger(books: Books) -> None:
             assert entry.amount == {"charge": -credits, "refund": credits}[entry.kind], entry.id
 
 
-def _check_no_leftovers(books: Books, lost: set[str], root: Path) -> None:
-    """On disk: the outputs of the completed jobs, nothing else; in staging, at most what the
-    killed worker had staged for the jobs it was running (no process was left to delete it)."""
-    files = [p.relative_to(root) for p in root.rglob("*") if p.is_file()]
-    published = {p.as_posix() for p in files if p.parts[0] not in ("staging", "inputs")}
-    outputs = {
-        k for r in books.rows.values() if r.status == "completed" for k in r.output_keys or ()
-    }
-    assert published == outputs
-    staged = {p.parts[1].rsplit("-", 1)[0] for p in files if p.parts[0] == "staging"}
-    assert staged <= lost, staged - lost
+async def _check_no_leftovers(
+    client: httpx.AsyncClient, books: Books, lost: set[str], root: Path
+) -> None:
+    """On disk: the outputs of the completed jobs; besides them, at most what the killed worker
+    had staged for the jobs it was running (no process was left to delete it), never served."""
+    files = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+    done = [r for r in books.rows.values() if r.status == "completed"]
+    outputs = {key for row in done for key in row.output_keys or ()}
+    assert outputs <= files, outputs - files
+    for path in sorted(files - outputs):
+        assert any(job_id in path for job_id in lost), f"{path}: of no job the kill lost"
+        assert (await client.get(f"/files/{path}")).status_code == 404, path
 
 
 async def _check_nothing_runs(db: Database, books: Books) -> None:

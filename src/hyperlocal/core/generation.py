@@ -164,7 +164,7 @@ async def _commit(svc: Services, req: SubmitRequest, job: Job, slot: WorkerSlot 
 
 async def _create_paid(svc: Services, req: SubmitRequest, job: Job) -> None:
     """A queued job with nothing else to write alongside it: the store charges and creates it
-    in the way that holds the key's balance the shortest for its database
+    as one unit, in the way that locks the key's row the shortest on its database
     (``store.jobs.create_paid``)."""
     if await store.create_paid(svc.db, job, time.time()) is None:
         async with svc.db.read() as session:

@@ -9,8 +9,9 @@ cancelling the task that runs it; the run then ends as the lifecycle says:
 - lease lost: whatever it staged is deleted, and nothing is written (another run owns the job);
 - shutdown: the job goes back to the queue at once (``JobLifecycle.recover``).
 
-Outputs are written under ``storage.STAGING`` while the job runs and published to their own
-keys only after the transaction that completed the job, so a cancelled job never serves one.
+Outputs are written under a ``Storage.staging_key`` while the job runs (never served) and
+published to their own keys only after the transaction that completed the job, so a cancelled
+job never serves one.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from hyperlocal.errors import (
     HyperlocalError,
     UnexpectedError,
 )
-from hyperlocal.storage.base import STAGING, Storage
+from hyperlocal.storage.base import Storage
 from hyperlocal.store import jobs as store
 from hyperlocal.store.tables import Job
 
@@ -342,12 +343,13 @@ class JobRunner:
         job = run.job
         folder = _FOLDERS[Category(job.category)]
         stem = job.result_id or job.id
-        area = f"{STAGING}{job.id}-{secrets.token_hex(4)}/"
+        stage = f"{job.id}-{secrets.token_hex(4)}"
         for i, artifact in enumerate(result.artifacts):
             suffix = f"-{i}" if i else ""
             key = f"{folder}/{stem}{suffix}.{artifact.extension}"
-            run.staged.append((area + key, key))
-            await self.storage.put(area + key, artifact.data, artifact.content_type)
+            staged = self.storage.staging_key(key, stage)
+            run.staged.append((staged, key))
+            await self.storage.put(staged, artifact.data, artifact.content_type)
 
     async def _publish(self, run: _Run) -> None:
         for staged, key in run.staged:

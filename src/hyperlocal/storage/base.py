@@ -3,7 +3,7 @@
 Jobs keep their outputs' keys, and their URLs are made when a client reads the job
 (``url``): a presigned URL is then always fresh, and a changed public URL applies to old jobs.
 
-Keys under ``STAGING`` are never served: a job's outputs are written there while it runs, and
+A job's outputs are written under a ``staging_key`` while it runs, never served, and
 ``publish``ed to their own keys only after the transaction that completed the job.
 """
 
@@ -13,7 +13,7 @@ from typing import Protocol
 
 __all__ = ["STAGING", "Storage"]
 
-STAGING = "staging/"
+STAGING = "staging/"  # where object storage stages outputs (local storage stages beside them)
 
 
 class Storage(Protocol):
@@ -29,9 +29,13 @@ class Storage(Protocol):
         """The bytes stored under ``key``; ``FileNotFoundError`` if there are none."""
         ...
 
+    def staging_key(self, key: str, run: str) -> str:
+        """Where run ``run`` writes the output that will be ``key``: a key never served."""
+        ...
+
     async def publish(self, staged: str, key: str) -> None:
-        """Move what was ``put`` under ``staged`` (a key under ``staging/``, never served) to
-        ``key``, where it is served: a job's outputs are made visible only once it completed."""
+        """Move what was ``put`` under ``staged`` (a ``staging_key``) to ``key``, where it is
+        served: a job's outputs become visible only once the job has completed."""
         ...
 
     async def delete(self, key: str) -> None:

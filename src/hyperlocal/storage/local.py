@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from pathlib import Path, PurePosixPath
-
-from hyperlocal.storage.base import STAGING
 
 __all__ = ["LocalStorage"]
 
@@ -41,29 +38,18 @@ class LocalStorage:
     async def get(self, key: str) -> bytes:
         return await asyncio.to_thread(self.path_for(key).read_bytes)
 
+    def staging_key(self, key: str, run: str) -> str:
+        """Beside the output, under a hidden name (``/files/`` serves no dot-name): publishing
+        is then one rename in one folder."""
+        folder, _, name = key.rpartition("/")
+        staged = f".staged-{run}-{name}"
+        return f"{folder}/{staged}" if folder else staged
+
     async def publish(self, staged: str, key: str) -> None:
-        await asyncio.to_thread(self._move, self.path_for(staged), self.path_for(key))
+        await asyncio.to_thread(self.path_for(staged).replace, self.path_for(key))
 
     async def delete(self, key: str) -> None:
-        await asyncio.to_thread(self._remove, self.path_for(key))
-
-    @staticmethod
-    def _move(source: Path, target: Path) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        source.replace(target)  # atomic: the URL answers 404, then the whole file
-        _prune(source.parent)
-
-    @staticmethod
-    def _remove(path: Path) -> None:
-        path.unlink(missing_ok=True)
-        _prune(path.parent)
+        await asyncio.to_thread(self.path_for(key).unlink, missing_ok=True)
 
     async def aclose(self) -> None:
         return None
-
-
-def _prune(folder: Path) -> None:
-    """Remove a run's staging folder once it is empty (another run may be writing to it)."""
-    if STAGING.rstrip("/") in folder.parts:
-        with contextlib.suppress(OSError):
-            folder.rmdir()

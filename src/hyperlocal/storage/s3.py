@@ -19,6 +19,7 @@ from urllib.parse import quote
 from pydantic import SecretStr
 
 from hyperlocal.settings import Settings
+from hyperlocal.storage.base import STAGING
 
 __all__ = ["S3Storage", "open_s3_storage"]
 
@@ -73,6 +74,9 @@ class S3Storage:
             raise
         body: bytes = response["Body"].read()
         return body
+
+    def staging_key(self, key: str, run: str) -> str:
+        return f"{STAGING}{run}/{key}"
 
     async def publish(self, staged: str, key: str) -> None:
         source, target = self.object_key(staged), self.object_key(key)

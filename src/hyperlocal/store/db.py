@@ -32,7 +32,8 @@ _MIGRATION_LOCK_ID = 0x6879_7065_726C
 
 
 class Database:
-    """An engine plus sessions. ``transaction()`` is the only way ``core`` writes."""
+    """An engine plus sessions. ``transaction()`` is how ``core`` writes; ``single_statement()``
+    is for the one unit of work that ``store`` runs by itself (``jobs.create_paid``)."""
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url

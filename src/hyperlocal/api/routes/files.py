@@ -10,7 +10,6 @@ from fastapi.responses import FileResponse
 
 from hyperlocal.api.deps import Svc
 from hyperlocal.errors import NotFoundError
-from hyperlocal.storage.base import STAGING
 from hyperlocal.storage.local import LocalStorage
 
 router = APIRouter(tags=["files"])
@@ -26,7 +25,8 @@ _TYPES = {
 @router.get("/files/{path:path}", include_in_schema=False)
 async def get_file(path: str, svc: Svc) -> FileResponse:
     storage = svc.storage
-    if not isinstance(storage, LocalStorage) or path.startswith(("inputs/", STAGING)):
+    hidden = any(part.startswith(".") for part in path.split("/"))  # staged outputs, dot-names
+    if not isinstance(storage, LocalStorage) or hidden or path.startswith("inputs/"):
         raise NotFoundError("File not found")
     try:
         target = storage.path_for(path)
