@@ -101,3 +101,21 @@ async def test_a_sweep_after_the_deadline_never_refunds_a_delivered_chat(app, is
         ]
     assert job is not None and job.status == "completed"
     assert sorted(kinds) == ["charge", "grant"]
+
+
+async def test_no_cancel_hook_outlives_its_chat(app, issue_key) -> None:  # type: ignore[no-untyped-def]
+    """Every chat listens for its cancel while it runs; none may keep listening after it ends,
+    however it ends (a reply, a 402, a failed backend)."""
+    services = app.state.services
+    rich, poor = await issue_key(credits=100), await issue_key(credits=0)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        for key, model, status in [
+            (rich, "test-echo", 200),
+            (poor, "test-echo", 402),
+            (rich, "test-fail-500", 500),
+        ]:
+            body = {"model": model, "messages": ASK, "stream": False}
+            reply = await client.post("/v1/chat/completions", json=body, headers=bearer(key))
+            assert reply.status_code == status, reply.text
+    assert services.events._cancel_hooks == {}

@@ -53,7 +53,7 @@ from tests.chat.conftest import sse_events
 from tests.chat.fake_upstream import FakeUpstream
 from tests.conftest import auth
 from tests.scaleout._processes import TEST_WORKER, Process, server_with_test_engines, spawned
-from tests.scaleout.conftest import ScaleOut, new_key
+from tests.scaleout.conftest import RedisScope, ScaleOut, new_key
 from tests.support import SOAK_SCALE, free_port, serve_in_thread, work_deadline
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
@@ -460,7 +460,8 @@ async def _storm(
                     async with asyncio.timeout(deadline - time.monotonic()):
                         await storm.play(plan, seen[plan.index])
                 except TimeoutError as exc:
-                    raise AssertionError(await _stuck(db, seen[plan.index])) from exc
+                    stuck = await _stuck(db, scale_out.scope, seen[plan.index])
+                    raise AssertionError(stuck) from exc
 
         async def kill_once() -> None:
             lost.update(await _kill_midway(storm, db, fleet))
@@ -469,18 +470,31 @@ async def _storm(
             plays.create_task(kill_once())
             for plan in plans:
                 plays.create_task(play(plan))
-        await board.until(lambda: board.active() == 0, deadline, "every job to end")
+        try:
+            await board.until(lambda: board.active() == 0, deadline, "every job to end")
+        except AssertionError:
+            active = [one for one in seen if board.status(one.job_id) in ("queued", "running")]
+            raise AssertionError(
+                [await _stuck(db, scale_out.scope, one) for one in active]
+            ) from None
         watching.cancel()
     log.info("plan: %s", Counter(p.kind + (f"/{p.moment}" if p.media else "") for p in plans))
     return seen, lost
 
 
-async def _stuck(db: Database, seen: Seen) -> str:
+async def _stuck(db: Database, scope: RedisScope, seen: Seen) -> str:
+    """What a scenario that never ended was waiting for: its job's row, and its messages."""
     async with db.read() as session:
         row = await job_store.get(session, seen.job_id) if seen.job_id else None
     columns = ("status", "attempts", "lease_owner", "started_at", "cancel_requested_at")
     shown = {name: getattr(row, name) for name in columns} if row is not None else None
-    return f"stuck: {seen.plan} {seen.job_id}: {shown}; the client saw {seen.cancels}"
+    marked = scope.client.exists(f"{scope.namespace}:dispatched:{seen.job_id}")
+    unacked = scope.client.hvals(f"{scope.namespace}:unacked")
+    held = sum(seen.job_id.encode() in message for message in unacked)
+    return (
+        f"stuck: {seen.plan} {seen.job_id}: {shown}; dispatch mark: {marked}, unacknowledged "
+        f"messages: {held}; the client saw {seen.cancels}"
+    )
 
 
 async def _kill_midway(storm: Storm, db: Database, fleet: Fleet) -> set[str]:

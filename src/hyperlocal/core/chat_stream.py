@@ -98,8 +98,7 @@ class ChatStream:
         self._chunks = self._chars = 0
         self._closed = False
         self._cancel = _Cancel()
-        events = lifecycle.events
-        self._forget = events.on_cancel(self.id, self._cancel.fire) if events else _nothing
+        self._forget: Callable[[], None] = _nothing  # stops listening for the key's cancel
 
     @property
     def usage(self) -> ChatUsage:
@@ -110,6 +109,9 @@ class ChatStream:
     async def prime(self, charge: Awaitable[None] | None = None) -> None:
         """Fetch the first delta, while ``charge`` (if given) commits; on a failed charge,
         stop the backend and raise; on a failed backend, fail the job, refund it and raise."""
+        events = self._lifecycle.events
+        if events is not None:  # listening before the charge: the row exists from its commit
+            self._forget = events.on_cancel(self.id, self._cancel.fire)
         first = asyncio.ensure_future(self._advance())
         self._cancel.interrupts(first)
         if charge is not None:
@@ -124,6 +126,7 @@ class ChatStream:
                 if inspect.iscoroutine(charge):
                     charge.close()  # cancelled before it ran: it must not warn, nor run later
                 self._closed = True
+                self._forget()
                 first.cancel()
                 await asyncio.gather(first, return_exceptions=True)
                 await self._close_engine()
@@ -170,6 +173,7 @@ class ChatStream:
         if self._closed:
             return
         self._closed = True
+        self._forget()
         if self.finish_reason is None:  # recorded first: it needs no await, so no cancel stops it
             self._finish(FinishReason.DISCONNECT)
         await self._close_engine()

@@ -213,7 +213,12 @@ class JobLifecycle:
         if not moved:
             return None
         if then is not None:
-            await then()
+            try:
+                await then()
+            except Exception:  # the job stands completed; its staged output stays for a sweep
+                log.exception(
+                    "publishing a completed job's outputs failed", extra={"job_id": job.id}
+                )
         await self._after(job, C)
         return _as_written(job, values)
 
