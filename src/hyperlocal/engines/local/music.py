@@ -122,6 +122,7 @@ def _load(weights: Weights) -> Musicgen:
 
 def _compose(loaded: Musicgen, job: MusicJob, weights: Weights, report: Report) -> Audio:
     import torch
+    from transformers import StoppingCriteriaList
 
     config = loaded.model.config
     rate, frame_rate = config.audio_encoder.sampling_rate, config.audio_encoder.frame_rate
@@ -133,7 +134,7 @@ def _compose(loaded: Musicgen, job: MusicJob, weights: Weights, report: Report) 
         do_sample=True,
         guidance_scale=job.guidance,
         max_new_tokens=steps,
-        streamer=_StepProgress(steps, report),
+        stopping_criteria=StoppingCriteriaList([_StepProgress(steps, report)]),
     )
     channels = values[0].float().cpu().numpy()  # (channels, samples)
     samples = channels[0] if channels.shape[0] == 1 else channels.T
@@ -141,20 +142,19 @@ def _compose(loaded: Musicgen, job: MusicJob, weights: Weights, report: Report) 
 
 
 class _StepProgress:
-    """A generation streamer that counts decoding steps for the progress bar.
+    """A stopping criterion that never stops: ``generate`` calls it once per decoding step, so it
+    moves the progress bar, and it raises there once the job is cancelled, which ends the loop.
 
-    ``generate`` hands it the prompt's tokens once, then each step's new tokens."""
+    Not a streamer: MusicGen's ``generate`` in transformers 5 hands a streamer the prompt only,
+    never a step, so a cancelled job would decode to the end."""
 
     def __init__(self, steps: int, report: Report) -> None:
         self._steps = steps
         self._report = report
-        self._seen = -1  # the first put is the prompt
+        self._seen = 0
 
-    def put(self, _value: Any) -> None:
+    def __call__(self, input_ids: Any, _scores: Any, **_kwargs: Any) -> Any:
         self._seen += 1
-        if self._seen:
-            share = min(self._seen / self._steps, 1.0)
-            self._report(0.05 + 0.9 * share, f"step {self._seen}/{self._steps}")
-
-    def end(self) -> None:
-        return None
+        share = min(self._seen / self._steps, 1.0)
+        self._report(0.05 + 0.9 * share, f"step {self._seen}/{self._steps}")
+        return input_ids.new_zeros(input_ids.shape[0]).bool()  # no sequence is done

@@ -3,12 +3,14 @@
 The engine's progress callback is async and may write to the database, so a render thread
 cannot call it. The thread posts its latest fraction here instead; the loop forwards it a few
 times a second and only when it changed. Cancelling the job's task stops the thread too, at its
-next post, rather than leaving it to encode a video nobody will read.
+next post, rather than leaving it to encode a video nobody will read; the cancelled task ends
+once the thread has stopped, so the job frees its model (and its worker slot) only then.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -18,8 +20,10 @@ from hyperlocal.engines.base import ProgressCallback
 __all__ = ["Report", "run_reporting"]
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 Report = Callable[[float, str], None]
 INTERVAL_S = 0.25
+STOP_WAIT_S = 120.0  # the longest a cancelled job waits for its thread's step to end
 
 
 class _Cancelled(Exception):
@@ -56,8 +60,18 @@ async def run_reporting(work: Callable[[Report], T], progress: ProgressCallback)
         return task.result()
     except asyncio.CancelledError:
         mailbox.cancelled = True
-        task.add_done_callback(_discard)
+        await _stopped(task)
         raise
+
+
+async def _stopped(task: asyncio.Future[Any]) -> None:
+    """Wait for a cancelled job's thread to stop at its next post: until then it still holds
+    the model (a GPU step in flight), so the job is not over: its refund and worker slot wait
+    for this. A thread that has not stopped in ``STOP_WAIT_S`` is left to finish alone."""
+    task.add_done_callback(_discard)
+    done, _ = await asyncio.wait({task}, timeout=STOP_WAIT_S)
+    if not done:
+        log.warning("a cancelled job's thread is still running", extra={"after_s": STOP_WAIT_S})
 
 
 def _discard(task: asyncio.Future[Any]) -> None:
