@@ -106,7 +106,9 @@ def _consume(
     if not models:
         raise ValueError(f"no installed model matches {list(options.models)}")
     runner = _runner(settings, services)
-    sweeping = loop.call(_spawn(Sweeper(runner, queue, sweep_interval(runner.lease_s)).run()))
+    sweeper = Sweeper(runner, queue, sweep_interval(runner.lease_s))
+    loop.call(queue.register_worker(runner.worker, models, sweeper.heartbeat_ttl))
+    sweeping = loop.call(_spawn(sweeper.run()))
     _drain_on_shutdown(loop, runner, settings.shutdown_grace_seconds)
     try:
         _register_task(queue.celery, loop, JobExecutor(runner, queue))
@@ -120,6 +122,8 @@ def _consume(
         return int(worker.exitcode or 0)
     finally:
         loop.loop.call_soon_threadsafe(sweeping.cancel)
+        with contextlib.suppress(Exception):  # gone anyway: its heartbeat expires
+            loop.call(queue.unregister_worker(runner.worker))
 
 
 def _scale_out_queue(services: Services) -> CeleryQueue:

@@ -10,12 +10,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlalchemy.exc import OperationalError
 
 from hyperlocal.core import keys
 from hyperlocal.core.generation import SubmitRequest, submit
-from hyperlocal.core.keys import KeySpec
+from hyperlocal.core.keys import KeyInfo, KeySpec
 from hyperlocal.core.lifecycle import MOVES, JobLifecycle, MoveError, _check
 from hyperlocal.core.services import Services
 from hyperlocal.core.status import JobStatus
@@ -26,6 +26,7 @@ from hyperlocal.settings import Settings
 from hyperlocal.store import jobs as job_store
 from hyperlocal.store import ledger as ledger_store
 from hyperlocal.store.tables import Job
+from tests.conftest import SettingsFactory
 from tests.support import TEST_ENGINES, eventually
 
 
@@ -160,3 +161,42 @@ async def _expire_lease(svc: Services, job_id: str) -> None:
     async with svc.db.transaction() as session:
         stmt = update(Job).where(Job.id == job_id).values(lease_expires_at=time.time() - 1)
         await session.execute(stmt)
+
+
+@pytest.mark.postgres
+async def test_a_cancel_that_races_the_claim_still_stops_the_job(
+    make_settings: SettingsFactory, postgres_url: str
+) -> None:
+    """The cancel reads the job queued; a worker's claim commits before the cancel's own
+    UPDATE: the job is no longer queued, so the cancel must mark it for its runner, not
+    answer as if nothing ran. (On SQLite the writer lock orders the two whole.)"""
+    svc = await open_services(
+        make_settings(database_url=postgres_url), TEST_ENGINES, start_queue=False
+    )
+    try:
+        issued = await keys.create_key(svc.db, KeySpec("race", 100, 1000, 15))
+        job = await submit(svc, _request(issued.info))
+        async with svc.db.transaction() as claiming:  # a worker's claim, not yet committed
+            assert await job_store.claim(claiming, job.id, "w/1", time.time(), 30.0)
+            cancel = asyncio.ensure_future(svc.lifecycle.cancel(issued.info, job.id, wait=0))
+            await eventually(lambda: _waiting_on_a_lock(svc), 30, "the cancel to wait on the row")
+        answered = await asyncio.wait_for(cancel, 30)
+        assert answered.status is JobStatus.RUNNING
+        row = await _row(svc, job.id)
+        assert row.status == "running" and row.cancel_requested_at is not None
+        assert await _ledger(svc, issued.info.id) == ["charge", "grant"]  # refunded once stopped
+    finally:
+        await close_services(svc)
+
+
+def _request(key: KeyInfo) -> SubmitRequest:
+    inputs = {"prompt": "x", "seconds": 1.0}
+    return SubmitRequest(
+        key=key, model="test-slow-video", categories=(Category.VIDEO,), inputs=inputs
+    )
+
+
+async def _waiting_on_a_lock(svc: Services) -> bool:
+    async with svc.db.read() as session:
+        waiting = await session.scalar(text("SELECT count(*) FROM pg_locks WHERE NOT granted"))
+    return bool(waiting)

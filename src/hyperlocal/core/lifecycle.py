@@ -312,23 +312,25 @@ class JobLifecycle:
             row = await store.get(session, job_id)
             if row is None or row.key_id != key.id:
                 raise JobNotFoundError
-            status = JobStatus(row.status)
-            if status.terminal:
-                raise JobConflictError(status.value)
-            if status is Q:
-                values = _failure(X, "canceled", ErrorCode.CANCELED)
-                if await store.move(session, job_id, _check([Q], X), values):
-                    await self._refund_and_outbox(session, row, ErrorCode.CANCELED)
-                    status = X
-            else:
+            canceled = JobStatus(row.status) is Q and await self._cancel_queued(session, row)
+            if not canceled:  # running, or claimed since it was read: its runner stops it
                 await store.request_cancel(session, job_id, time.time())
             fresh = await store.get(session, job_id)
             assert fresh is not None
-        if status is X:
+            if not canceled and JobStatus(fresh.status).terminal:
+                raise JobConflictError(fresh.status)  # it had ended, or ended meanwhile
+        if canceled:
             await self._after(fresh, X)
         else:
             await self._tell_runner(job_id)
         return view(fresh)
+
+    async def _cancel_queued(self, session: AsyncSession, row: Job) -> bool:
+        values = _failure(X, "canceled", ErrorCode.CANCELED)
+        if not await store.move(session, row.id, _check([Q], X), values):
+            return False
+        await self._refund_and_outbox(session, row, ErrorCode.CANCELED)
+        return True
 
     async def _tell_runner(self, job_id: str) -> None:
         if self.events is not None:

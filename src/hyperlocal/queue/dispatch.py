@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -86,6 +87,51 @@ class CeleryQueue:
         for job_id in orphans:
             await self.enqueue(job_id)
         return orphans
+
+    # -- workers that die holding messages ---------------------------------------------------
+    # A worker holds the messages it has received (and those it deferred with a countdown)
+    # unacknowledged until their jobs run; killed, it leaves them to Redis's visibility timeout
+    # (an hour) while their dispatch marks keep the sweep from sending them again. So each
+    # worker registers the models it serves and keeps a heartbeat key alive; the sweep of any
+    # live worker that finds a registered worker without its heartbeat sends every queued job
+    # of that worker's models again, once (the claim makes the duplicates no-ops).
+
+    async def register_worker(self, worker: str, models: Sequence[str], ttl: float) -> None:
+        await self._redis.hset(self._workers_key, worker, json.dumps(list(models)))
+        await self.heartbeat(worker, ttl)
+
+    async def heartbeat(self, worker: str, ttl: float) -> None:
+        await self._redis.set(self._alive_key(worker), 1, px=max(1, int(ttl * 1000)))
+
+    async def unregister_worker(self, worker: str) -> None:
+        await self._redis.hdel(self._workers_key, worker)
+        await self._redis.delete(self._alive_key(worker))
+
+    async def redispatch_for_dead_workers(self) -> list[str]:
+        """Send again the queued jobs of every registered worker whose heartbeat has stopped."""
+        sent: list[str] = []
+        for worker, models in (await self._redis.hgetall(self._workers_key)).items():
+            name = worker.decode() if isinstance(worker, bytes) else str(worker)
+            if await self._redis.exists(self._alive_key(name)):
+                continue
+            if not await self._redis.hdel(self._workers_key, name):
+                continue  # another worker's sweep took it first
+            log.warning(
+                "worker gone; sending its models' queued jobs again", extra={"worker": name}
+            )
+            async with self._db.read() as session:
+                ids = await store.queued_ids(session, models=json.loads(models))
+            for job_id in ids:
+                await self.redispatch(job_id)
+            sent += ids
+        return sent
+
+    @property
+    def _workers_key(self) -> str:
+        return f"{self.namespace}:workers"
+
+    def _alive_key(self, worker: str) -> str:
+        return f"{self.namespace}:alive:{worker}"
 
     async def reserve_slot(self, wait: float) -> None:  # noqa: ARG002 - the protocol's
         """Never: in scale-out every job runs on a worker, where its model is loaded."""

@@ -45,6 +45,7 @@ class JobExecutor:
             return None
         if result.outcome is Outcome.DEFERRED:
             delay = deferral_delay(deferrals)
+            log.debug("job deferred: its key is at its running cap", extra={"job_id": job_id})
             await self._queue.redispatch(job_id, deferrals=deferrals + 1, countdown=delay)
         elif result.outcome is Outcome.RELEASED:  # this worker stops: another one takes it
             await self._queue.redispatch(job_id)
@@ -60,6 +61,11 @@ class Sweeper:
     def __init__(self, runner: JobRunner, queue: CeleryQueue, interval: float) -> None:
         self._runner, self._queue, self.interval = runner, queue, interval
 
+    @property
+    def heartbeat_ttl(self) -> float:
+        """How long this worker's heartbeat outlives a sweep: a few missed sweeps."""
+        return 3 * self.interval + 5.0
+
     async def run(self) -> None:
         while True:
             try:
@@ -69,6 +75,8 @@ class Sweeper:
             await asyncio.sleep(self.interval)
 
     async def sweep(self) -> None:
+        await self._queue.heartbeat(self._runner.worker, self.heartbeat_ttl)
+        await self._queue.redispatch_for_dead_workers()
         for job_id in await self._runner.expire_leases():
             log.warning("lease expired; job requeued", extra={"job_id": job_id})
             await self._queue.redispatch(job_id)

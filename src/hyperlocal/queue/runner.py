@@ -186,9 +186,13 @@ class JobRunner:
             keys=[key for _, key in run.staged],
             urls=[await self.storage.url(key) for _, key in run.staged],
         )
-        view = await self.lifecycle.complete(
-            run.lease, run.job, outputs, _result_json(result), then=lambda: self._publish(run)
-        )
+        try:
+            view = await self.lifecycle.complete(
+                run.lease, run.job, outputs, _result_json(result), then=lambda: self._publish(run)
+            )
+        except Exception:  # not completed (the database, say): the lease sweep runs it again
+            await self._discard(run)
+            raise
         if view is None:  # a cancel was requested, or the lease was lost, at the last moment
             await self._discard(run)
             view = await self.lifecycle.stopped(run.lease, run.job)

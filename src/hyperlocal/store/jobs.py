@@ -273,9 +273,14 @@ async def requeue_expired(session: AsyncSession, job_id: str, now: float) -> boo
     return _changed(await session.execute(stmt))
 
 
-async def queued_ids(session: AsyncSession, limit: int = 10_000) -> Sequence[str]:
-    stmt = select(Job.id).where(Job.status == QUEUED).order_by(Job.created_at).limit(limit)
-    return (await session.scalars(stmt)).all()
+async def queued_ids(
+    session: AsyncSession, limit: int = 10_000, models: Sequence[str] | None = None
+) -> Sequence[str]:
+    """Queued jobs, oldest first; only of ``models``, if given."""
+    stmt = select(Job.id).where(Job.status == QUEUED)
+    if models is not None:
+        stmt = stmt.where(Job.model.in_(models))
+    return (await session.scalars(stmt.order_by(Job.created_at).limit(limit))).all()
 
 
 async def count_running_for_key(session: AsyncSession, key_id: str) -> int:
