@@ -122,3 +122,30 @@ async def test_a_request_without_a_reference_is_an_input_error(engine: VoiceMatc
     with pytest.raises(InputError) as info:
         await engine.generate(audio_request("audio-clone", {"text": TEXT}), Progress())
     assert info.value.field == "audio"
+
+
+def test_pyworld_loads_once_when_threads_ask_at_once() -> None:
+    """Two clone jobs starting together both need pyworld: its compiled module must be loaded
+    once (a second initialisation raises), in a fresh interpreter where nothing loaded it yet."""
+    import subprocess
+    import sys
+
+    code = """
+import threading, time
+from hyperlocal.engines.builtin.audio import world
+load = world._load_extension
+def slow_load():  # a load that takes a while, as on a busy machine: the threads overlap
+    time.sleep(0.3)
+    return load()
+world._load_extension = slow_load
+start, got = threading.Barrier(4), []
+def ask():
+    start.wait()
+    got.append(world.pyworld())
+threads = [threading.Thread(target=ask) for _ in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+assert len(got) == 4 and len({id(m) for m in got}) == 1, got
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import importlib.machinery
 import importlib.util
+import threading
 from dataclasses import dataclass, replace
-from functools import cache
 from pathlib import Path
 from types import ModuleType
 
@@ -49,14 +49,24 @@ class Analysis:
     rate: int
 
 
-@cache
-def pyworld() -> ModuleType:
-    """The pyworld extension module.
+_loading = threading.Lock()
+_loaded: list[ModuleType] = []
 
-    pyworld 0.3.5 (the newest on PyPI) imports ``pkg_resources`` in its ``__init__`` only to read
-    its own version, and setuptools 81+ no longer ships ``pkg_resources``. Where that import
-    fails we load the compiled module, which needs nothing of the kind, straight from its file.
-    """
+
+def pyworld() -> ModuleType:
+    """The pyworld extension module, loaded once: two jobs' threads asking at once both wait
+    for one load (a compiled module cannot be initialised twice)."""
+    if not _loaded:
+        with _loading:
+            if not _loaded:
+                _loaded.append(_import())
+    return _loaded[0]
+
+
+def _import() -> ModuleType:
+    """pyworld 0.3.5 (the newest on PyPI) imports ``pkg_resources`` in its ``__init__`` only to
+    read its own version, and setuptools 81+ no longer ships ``pkg_resources``. Where that
+    import fails we load the compiled module, which needs nothing of the kind, from its file."""
     try:
         import pyworld as package  # type: ignore[import-untyped]
     except ModuleNotFoundError as exc:
