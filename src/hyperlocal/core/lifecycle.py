@@ -194,7 +194,9 @@ class JobLifecycle:
     ) -> JobView | None:
         """The run succeeded: completed, unless its lease was lost or a cancel was requested
         (then nothing is written, and None is returned: the caller discards the outputs).
-        ``then`` runs after the commit and before anyone is told: it publishes the outputs."""
+        ``then`` runs once the row is taken and before the commit: it publishes the outputs,
+        so a reader never sees the job completed before its files (a failed ``then`` rolls the
+        completion back)."""
         values = {
             "status": C.value,
             "output_url": outputs.urls[0],
@@ -210,15 +212,10 @@ class JobLifecycle:
             )
             if moved:
                 await self._outbox(session, job)
+                if then is not None:  # published before the commit shows the job completed;
+                    await then()  # the row is ours now: no cancel can come between
         if not moved:
             return None
-        if then is not None:
-            try:
-                await then()
-            except Exception:  # the job stands completed; its staged output stays for a sweep
-                log.exception(
-                    "publishing a completed job's outputs failed", extra={"job_id": job.id}
-                )
         await self._after(job, C)
         return _as_written(job, values)
 

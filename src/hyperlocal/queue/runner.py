@@ -93,6 +93,7 @@ class _Run:
     work: asyncio.Future[GenerationResult] | None = None
     reason: _Reason | None = None
     staged: list[tuple[str, str]] = field(default_factory=list)  # (staged key, final key)
+    published: list[str] = field(default_factory=list)  # final keys, until the commit
 
     def stop(self, reason: _Reason) -> None:
         if self.reason is None:
@@ -358,10 +359,12 @@ class JobRunner:
     async def _publish(self, run: _Run) -> None:
         for staged, key in run.staged:
             await self.storage.publish(staged, key)
+            run.published.append(key)  # deleted again if the completion does not commit
 
     async def _discard(self, run: _Run) -> None:
         staged, run.staged = run.staged, []
-        for key, _ in staged:
+        published, run.published = run.published, []
+        for key in [s for s, _ in staged] + published:
             try:
                 await self.storage.delete(key)
             except Exception:
