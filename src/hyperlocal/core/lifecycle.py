@@ -42,7 +42,8 @@ from hyperlocal.core import ledger, webhooks
 from hyperlocal.core.events import CANCEL, EventBus, JobEvent
 from hyperlocal.core.jobs import JobView, get_job, view
 from hyperlocal.core.keys import KeyInfo
-from hyperlocal.core.status import JobStatus
+from hyperlocal.core.status import MOVES, JobStatus, MoveError
+from hyperlocal.core.status import check_move as _check
 from hyperlocal.engines.base import Category
 from hyperlocal.errors import (
     ErrorCode,
@@ -76,27 +77,7 @@ CANCEL_WAIT_S = 5.0  # a cancel waits this long for a running job's work to stop
 Q, R = JobStatus.QUEUED, JobStatus.RUNNING
 C, F, X = JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED
 
-MOVES: Mapping[JobStatus, frozenset[JobStatus]] = {
-    Q: frozenset({R, X}),
-    R: frozenset({C, F, X, Q}),
-    C: frozenset(),
-    F: frozenset(),
-    X: frozenset(),
-}
-
-
 ChatEnd = tuple[str, JobStatus, dict[str, Any]]  # a chat's id, its end state, its columns
-
-
-class MoveError(Exception):
-    """A transition that the state diagram does not have: a bug, never a client's fault."""
-
-
-def _check(sources: Sequence[JobStatus], target: JobStatus) -> list[str]:
-    for source in sources:
-        if target not in MOVES[source]:
-            raise MoveError(f"{source} -> {target} is not a move of the job state machine")
-    return [s.value for s in sources]
 
 
 def new_lease_token(worker: str) -> str:
