@@ -29,6 +29,9 @@ class Receiver:
 
     script: dict[str, list[int]] = field(default_factory=dict)
     delay: dict[str, float] = field(default_factory=dict)
+    # Paths whose answers wait until ``release`` is set (from any thread).
+    held: set[str] = field(default_factory=set)
+    release: threading.Event = field(default_factory=threading.Event)
     received: list[Received] = field(default_factory=list)
     base: str = ""
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -49,6 +52,8 @@ class Receiver:
             code = answers.pop(0) if len(answers) > 1 else answers[0]
         if self.delay.get(path):
             await asyncio.sleep(self.delay[path])
+        if path in self.held:
+            await asyncio.to_thread(self.release.wait)
         headers = {"Location": "/elsewhere"} if 300 <= code < 400 else None
         return Response(status_code=code, headers=headers)
 
@@ -59,7 +64,10 @@ def running_receiver() -> Iterator[Receiver]:
     app = Starlette(routes=[Route("/{path:path}", receiver.handle, methods=["POST"])])
     with serve_in_thread(app) as base:  # type: ignore[arg-type]
         receiver.base = base
-        yield receiver
+        try:
+            yield receiver
+        finally:
+            receiver.release.set()  # no held answer outlives the test
 
 
 async def wait_until(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]

@@ -16,6 +16,7 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 
+from hyperlocal.core.retention import ExpirySweeper
 from hyperlocal.engines.base import (
     Artifact,
     EngineContext,
@@ -174,3 +175,26 @@ def serve_in_thread(app: FastAPI, port: int | None = None) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=20)
+
+
+class SteppedClock:
+    """A clock that stands still until the test steps it (``now``): the retention sweep's,
+    given to ``create_app(clock=...)``."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def sweep_at(expiry: ExpirySweeper, clock: SteppedClock, now: float) -> None:
+    """Step ``clock`` to ``now``, wake the background retention sweep, and wait for a pass
+    that ran at that time."""
+    clock.now = now
+    expiry.poke()
+
+    async def swept() -> bool:
+        return expiry.swept_at is not None and expiry.swept_at >= now
+
+    await eventually(swept, 20, "a retention sweep at the stepped time")

@@ -4,7 +4,9 @@ import { Loading } from "./components/ui";
 import { session as stored, unauthorized } from "./lib/api";
 import { useRoute } from "./lib/router";
 import { type Session, SessionProvider, signIn } from "./lib/session";
+import { forgetKept } from "./lib/kept";
 import { AdminKeysPage } from "./pages/admin-keys";
+import { AdminModelsPage } from "./pages/admin-models";
 import { AdminUsagePage } from "./pages/admin-usage";
 import { BillingPage } from "./pages/billing";
 import { ChatPage } from "./pages/chat";
@@ -34,6 +36,7 @@ export function App() {
   const signOut = useCallback((message?: string) => {
     stored.clear();
     setSession(null);
+    forgetKept(); // forms, results and conversations belong to the key that made them
     setNotice(message ?? null);
   }, []);
 
@@ -78,5 +81,6 @@ function Router({ admin }: { admin: boolean }) {
   if (head === "models") return <ModelsPage />;
   if (head === "admin" && admin && arg === "keys") return <AdminKeysPage />;
   if (head === "admin" && admin && arg === "usage") return <AdminUsagePage />;
+  if (head === "admin" && admin && arg === "models") return <AdminModelsPage />;
   return <NotFound />;
 }

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from hyperlocal import __version__, console
 from hyperlocal.api.errors import install_error_handlers
+from hyperlocal.api.metrics import RequestMetrics
 from hyperlocal.api.middleware import BodyLimitMiddleware
 from hyperlocal.api.routes import account, admin, chat, files, health, images, jobs, media, models
+from hyperlocal.api.routes import metrics as metrics_route
 from hyperlocal.engines.base import EngineFactory
+from hyperlocal.prometheus import PrometheusMetrics, open_metrics, serve_bind
 from hyperlocal.runtime import close_services, open_services
 from hyperlocal.settings import Settings
 
@@ -36,14 +40,23 @@ def _freeze_long_lived() -> None:
 
 
 def create_app(
-    settings: Settings | None = None, *, engines: Mapping[str, EngineFactory] | None = None
+    settings: Settings | None = None,
+    *,
+    engines: Mapping[str, EngineFactory] | None = None,
+    clock: Callable[[], float] | None = None,
 ) -> FastAPI:
-    """Build the ASGI app. ``engines`` adds or replaces engine factories by name."""
+    """Build the ASGI app. ``engines`` adds or replaces engine factories by name; ``clock``
+    replaces the wall clock that retention expires outputs by (a test steps its own)."""
     settings = settings or Settings()
+    time_now = clock or time.time
+    metrics = open_metrics(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.services = await open_services(settings, engines)
+        services = await open_services(settings, engines, clock=time_now, metrics=metrics)
+        app.state.services = services
+        models = [entry.id for entry in services.catalog]
+        bound = serve_bind(metrics, settings.metrics_bind, services.db, models)
         if settings.gc_freeze:
             _freeze_long_lived()
         try:
@@ -51,17 +64,21 @@ def create_app(
         finally:
             if settings.gc_freeze:
                 gc.unfreeze()
-            await close_services(app.state.services)
+            if bound is not None:
+                bound.close()
+            await close_services(services)
 
     app = FastAPI(
         title="hyperlocal", version=__version__, description=_DESCRIPTION, lifespan=lifespan
     )
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    if isinstance(metrics, PrometheusMetrics):  # outermost: it times everything inside
+        app.add_middleware(RequestMetrics, metrics=metrics)
     install_error_handlers(app)
     for prefix, in_schema in (("/v1", True), ("/api/v1", False)):
         for module in _API_ROUTERS:
             app.include_router(module.router, prefix=prefix, include_in_schema=in_schema)
-    for module in (admin, health, files, console):
+    for module in (admin, health, metrics_route, files, console):
         app.include_router(module.router)
     app.include_router(media.legacy_router)
     return app

@@ -13,7 +13,8 @@
     │   ├── BodyTooLargeError
     │   └── IdempotencyConflictError
     ├── NotFoundError
-    │   └── JobNotFoundError
+    │   ├── JobNotFoundError
+    │   └── OutputExpiredError       the output was deleted when its retention ran out (410)
     ├── JobConflictError             the job is already terminal (cancel twice, say)
     ├── InsufficientCreditsError
     ├── RateLimitedError
@@ -46,8 +47,10 @@ __all__ = [
     "MediaInputError",
     "ModelRequiredError",
     "NotFoundError",
+    "OutputExpiredError",
     "RateLimitedError",
     "RequestError",
+    "TooManyStreamsError",
     "UnexpectedError",
     "UnsupportedModelError",
 ]
@@ -128,6 +131,12 @@ class JobNotFoundError(NotFoundError):
     message = "Job not found"
 
 
+class OutputExpiredError(NotFoundError):
+    """The output existed, and was deleted when its job's retention ran out."""
+
+    message = "Output expired"
+
+
 class JobConflictError(HyperlocalError):
     """The job is already terminal: cancelling it again changes nothing (and refunds nothing)."""
 
@@ -149,6 +158,16 @@ class RateLimitedError(HyperlocalError):
         self.limit = limit
         self.reset_at = reset_at
         self.retry_after = retry_after
+
+
+class TooManyStreamsError(HyperlocalError):
+    """The key already holds its limit of open SSE streams; retry once one has ended."""
+
+    retry_after = 1
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"Too many open streams for this key (limit {limit})")
+        self.limit = limit
 
 
 class ClientGoneError(HyperlocalError):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import url2pathname
@@ -15,25 +16,31 @@ from hyperlocal.core.chat_recorder import ChatRecorder
 from hyperlocal.core.events import EventBus, open_event_bus
 from hyperlocal.core.keycache import KeyCache
 from hyperlocal.core.lifecycle import JobLifecycle
+from hyperlocal.core.metrics import Metrics
 from hyperlocal.core.ratelimit import RateLimiter
+from hyperlocal.core.retention import ExpirySweeper
 from hyperlocal.core.services import Services
+from hyperlocal.core.streams import StreamSlots
 from hyperlocal.core.work import JobQueue
 from hyperlocal.engines.base import EngineContext, EngineFactory
 from hyperlocal.engines.chat.registry import ChatEngineRegistry, discover_chat_factories
 from hyperlocal.engines.registry import EngineRegistry, discover_factories
 from hyperlocal.inputs import AddressPolicy, MediaFetcher
+from hyperlocal.prometheus import open_metrics
 from hyperlocal.queue.deliveries import WebhookDispatcher
 from hyperlocal.queue.inprocess import InProcessQueue
 from hyperlocal.queue.runner import JobRunner
 from hyperlocal.settings import Settings
 from hyperlocal.storage.base import Storage
 from hyperlocal.storage.local import LocalStorage
+from hyperlocal.storage.private import PrivateStorage, private_prefix
 from hyperlocal.store.db import Database
 
 __all__ = [
     "close_services",
     "open_database",
     "open_dispatcher",
+    "open_private_storage",
     "open_queue",
     "open_services",
     "open_storage",
@@ -64,27 +71,57 @@ def open_storage(settings: Settings) -> Storage:
     raise ValueError(f"unsupported storage URL scheme: {url.scheme!r}")
 
 
+def open_private_storage(settings: Settings) -> Storage:
+    """Where job inputs are kept, never served (``storage.private``): beside the outputs' S3
+    prefix, or in ``<data_dir>/private``, which must not lie in the served files folder."""
+    url = urlparse(settings.resolved_storage_url())
+    if url.scheme == "s3":
+        from hyperlocal.storage.s3 import open_s3_storage
+
+        return PrivateStorage(open_s3_storage(settings, url.netloc, private_prefix(url.path)))
+    root = (settings.data_dir / "private").resolve()
+    served = Path(url2pathname(url.path)).resolve()
+    if root.is_relative_to(served):
+        raise ValueError(f"{root} holds job inputs: HYPERLOCAL_STORAGE_URL must not contain it")
+    return PrivateStorage(LocalStorage(root, settings.public_url))
+
+
 async def open_services(
     settings: Settings,
     extra_engines: Mapping[str, EngineFactory] | None = None,
     *,
     start_queue: bool = True,
+    clock: Callable[[], float] = time.time,
+    metrics: Metrics | None = None,
 ) -> Services:
+    """Open everything a process needs; with ``start_queue`` (an API process), start its
+    background work too: the queue, webhook delivery and the retention sweep. ``clock`` is
+    the retention sweep's (and the 410 check's) time, for tests to step. ``metrics``: the
+    app's, when its factory made them (``prometheus.open_metrics``)."""
+    metrics = metrics or open_metrics(settings)
     db = await open_database(settings)
     catalog = load_catalog(settings.catalog)
     engines = EngineRegistry(
-        EngineContext(settings), discover_factories() | dict(extra_engines or {})
+        EngineContext(settings, metrics), discover_factories() | dict(extra_engines or {})
     )
     storage = open_storage(settings)
+    private = open_private_storage(settings)
     events = open_event_bus(_redis_url(settings))
     await events.start()
-    dispatcher = open_dispatcher(settings, db)
-    lifecycle = JobLifecycle(db, events, on_outbox=dispatcher.poke)
+    dispatcher = open_dispatcher(settings, db, metrics)
+    lifecycle = JobLifecycle(
+        db,
+        events,
+        on_outbox=dispatcher.poke,
+        input_retention_s=settings.input_retention,
+        metrics=metrics,
+    )
     runner = JobRunner(
         lifecycle,
         catalog,
         engines,
         storage,
+        private=private,
         worker=worker_id(),
         lease_s=settings.job_lease_seconds,
         max_attempts=settings.job_max_attempts,
@@ -94,8 +131,9 @@ async def open_services(
         db=db,
         catalog=catalog,
         engines=engines,
-        chat=ChatEngineRegistry(EngineContext(settings), discover_chat_factories()),
+        chat=ChatEngineRegistry(EngineContext(settings, metrics), discover_chat_factories()),
         storage=storage,
+        private=private,
         fetcher=MediaFetcher(
             allow_private=settings.allow_private_urls,
             max_bytes=settings.fetch_max_bytes,
@@ -108,11 +146,18 @@ async def open_services(
         key_cache=KeyCache(settings.auth_cache_seconds),
         chat_recorder=ChatRecorder(db, lifecycle),
         lifecycle=lifecycle,
+        streams=StreamSlots(settings.sse_streams_per_key),
+        expiry=ExpirySweeper(
+            db, storage, private, clock=clock, interval=settings.retention_sweep_interval
+        ),
+        clock=clock,
+        metrics=metrics,
     )
     if start_queue:
         db.start_background()
         await services.queue.start()
         await services.webhooks.start()
+        await services.expiry.start()
     return services
 
 
@@ -136,20 +181,24 @@ def _redis_url(settings: Settings) -> str | None:
     return settings.redis_url.get_secret_value() if settings.redis_url else None
 
 
-def open_dispatcher(settings: Settings, db: Database) -> WebhookDispatcher:
+def open_dispatcher(
+    settings: Settings, db: Database, metrics: Metrics | None = None
+) -> WebhookDispatcher:
     return WebhookDispatcher(
         db,
+        metrics=metrics,
         policy=AddressPolicy(allow_private=settings.allow_private_urls),
         schedule=settings.webhook_schedule,
         jitter=settings.webhook_jitter,
         timeout=settings.webhook_timeout,
         concurrency=settings.webhook_concurrency,
-        per_origin=settings.webhook_per_receiver,
+        per_receiver=settings.webhook_per_receiver,
         poll_interval=settings.webhook_poll_interval,
     )
 
 
 async def close_services(services: Services) -> None:
+    await services.expiry.aclose()
     await services.queue.aclose()
     await services.chat_recorder.aclose()
     await services.webhooks.aclose()
@@ -159,4 +208,5 @@ async def close_services(services: Services) -> None:
     await services.fetcher.aclose()
     await services.limiter.aclose()
     await services.storage.aclose()
+    await services.private.aclose()
     await services.db.aclose()

@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, SecretStr
+from pydantic import BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "parse_duration"]
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw]?)")
+_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+
+def parse_duration(value: object) -> object:
+    """Seconds from a number, or from a readable duration (``90s``, ``30m``, ``24h``, ``7d``,
+    ``2w``, or parts of these together: ``1d12h``). Anything else is left for the field's own
+    validation to refuse."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip().lower()
+    parts = _DURATION.findall(text)
+    if not parts or _DURATION.sub("", text).strip():
+        return value
+    return sum(float(number) * _UNIT_S[unit] for number, unit in parts)
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 
 class Settings(BaseSettings):
@@ -96,8 +117,14 @@ class Settings(BaseSettings):
     webhook_concurrency: int = Field(64, description="Webhook requests in flight at once.")
     webhook_per_receiver: int = Field(
         8,
-        description="Of those, how many may go to one receiver (its endpoint URL): a slow "
-        "receiver never takes every slot.",
+        description="Of those, how many may go to one receiver (its host and port, whatever "
+        "the path): a slow receiver never takes every slot.",
+    )
+    sse_streams_per_key: int = Field(
+        100,
+        ge=1,
+        description="SSE streams (streamed chats and job events) one key may hold open at "
+        "once, per API process; one more answers 429.",
     )
     webhook_poll_interval: float = Field(
         0.5, description="Seconds between looks at the outbox for due deliveries."
@@ -148,6 +175,22 @@ class Settings(BaseSettings):
         le=604_800,
         description="Lifetime of presigned output URLs (SigV4 allows at most 7 days).",
     )
+    output_retention: Duration = Field(
+        7 * 86_400,
+        ge=0,
+        description="How long a job's outputs are kept after it ends, in seconds or as a "
+        "duration (24h, 7d); then they are deleted and fetching them answers 410. 0 keeps them "
+        "forever. A submit's `retention` may shorten it, never lengthen it.",
+    )
+    input_retention: Duration = Field(
+        86_400,
+        ge=0,
+        description="How long a job's stored inputs are kept after it ends (at most as long as "
+        "its outputs, unless those are kept forever).",
+    )
+    retention_sweep_interval: float = Field(
+        60.0, gt=0, description="Seconds between looks for expired outputs and inputs."
+    )
     bootstrap_credits: int = Field(
         1000, description="Credits given to the first API key created on first start."
     )
@@ -156,6 +199,20 @@ class Settings(BaseSettings):
     )
     bootstrap_keys: bool = Field(
         True, description="On first start, create an admin key and a first API key and print both."
+    )
+    metrics: bool = Field(
+        True,
+        description="Record Prometheus metrics and serve them on /metrics (off: nothing is "
+        "recorded, and /metrics answers 404).",
+    )
+    metrics_public: bool = Field(
+        False,
+        description="Serve /metrics to anyone; otherwise only to an admin key.",
+    )
+    metrics_bind: str | None = Field(
+        None,
+        description="Also serve the metrics, to anyone who can reach it, on this address of "
+        "their own (host:port, e.g. 127.0.0.1:9464): for a private network.",
     )
     log_level: str = Field("INFO", description="Log level: DEBUG, INFO, WARNING or ERROR.")
     log_json: bool | None = Field(

@@ -38,6 +38,7 @@ from typing import Any
 
 from hyperlocal.core.services import Services
 from hyperlocal.engines.base import EngineFactory
+from hyperlocal.prometheus import MetricsServer, PrometheusMetrics
 from hyperlocal.queue.celery_app import TASK_NAME, queue_name
 from hyperlocal.queue.dispatch import CeleryQueue
 from hyperlocal.queue.execution import JobExecutor, Sweeper
@@ -61,6 +62,7 @@ class WorkerOptions:
     models: tuple[str, ...] = ("*",)  # globs matched against catalogue model ids
     concurrency: int = 4
     burst: bool = False  # leave once the queues are empty and no job of these models is active
+    metrics_port: int | None = None  # serve /metrics on HYPERLOCAL_HOST at this port
 
 
 def run_worker(
@@ -76,12 +78,27 @@ def run_worker(
     loop.start()
     try:
         services = loop.call(open_services(settings, engines, start_queue=False))
+        served = _serve_metrics(settings, options, services)
         try:
             return _consume(settings, options, loop, services)
         finally:
+            if served is not None:
+                served.close()
             loop.call(close_services(services))
     finally:
         loop.stop()
+
+
+def _serve_metrics(
+    settings: Settings, options: WorkerOptions, services: Services
+) -> MetricsServer | None:
+    """The worker's own metrics (its jobs' starts, ends, refunds, loads and device memory),
+    for the scrape config that covers the fleet; the queue's gauges are the API's."""
+    if options.metrics_port is None or not isinstance(services.metrics, PrometheusMetrics):
+        return None
+    return MetricsServer.start(
+        services.metrics.collectors(), f"{settings.host}:{options.metrics_port}"
+    )
 
 
 def serving_models(services: Services, globs: Sequence[str]) -> list[str]:
@@ -143,6 +160,7 @@ def _runner(settings: Settings, services: Services) -> JobRunner:
         services.catalog,
         services.engines,
         services.storage,
+        private=services.private,
         worker=worker_id(),
         lease_s=settings.job_lease_seconds,
         max_attempts=settings.job_max_attempts,

@@ -26,6 +26,9 @@ async def test_admin_manages_keys(client: httpx.AsyncClient, issue_key: KeyFacto
         "credits": 250,
         "rateLimit": 40,
         "maxRunningJobs": 15,
+        "admin": False,
+        "maxUploadBytes": 20 * 2**20,
+        "maxRequestBytes": 25 * 2**20,
     }
     granted = await client.post(
         f"/admin/keys/{body['id']}/credits", json={"credits": 50}, headers=auth(admin)

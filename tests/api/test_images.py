@@ -179,9 +179,11 @@ async def test_stored_inputs_are_not_served(
     body = {"model": "nano-banana-edit", "prompt": "x", "images": [data_uri]}
     response = await client.post("/v1/images/edit", json=body, headers=auth(key))
     assert response.status_code == 200
-    stored = list((app.state.services.settings.data_dir / "files" / "inputs").rglob("*"))
-    files = [p for p in stored if p.is_file()]
+    data_dir = app.state.services.settings.data_dir
+    files = [p for p in (data_dir / "private").rglob("*") if p.is_file()]
     assert files, "inputs are persisted so a restarted worker can run the job"
-    relative = files[0].relative_to(app.state.services.settings.data_dir / "files")
+    assert not (data_dir / "files" / "inputs").exists(), "never under the public files root"
+    relative = files[0].relative_to(data_dir / "private")
     assert (await client.get(f"/files/{relative.as_posix()}")).status_code == 404
+    assert (await client.get(f"/files/../private/{relative.as_posix()}")).status_code == 404
     assert (await client.get("/files/../hyperlocal.db")).status_code == 404

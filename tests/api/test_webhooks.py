@@ -231,3 +231,42 @@ async def test_many_slow_deliveries_leave_room_for_other_receivers(
             await _submit(client, key, other.url("fast"))
             await wait_until(lambda: other.on("fast"), timeout=1.5)
             assert len(receiver.on("slow")) == 2  # the slow receiver never got more slots
+
+
+async def test_one_host_with_many_paths_holds_only_its_share_of_slots(
+    make_settings: SettingsFactory, receiver: Receiver
+) -> None:
+    """The per-receiver cap is per host and port, not per URL path: one host answering slowly
+    on six paths holds two slots, and another receiver still gets its event meanwhile."""
+    from hyperlocal.core import keys
+    from hyperlocal.core.keys import KeySpec
+    from tests.receiver import running_receiver
+
+    settings = make_settings(
+        webhook_schedule=FAST_SCHEDULE,
+        webhook_jitter=0,
+        webhook_poll_interval=0.05,
+        webhook_timeout=60.0,
+        webhook_concurrency=4,
+        webhook_per_receiver=2,
+    )
+    slow_paths = [f"slow-{i}" for i in range(6)]
+    receiver.held.update(slow_paths)
+    app = create_app(settings, engines=TEST_ENGINES)
+    with running_receiver() as other:
+        async with (
+            LifespanManager(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+            ) as client,
+        ):
+            key = await keys.create_key(app.state.services.db, KeySpec("k", 1000, 10_000, 20))
+            for path in slow_paths:
+                await _submit(client, key, receiver.url(path))
+            held = lambda: sum(len(receiver.on(p)) for p in slow_paths)  # noqa: E731
+            await wait_until(lambda: held() >= 2)
+            await _submit(client, key, other.url("fast"))
+            await wait_until(lambda: other.on("fast"))
+            assert held() == 2  # the slow host never got a third slot
+            receiver.release.set()
+            await wait_until(lambda: held() == len(slow_paths))

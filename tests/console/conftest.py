@@ -11,16 +11,20 @@ import asyncio
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
+from hyperlocal import runtime
 from hyperlocal.app import create_app
 from hyperlocal.core import keys
 from hyperlocal.core.keys import KeySpec
+from hyperlocal.engines.base import EngineContext
+from hyperlocal.engines.chat.base import ChatDelta, ChatRequest
+from hyperlocal.engines.chat.preview import PreviewChatEngine
 from hyperlocal.runtime import open_database
 from hyperlocal.settings import Settings
 from tests.conftest import SettingsFactory
@@ -42,6 +46,7 @@ CHROMIUM_ARGS = [
 ]
 SCREENSHOTS = Path(__file__).parent / "screenshots"
 USER_CREDITS = 1000
+UPLOAD_CAP = 2 * 2**20
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,7 @@ async def _issue_keys(settings: Settings) -> tuple[str, str]:
 
 
 # The chat stand-in streams a fixed reply word by word: the chat page without a language model.
+# The slow one takes seconds over a long reply, so that a test can stop it halfway.
 PREVIEW_CHAT = """
 [[model]]
 id = "test-preview-chat"
@@ -75,17 +81,48 @@ category = "chat"
 name = "Preview chat"
 engine = "preview-chat"
 price = { kind = "per_message", credits = 2, chars_per_credit = 2000 }
+
+[[model]]
+id = "test-slow-chat"
+category = "chat"
+name = "Slow chat"
+engine = "test-slow-chat"
+price = { kind = "per_message", credits = 3, chars_per_credit = 2000 }
 """
 
 
+class SlowChatEngine(PreviewChatEngine):
+    """A long reply, a word every 50 ms."""
+
+    def reply(self, request: ChatRequest) -> str:
+        return " ".join(["slowly"] * 400)
+
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[ChatDelta, None]:
+        async for delta in super().stream(request):
+            yield delta
+            await asyncio.sleep(0.05)
+
+
+def _slow_chat(_context: EngineContext) -> SlowChatEngine:
+    return SlowChatEngine()
+
+
 @pytest.fixture
-def console(make_settings: SettingsFactory, tmp_path: Path) -> Iterator[Console]:
+def console(
+    make_settings: SettingsFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Console]:
+    # Chat engines come from entry points only; the slow stand-in joins them for these tests.
+    found = runtime.discover_chat_factories
+    monkeypatch.setattr(
+        runtime, "discover_chat_factories", lambda: {**found(), "test-slow-chat": _slow_chat}
+    )
     catalog = tmp_path / "console-catalog.toml"
     catalog.write_text(TEST_CATALOG.read_text("utf-8") + PREVIEW_CHAT, "utf-8")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    # Output URLs must reach this very server, so the public URL is its loopback address.
-    settings = make_settings(public_url=base, catalog=catalog)
+    # Output URLs must reach this very server, so the public URL is its loopback address. A
+    # small cap on input files lets a test show a refused upload without moving 20 MB.
+    settings = make_settings(public_url=base, catalog=catalog, fetch_max_bytes=UPLOAD_CAP)
     user, admin = asyncio.run(_issue_keys(settings))
     with serve_in_thread(create_app(settings, engines=TEST_ENGINES), port):
         yield Console(base, user, admin)

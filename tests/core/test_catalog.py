@@ -157,6 +157,23 @@ def test_inferred_prices_say_so(entry: ModelEntry) -> None:
         assert "inferred price" in entry.price.note
 
 
+# Words that say where an id or a price comes from: for operators (evidence_note, the price's
+# note), never in what users read (issue 20).
+EVIDENCE_WORDS = ("guess", "inferred", "seen", "docs", "client", "ignored", "slug")
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e.id)
+def test_users_read_plain_descriptions_and_prompts_have_a_maximum(entry: ModelEntry) -> None:
+    shown = [entry.description] + [s.description for s in entry.inputs.values() if not s.hidden]
+    for text in shown:
+        assert not [w for w in EVIDENCE_WORDS if w in text.lower()], text
+    for name in ("prompt", "negative_prompt", "text"):
+        if name in entry.inputs:
+            assert entry.inputs[name].max_length, f"{entry.id}: {name} has no maximum"
+    if entry.evidence is Evidence.INFERRED:
+        assert entry.evidence_note, "an inferred id says why it was inferred"
+
+
 @pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e.id)
 def test_aliases_never_shadow_another_input(entry: ModelEntry) -> None:
     wire_names = list(entry.inputs) + [
@@ -308,3 +325,18 @@ def test_catalog_keeps_file_order_and_drops_disabled() -> None:
         for i in ("c", "b", "a")
     ]
     assert [e.id for e in Catalog(entries)] == ["c", "a"]
+
+
+def test_media_caps_default_and_are_set_per_model(tmp_path: Path) -> None:
+    assert CATALOG.get("audio-asr").caps.audio_seconds == 7200  # two hours of speech
+    assert CATALOG.get("ai-avatar-i2v").caps.audio_seconds == 300  # what the engine animates
+    assert CATALOG.get("grok-imagine-video-edit").caps.video_seconds == 300
+    assert CATALOG.get("audio-tts").caps == ModelEntry.model_fields["caps"].default
+    path = tmp_path / "caps.toml"
+    path.write_text(
+        '[[model]]\nid = "x"\ncategory = "audio"\nname = "x"\nengine = "e"\n'
+        'price = { kind = "flat", credits = 1 }\ncaps.audio_minutes = 5\n',
+        "utf-8",
+    )
+    with pytest.raises(ValueError, match="audio_minutes"):
+        load_catalog(path)

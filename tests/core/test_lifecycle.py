@@ -65,7 +65,15 @@ async def _ledger(svc: Services, key_id: str) -> list[str]:
 
 
 def _runner(svc: Services, lifecycle: JobLifecycle, lease_s: float) -> JobRunner:
-    return JobRunner(lifecycle, svc.catalog, svc.engines, svc.storage, worker="w1", lease_s=lease_s)
+    return JobRunner(
+        lifecycle,
+        svc.catalog,
+        svc.engines,
+        svc.storage,
+        private=svc.private,
+        worker="w1",
+        lease_s=lease_s,
+    )
 
 
 class FlakyDatabase:

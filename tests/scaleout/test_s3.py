@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import secrets
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from tests.conftest import SettingsFactory, auth, services_of
 from tests.scaleout import _audit
 from tests.scaleout._processes import HYPERLOCAL, spawned
 from tests.scaleout.conftest import ScaleOut, new_key
-from tests.support import TEST_ENGINES, tiny_png
+from tests.support import TEST_ENGINES, SteppedClock, sweep_at, tiny_png
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CREDENTIALS = {"s3_access_key_id": "hltest", "s3_secret_access_key": "hltest-secret"}
@@ -129,7 +130,64 @@ async def test_the_api_stores_inputs_and_outputs_in_s3_and_answers_with_their_ur
     url = response.json()["data"][0]["url"]
     assert url.startswith(f"{s3_endpoint}/{bucket}/outputs/images/res_")
     assert (await fetch(url)).startswith(PNG_MAGIC)
-    assert any(k.startswith("outputs/inputs/job_") for k in _object_keys(s3_endpoint, bucket))
+    stored = _object_keys(s3_endpoint, bucket)
+    inputs = [k for k in stored if k.startswith("outputs-private/inputs/job_")]
+    assert len(inputs) == 1, stored  # beside the outputs' prefix, never under it
+    assert not [k for k in stored if k.startswith("outputs/") and "inputs" in k], stored
+
+
+async def test_a_public_bucket_does_not_serve_a_jobs_inputs_to_whoever_knows_its_id(
+    make_settings: SettingsFactory, s3_values: dict[str, Any], s3_endpoint: str, bucket: str
+) -> None:
+    _allow_public_reads(s3_endpoint, bucket)  # the operator's part of public mode
+    base = f"{s3_endpoint}/{bucket}"
+    app = create_app(make_settings(**s3_values, s3_public_base_url=base), engines=TEST_ENGINES)
+    secret = tiny_png((1, 2, 3))
+    async with (
+        LifespanManager(app, startup_timeout=30, shutdown_timeout=30),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+    ):
+        key = await keys.create_key(services_of(app).db, keys.KeySpec("s3", 1000, 1000, 15))
+        source = "data:image/png;base64," + base64.b64encode(secret).decode()
+        body = {"model": "nano-banana-edit", "prompt": "x", "images": [source]}
+        headers = auth(key) | {"Prefer": "respond-async"}
+        job_id = (await client.post("/v1/images/edit", json=body, headers=headers)).json()["jobId"]
+        await _completed_url(client, key, job_id)
+    # Video, audio and 3D outputs are named after the job: its id is public.
+    async with httpx.AsyncClient(trust_env=False) as plain:
+        for guess in (
+            f"{base}/outputs/inputs/{job_id}/images-0",
+            f"{base}/outputs-private/inputs/{job_id}/images-0",
+            f"{base}/private/inputs/{job_id}/images-0",
+        ):
+            response = await plain.get(guess)
+            assert response.status_code != 200 and secret not in response.content, guess
+
+
+async def test_inputs_get_no_url_and_old_orphans_are_swept(
+    make_settings: SettingsFactory, s3_values: dict[str, Any], s3_endpoint: str, bucket: str
+) -> None:
+    from hyperlocal.core.stored_inputs import sweep_orphans
+
+    app = create_app(make_settings(**s3_values), engines=TEST_ENGINES)
+    async with (
+        LifespanManager(app, startup_timeout=30, shutdown_timeout=30),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+    ):
+        svc = services_of(app)
+        key = await keys.create_key(svc.db, keys.KeySpec("s3", 1000, 1000, 15))
+        source = "data:image/png;base64," + base64.b64encode(tiny_png()).decode()
+        body = {"model": "nano-banana-edit", "prompt": "x", "images": [source]}
+        assert (await client.post("/v1/images/edit", json=body, headers=auth(key))).is_success
+        await svc.private.put("inputs/job_gone/t0ken-images-0", b"orphan", "image/png")
+        with pytest.raises(PermissionError):
+            await svc.private.url("inputs/job_gone/t0ken-images-0")
+        assert await sweep_orphans(svc.db, svc.private, time.time()) == []  # not an hour old
+        later = time.time() + 2 * 3600  # S3 sets LastModified itself: the clock steps instead
+        swept = await sweep_orphans(svc.db, svc.private, later)
+    assert swept == ["inputs/job_gone/t0ken-images-0"]
+    left = [k for k in _object_keys(s3_endpoint, bucket) if k.startswith("outputs-private/")]
+    assert len(left) == 1 and left[0].startswith("outputs-private/inputs/job_"), left
 
 
 async def test_a_jobs_presigned_url_is_signed_again_each_time_the_job_is_read(
@@ -233,3 +291,34 @@ async def test_a_worker_process_writes_outputs_to_s3(
     assert polled["status"] == "completed"
     assert polled["outputUrl"].startswith(s3_endpoint)
     assert (await fetch(polled["outputUrl"])).startswith(PNG_MAGIC)
+
+
+async def test_expired_outputs_and_inputs_are_deleted_from_s3_on_a_stepped_clock(
+    make_settings: SettingsFactory, s3_values: dict[str, Any], s3_endpoint: str, bucket: str
+) -> None:
+    clock = SteppedClock()
+    settings = make_settings(**s3_values, output_retention=3600, retention_sweep_interval=3600)
+    app = create_app(settings, engines=TEST_ENGINES, clock=clock)
+    async with (
+        LifespanManager(app, startup_timeout=30, shutdown_timeout=30),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+    ):
+        svc = services_of(app)
+        key = await keys.create_key(svc.db, keys.KeySpec("s3", 1000, 1000, 15))
+        source = "data:image/png;base64," + base64.b64encode(tiny_png()).decode()
+        body = {"model": "nano-banana-edit", "prompt": "x", "images": [source], "retention": 60}
+        headers = auth(key) | {"Prefer": "respond-async"}
+        job_id = (await client.post("/v1/images/edit", json=body, headers=headers)).json()["jobId"]
+        await _completed_url(client, key, job_id)
+        row = await _job_row(app, job_id)
+        before = set(_object_keys(s3_endpoint, bucket))
+        await sweep_at(svc.expiry, clock, row.expires_at - 1)
+        assert set(_object_keys(s3_endpoint, bucket)) == before  # not a second early
+        await sweep_at(svc.expiry, clock, row.expires_at + 1)
+        shown = (await client.get(f"/v1/jobs/{job_id}", headers=auth(key))).json()
+        kept = await _job_row(app, job_id)
+    output = f"outputs/{row.output_keys[0]}"
+    assert output in before and any(k.startswith("outputs-private/inputs/") for k in before)
+    assert _object_keys(s3_endpoint, bucket) == []  # the output and the input are deleted
+    assert shown["expired"] is True and "outputUrl" not in shown
+    assert kept is not None and kept.status == "completed" and kept.expired_at is not None

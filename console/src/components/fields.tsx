@@ -1,8 +1,11 @@
-// Form fields generated from a model's catalogue inputs: { type, enum, minimum, maximum,
-// default, required, ... }. Media inputs take a URL or a local file, sent as a data: URI.
+// Form fields generated from a model's catalogue inputs: { type, enum, choices, minimum,
+// maximum, default, required, ... }; ``hidden`` ones are left out. Media inputs take a URL,
+// which the server fetches (the browser never loads it), or a local file, sent as a data: URI
+// once its size is known to fit.
 import { useRef, useState } from "preact/hooks";
 import { bytes, humanize } from "../lib/format";
-import type { InputSpec, Model, Scalar } from "../lib/types";
+import { useSession } from "../lib/session";
+import type { Account, InputSpec, Model, Scalar } from "../lib/types";
 import { Icon } from "./icons";
 import { Segmented } from "./ui";
 
@@ -21,6 +24,7 @@ const ACCEPT: Record<string, string> = {
 export function initialValues(model: Model, previous: FormValues = {}): FormValues {
   const values: FormValues = {};
   for (const [name, spec] of Object.entries(model.inputs)) {
+    if (spec.hidden) continue;
     const def = spec.default;
     if (spec.type === "boolean") values[name] = def === true;
     else if (spec.type === "images") values[name] = Array.isArray(def) ? def.map(String) : [];
@@ -41,6 +45,7 @@ export function buildInput(model: Model, values: FormValues): Record<string, unk
   const input: Record<string, unknown> = {};
   for (const [name, spec] of Object.entries(model.inputs)) {
     const value = values[name];
+    if (spec.hidden || value === undefined) continue;
     if (spec.type === "boolean") {
       if (value === true || spec.default !== undefined) input[name] = value === true;
     } else if (Array.isArray(value)) {
@@ -56,13 +61,13 @@ export function buildInput(model: Model, values: FormValues): Record<string, unk
   return input;
 }
 
-/** Required fields and settings first; optional media and ignored fields fold away. */
+/** Required fields and settings first; optional media fold away; hidden fields are not shown. */
 export function splitFields(model: Model): [string[], string[]] {
   const main: string[] = [];
   const more: string[] = [];
   for (const [name, spec] of Object.entries(model.inputs)) {
-    const folded = !spec.required && (MEDIA.has(spec.type) || /ignored/i.test(spec.description ?? ""));
-    (folded ? more : main).push(name);
+    if (spec.hidden) continue;
+    (!spec.required && MEDIA.has(spec.type) ? more : main).push(name);
   }
   main.sort((a, b) => Number(!!model.inputs[b].required) - Number(!!model.inputs[a].required));
   return [main, more];
@@ -77,6 +82,21 @@ interface FieldProps {
   spec: InputSpec;
   value: FieldValue;
   onChange: (value: FieldValue) => void;
+  /** What is wrong with the value, shown under the field. */
+  invalid?: string | null;
+}
+
+/** The largest file the console sends: the server's cap on one input, and what fits in one
+ * request once base64 makes it a third larger (with room for the rest of the body). */
+export function largestUpload(account: Account): number {
+  const inBody = Math.floor(((account.maxRequestBytes - 64 * 1024) * 3) / 4);
+  return Math.max(0, Math.min(account.maxUploadBytes, inBody));
+}
+
+function tooLarge(file: File, account: Account): string | null {
+  const limit = largestUpload(account);
+  if (file.size <= limit) return null;
+  return `${file.name} is ${bytes(file.size)}; this server takes files up to ${bytes(limit)}. Give a URL instead, or a smaller file.`;
 }
 
 function rangeHint(spec: InputSpec): string | null {
@@ -87,20 +107,28 @@ function rangeHint(spec: InputSpec): string | null {
   return null;
 }
 
-export function Field({ name, spec, value, onChange }: FieldProps) {
+export function Field({ name, spec, value, onChange, invalid }: FieldProps) {
   const id = `field-${name}`;
   const hint = spec.type === "integer" || spec.type === "number" ? rangeHint(spec) : null;
   const items = spec.type === "images" ? itemsHint(spec) : null;
+  const counted = spec.type === "string" && !spec.enum && spec.max_length !== undefined && typeof value === "string";
   return (
-    <div class={`field ${wide(spec) ? "field-wide" : ""}`} data-field={name}>
+    <div class={`field ${wide(spec) ? "field-wide" : ""} ${invalid ? "field-invalid" : ""}`} data-field={name}>
       <div class="field-top">
         <label class="field-label" for={id}>
           {humanize(name)}
           {spec.required && <span class="required" title="required">*</span>}
         </label>
-        <code class="field-name">{name}</code>
+        {counted ? (
+          <span class={`field-count ${value.length >= spec.max_length! ? "full" : ""}`} aria-live="polite">
+            {value.length.toLocaleString()} / {spec.max_length!.toLocaleString()}
+          </span>
+        ) : (
+          <code class="field-name">{name}</code>
+        )}
       </div>
       <Control id={id} name={name} spec={spec} value={value} onChange={onChange} />
+      {invalid && <p class="field-error" role="alert">{invalid}</p>}
       {(spec.description || hint || items) && (
         <p class="field-help">{[spec.description, hint && `Range ${hint}`, items].filter(Boolean).join(" · ")}</p>
       )}
@@ -124,6 +152,7 @@ function Control({ id, name, spec, value, onChange }: FieldProps & { id: string 
       </label>
     );
   if (spec.enum) return <Choice id={id} name={name} spec={spec} value={String(value)} onChange={onChange} />;
+  if (spec.choices) return <Suggested id={id} name={name} choices={spec.choices} value={String(value)} onChange={onChange} />;
   if (spec.type === "images")
     return <MediaList id={id} spec={spec} values={Array.isArray(value) ? value : []} onChange={onChange} />;
   if (MEDIA.has(spec.type)) return <MediaInput id={id} spec={spec} value={String(value)} onChange={onChange} />;
@@ -202,6 +231,20 @@ function Choice({ id, name, spec, value, onChange }: { id: string; name: string;
   );
 }
 
+/** The values a model offers (the engine's voices), and its default. */
+function Suggested({ id, name, choices, value, onChange }: { id: string; name: string; choices: Scalar[]; value: string; onChange: (v: FieldValue) => void }) {
+  return (
+    <select id={id} name={name} class="input select" value={value} onChange={(e) => onChange(e.currentTarget.value)}>
+      <option value="">Default</option>
+      {choices.map(String).map((o) => (
+        <option value={o} key={o}>
+          {o}
+        </option>
+      ))}
+    </select>
+  );
+}
+
 function readFile(file: File): Promise<string> {
   return new Promise((resolve, reject) => {
     const reader = new FileReader();
@@ -218,23 +261,45 @@ function Preview({ kind, src }: { kind: string; src: string }) {
   return null;
 }
 
+/** A URL the user typed: the server fetches it when the request is sent; the browser never
+ * loads it, so nothing reaches that address from here and no preview can mislead. */
+function RemoteItem({ url }: { url: string }) {
+  let host = url;
+  try {
+    host = new URL(url).host;
+  } catch {
+    /* shown as typed */
+  }
+  return (
+    <span class="media-remote" title={url}>
+      <Icon name="link" size={16} />
+      <span class="sr-only">{host}</span>
+    </span>
+  );
+}
+
 function MediaInput({ id, spec, value, onChange }: { id: string; spec: InputSpec; value: string; onChange: (v: FieldValue) => void }) {
+  const { session } = useSession();
   const file = useRef<HTMLInputElement>(null);
   const [picked, setPicked] = useState<{ name: string; size: number } | null>(null);
+  const [problem, setProblem] = useState<string | null>(null);
   const [dragging, setDragging] = useState(false);
   const isData = value.startsWith("data:");
   const take = async (f: File | undefined) => {
     if (!f) return;
+    const refused = tooLarge(f, session.account);
+    setProblem(refused);
+    if (refused) return;
     onChange(await readFile(f));
     setPicked({ name: f.name, size: f.size });
   };
   if (value && (isData || /^https?:\/\//.test(value)))
     return (
       <div class="media-picked">
-        <Preview kind={spec.type} src={value} />
+        {isData ? <Preview kind={spec.type} src={value} /> : <RemoteItem url={value} />}
         <div class="media-meta">
           <div class="media-name">{isData ? picked?.name ?? "Uploaded file" : value}</div>
-          <div class="muted small">{isData ? `${bytes(picked?.size ?? value.length * 0.75)} · sent as a data: URI` : "fetched by the server"}</div>
+          <div class="muted small">{isData ? `${bytes(picked?.size ?? value.length * 0.75)} · uploaded with the request` : "the server fetches it when you generate"}</div>
         </div>
         <button type="button" class="icon-btn" aria-label="Remove" onClick={() => { onChange(""); setPicked(null); }}>
           <Icon name="x" size={16} />
@@ -242,6 +307,8 @@ function MediaInput({ id, spec, value, onChange }: { id: string; spec: InputSpec
       </div>
     );
   return (
+    <>
+    {problem && <p class="field-error" role="alert">{problem}</p>}
     <div
       class={`dropzone ${dragging ? "dragging" : ""}`}
       onDragOver={(e) => { e.preventDefault(); setDragging(true); }}
@@ -263,24 +330,31 @@ function MediaInput({ id, spec, value, onChange }: { id: string; spec: InputSpec
       />
       <input ref={file} type="file" hidden accept={ACCEPT[spec.type]} onChange={(e) => void take(e.currentTarget.files?.[0])} />
     </div>
+    </>
   );
 }
 
 function MediaList({ id, spec, values, onChange }: { id: string; spec: InputSpec; values: string[]; onChange: (v: FieldValue) => void }) {
+  const { session } = useSession();
   const file = useRef<HTMLInputElement>(null);
   const [url, setUrl] = useState("");
+  const [problem, setProblem] = useState<string | null>(null);
   const full = spec.max_items !== undefined && values.length >= spec.max_items;
   const add = (more: string[]) => onChange([...values, ...more].slice(0, spec.max_items ?? 100));
   const upload = async (files: FileList | null | undefined) => {
-    if (files?.length) add(await Promise.all(Array.from(files).map(readFile)));
+    const all = Array.from(files ?? []);
+    const refused = all.map((f) => tooLarge(f, session.account)).find(Boolean) ?? null;
+    setProblem(refused);
+    if (all.length && !refused) add(await Promise.all(all.map(readFile)));
   };
   return (
     <div class="media-list">
+      {problem && <p class="field-error" role="alert">{problem}</p>}
       {values.length > 0 && (
         <div class="thumbs">
           {values.map((v, i) => (
-            <div class="thumb" key={`${i}-${v.slice(-16)}`}>
-              <img src={v} alt={`input ${i + 1}`} />
+            <div class="thumb" key={`${i}-${v.slice(-16)}`} title={v.startsWith("data:") ? `upload ${i + 1}` : v}>
+              {v.startsWith("data:") ? <img src={v} alt={`input ${i + 1}`} /> : <RemoteItem url={v} />}
               <button type="button" class="thumb-remove" aria-label="Remove" onClick={() => onChange(values.filter((_, j) => j !== i))}>
                 <Icon name="x" size={12} />
               </button>

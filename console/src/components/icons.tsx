@@ -112,6 +112,7 @@ const PATHS = {
   ),
   stop: <rect x="6" y="6" width="12" height="12" rx="1.5" />,
   arrowLeft: <path d="M19 12H5M12 19l-7-7 7-7" />,
+  chevronDown: <path d="m6 9 6 6 6-6" />,
   clock: (
     <>
       <circle cx="12" cy="12" r="10" />

@@ -1,8 +1,9 @@
-import type { ComponentChildren, JSX } from "preact";
+import { Component, type ComponentChildren, type JSX } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { ApiError } from "../lib/api";
 import { dateTime, relativeTime } from "../lib/format";
-import type { JobState } from "../lib/types";
+import { shownState } from "../lib/jobs";
+import type { Job } from "../lib/types";
 import { Icon, type IconName } from "./icons";
 
 type ButtonProps = Omit<JSX.HTMLAttributes<HTMLButtonElement>, "icon" | "loading" | "size"> & {
@@ -61,21 +62,28 @@ export function Card(props: {
 
 export type Tone = "neutral" | "accent" | "success" | "danger" | "warning" | "info";
 
-export function Badge({ tone = "neutral", children, dot }: { tone?: Tone; children: ComponentChildren; dot?: boolean }) {
+export function Badge({ tone = "neutral", children, dot, state }: { tone?: Tone; children: ComponentChildren; dot?: boolean; state?: string }) {
   return (
-    <span class={`badge badge-${tone}`}>
+    <span class={`badge badge-${tone}`} data-state={state}>
       {dot && <span class="badge-dot" />}
       {children}
     </span>
   );
 }
 
-export function StatusBadge({ status, queuePosition }: { status: JobState; queuePosition?: number }) {
-  if (status === "completed") return <Badge tone="success" dot>Completed</Badge>;
-  if (status === "failed") return <Badge tone="danger" dot>Failed</Badge>;
-  if (queuePosition) return <Badge tone="warning" dot>Queued #{queuePosition}</Badge>;
+type Shown = Pick<Job, "status" | "code" | "type" | "finishReason" | "queuePosition">;
+
+/** The job's state: a cancelled job (the wire says failed) reads Canceled, in a neutral tone. */
+export function StatusBadge({ job }: { job: Shown }) {
+  const state = shownState(job);
+  if (state === "completed") return <Badge tone="success" dot state={state}>Completed</Badge>;
+  if (state === "failed") return <Badge tone="danger" dot state={state}>Failed</Badge>;
+  if (state === "canceled") return <Badge dot state={state}>Canceled</Badge>;
+  if (state === "stopped") return <Badge dot state={state}>Stopped</Badge>;
+  if (state !== "processing") return <Badge state="unknown">{String(state)}</Badge>;
+  if (job.queuePosition) return <Badge tone="warning" dot state="queued">Queued #{job.queuePosition}</Badge>;
   return (
-    <span class="badge badge-info live">
+    <span class="badge badge-info live" data-state="processing">
       <span class="badge-dot" />
       Processing
     </span>
@@ -123,6 +131,24 @@ export function ErrorBox({ error, title, onRetry }: { error: unknown; title?: st
       )}
     </div>
   );
+}
+
+/** Shows ``fallback`` instead of children that failed to render, so one bad item (a job
+ * with a field this console cannot read) never blanks the page around it. */
+export class Boundary extends Component<{ fallback: (error: unknown) => ComponentChildren; children: ComponentChildren }, { error: { cause: unknown } | null }> {
+  state = { error: null as { cause: unknown } | null };
+
+  static getDerivedStateFromError(cause: unknown) {
+    return { error: { cause } };
+  }
+
+  componentDidCatch(cause: unknown) {
+    console.error("a part of the page could not be shown", cause);
+  }
+
+  render() {
+    return this.state.error ? this.props.fallback(this.state.error.cause) : this.props.children;
+  }
 }
 
 export function Loading({ label = "Loading…" }: { label?: string }) {

@@ -15,6 +15,7 @@ import type {
   LedgerLine,
   MediaResult,
   Model,
+  ModelEvidence,
 } from "./types";
 
 const STORAGE_KEY = "hyperlocal.apiKey";
@@ -139,18 +140,16 @@ const MEDIA_PATHS: Partial<Record<Category, string>> = {
 
 export const api = {
   account: (key?: string) => request<Account>("GET", "/v1/account", { key }),
-  isAdmin: async (key?: string): Promise<boolean> => {
-    try {
-      await request("GET", "/admin/keys", { key });
-      return true;
-    } catch (err) {
-      if (err instanceof ApiError && (err.status === 403 || err.status === 401)) return false;
-      throw err;
-    }
-  },
   ledger: (limit: number, before?: number) =>
     request<{ data: LedgerLine[] }>("GET", `/v1/account/ledger${q({ limit, before })}`),
   models: () => request<{ data: Model[] }>("GET", "/v1/models"),
+  /** What a request with ``input`` would be charged: the server prices it as the submit does. */
+  quote: (model: string, input: Record<string, unknown>, signal?: AbortSignal) =>
+    request<{ model: string; credits: number }>(
+      "POST",
+      `/v1/models/${encodeURIComponent(model)}/quote`,
+      { body: { input }, signal },
+    ),
   jobs: (limit: number, cursor?: string) =>
     request<{ data: Job[]; nextCursor?: string }>("GET", `/v1/jobs${q({ limit, cursor })}`),
   job: (id: string, signal?: AbortSignal) =>
@@ -161,7 +160,6 @@ export const api = {
   replay: (id: string) =>
     request<{ scheduled: number }>("POST", `/v1/jobs/${encodeURIComponent(id)}/deliveries/replay`),
 
-  /** Images answer synchronously, in the hosted API's shape. */
   /** Images answer synchronously (a job, 202, when a webhook is given), in the flat shape. */
   image: (category: "image" | "image_edit", model: string, input: Record<string, unknown>, webhook_url?: string) =>
     request<ImageResult | JobAccepted>(
@@ -178,6 +176,7 @@ export const api = {
 
   admin: {
     keys: () => request<{ data: KeyInfo[] }>("GET", "/admin/keys"),
+    models: () => request<{ data: ModelEvidence[] }>("GET", "/admin/models"),
     create: (body: KeyCreate) => request<IssuedKey>("POST", "/admin/keys", { body }),
     revoke: (id: string) =>
       request<KeyInfo>("POST", `/admin/keys/${encodeURIComponent(id)}/revoke`),

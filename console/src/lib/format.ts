@@ -1,4 +1,4 @@
-import type { Category, PriceRule, Scalar } from "./types";
+import type { Category, Job, Model, PriceRule } from "./types";
 
 export const CATEGORIES: { id: Category; label: string; noun: string }[] = [
   { id: "image", label: "Image", noun: "image" },
@@ -20,44 +20,17 @@ export const credits = (n: number): string => plural(n, "credit");
 export const dollars = (n: number): string =>
   (n / 100).toLocaleString(undefined, { style: "currency", currency: "USD" });
 
-export function priceLabel(rule: PriceRule): string {
-  switch (rule.kind) {
-    case "flat":
-      return credits(rule.credits);
-    case "per_second":
-      return `${credits(rule.credits)} / ${rule.per_seconds ?? 1} s`;
-    case "per_resolution": {
-      const values = [rule.credits, ...Object.values(rule.table ?? {})];
-      const lo = Math.min(...values);
-      const hi = Math.max(...values);
-      return lo === hi ? credits(lo) : `${lo}–${hi} credits`;
-    }
-    case "per_minute":
-      return `${credits(rule.credits)} / min`;
-    case "per_message":
-      return `from ${credits(rule.credits)} / message`;
-  }
+/** A model's price as the server computed it for its default settings (``priceAtDefaults``):
+ * the rule's kind says only what the number counts, never how it is worked out. */
+export function priceLabel(model: Pick<Model, "price" | "priceAtDefaults">): string {
+  return costLabel(model.price.kind, model.priceAtDefaults);
 }
 
-function same(value: unknown, expected: Scalar): boolean {
-  if (typeof value === "boolean" || typeof expected === "boolean") return value === expected;
-  return value === expected || (value !== undefined && String(value) === String(expected));
-}
-
-/** The credits a request will cost, as the server computes it (core/pricing.py), when the
- * price depends only on the form; null when it depends on the input media or conversation. */
-export function estimate(rule: PriceRule, input: Record<string, unknown>): number | null {
-  let total: number;
-  if (rule.kind === "flat") total = rule.credits;
-  else if (rule.kind === "per_second") {
-    const value = input[rule.field ?? "duration"];
-    total = typeof value === "number" ? (rule.credits * value) / (rule.per_seconds || 1) : rule.credits;
-  } else if (rule.kind === "per_resolution") {
-    const value = input[rule.field ?? "resolution"];
-    total = rule.table?.[String(value)] ?? rule.credits;
-  } else return null;
-  for (const m of rule.multipliers ?? []) if (same(input[m.field], m.equals)) total *= m.factor;
-  return Math.ceil(Math.round(total * 1e6) / 1e6);
+/** ``credits`` quoted by the server, with what a per-minute or per-message price counts. */
+export function costLabel(kind: PriceRule["kind"], n: number): string {
+  if (kind === "per_minute") return `${credits(n)} / min`;
+  if (kind === "per_message") return `from ${credits(n)}`;
+  return credits(n);
 }
 
 const ACRONYMS: Record<string, string> = { url: "URL", pbr: "PBR", asr: "ASR", cfg: "CFG", id: "ID" };
@@ -114,9 +87,11 @@ export function mediaKind(url: string): "image" | "video" | "audio" | "model" | 
   return "other";
 }
 
-/** How long a job ran. The API gives whole seconds, so anything shorter reads "< 1 s". */
-export function took(job: { createdAt?: number; completedAt?: number }): string | null {
+/** How long a job took, submit to end, as the server measured it: the same figure in the
+ * playground, the jobs list and the job page. */
+export function took(job: Pick<Job, "elapsedMs" | "createdAt" | "completedAt">): string | null {
+  if (typeof job.elapsedMs === "number") return duration(job.elapsedMs / 1000);
   if (!job.completedAt || !job.createdAt) return null;
-  const seconds = job.completedAt - job.createdAt;
+  const seconds = job.completedAt - job.createdAt; // whole seconds, from an older server
   return seconds < 1 ? "< 1 s" : duration(seconds);
 }

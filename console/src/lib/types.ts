@@ -24,6 +24,10 @@ export interface InputSpec {
   max_items?: number;
   aliases?: string[];
   description?: string;
+  /** Values a form offers (the engine's voices); unlike enum, others are accepted too. */
+  choices?: Scalar[];
+  /** Accepted on the wire for clients, never offered in a form. */
+  hidden?: boolean;
 }
 
 export interface Multiplier {
@@ -40,7 +44,6 @@ export interface PriceRule {
   table?: Record<string, number>;
   chars_per_credit?: number;
   multipliers?: Multiplier[];
-  note?: string;
 }
 
 export interface Model {
@@ -50,9 +53,22 @@ export interface Model {
   description?: string;
   engine: string;
   available: boolean;
-  evidence?: string;
   price: PriceRule;
+  /** What a request at the default settings is charged, by the server's pricing function. */
+  priceAtDefaults: number;
+  /** The inputs the price depends on: the form asks for a new quote when one changes. */
+  priceInputs: string[];
   inputs: Record<string, InputSpec>;
+}
+
+/** GET /admin/models: where each model's id and price come from, for operators. */
+export interface ModelEvidence {
+  id: string;
+  name: string;
+  category: Category;
+  evidence: "confirmed" | "inferred";
+  evidenceNote: string;
+  priceNote: string;
 }
 
 export interface Account {
@@ -61,6 +77,9 @@ export interface Account {
   credits: number;
   rateLimit: number;
   maxRunningJobs: number;
+  admin: boolean;
+  maxUploadBytes: number;
+  maxRequestBytes: number;
 }
 
 export type JobState = "processing" | "completed" | "failed";
@@ -89,6 +108,12 @@ export interface Job {
   duration?: number;
   segments?: Segment[];
   resultId?: string;
+  /** Milliseconds from submit to the end (createdAt and completedAt are whole seconds). */
+  elapsedMs?: number;
+  /** How a chat's reply ended: stop, length, disconnect, cancelled, error. */
+  finishReason?: string;
+  /** The inputs the job was given; uploaded media show as "data:". */
+  input?: Record<string, unknown>;
   [extra: string]: unknown;
 }
 

@@ -8,6 +8,7 @@ import { useSession } from "../lib/session";
 import type { IssuedKey, KeyInfo } from "../lib/types";
 
 export function AdminKeysPage() {
+  const { session } = useSession();
   const [keys, setKeys] = useState<KeyInfo[] | null>(null);
   const [error, setError] = useState<unknown>(null);
   const [creating, setCreating] = useState(false);
@@ -48,35 +49,39 @@ export function AdminKeysPage() {
           <div class="table-wrap">
             <table class="table" data-testid="keys-table">
               <thead>
-                <tr><th>Name</th><th>Key id</th><th class="num">Credits</th><th class="num">Rate limit</th><th class="num">Concurrency</th><th>Created</th><th /></tr>
+                <tr><th>Key</th><th class="num">Credits</th><th class="hide-sm">Limits</th><th class="hide-sm">Created</th><th><span class="sr-only">Actions</span></th></tr>
               </thead>
               <tbody>
-                {shown.map((k) => (
-                  <tr key={k.id} class={k.revoked ? "revoked" : ""} data-key={k.id}>
-                    <td>
-                      <div class="key-name">
-                        <span class="avatar small">{k.name.slice(0, 1).toUpperCase()}</span>
-                        <strong>{k.name}</strong>
-                        {k.admin && <Badge tone="accent">admin</Badge>}
-                        {k.revoked && <Badge tone="danger">revoked</Badge>}
-                      </div>
-                    </td>
-                    <td class="mono small">{k.id}<div class="muted">{k.prefix}…</div></td>
-                    <td class="num mono">{k.credits.toLocaleString()}</td>
-                    <td class="num mono">{k.rateLimit.toLocaleString()}/h</td>
-                    <td class="num mono">{k.maxRunningJobs}</td>
-                    <td><Time unix={k.created} /></td>
-                    <td class="actions">
-                      {!k.revoked && (
-                        <>
-                          <Button size="sm" icon="coins" onClick={() => setGranting(k)}>Grant</Button>
-                          <a class="btn btn-ghost btn-sm" href={href(`admin/usage?key=${k.id}`)}><Icon name="chart" size={14} /> Usage</a>
-                          <Button size="sm" variant="ghost" class="danger-text" icon="ban" onClick={() => setRevoking(k)}>Revoke</Button>
-                        </>
-                      )}
-                    </td>
-                  </tr>
-                ))}
+                {shown.map((k) => {
+                  const own = k.id === session.account.keyId;
+                  return (
+                    <tr key={k.id} class={k.revoked ? "revoked" : ""} data-key={k.id}>
+                      <td>
+                        <div class="key-name">
+                          <span class="avatar small">{k.name.slice(0, 1).toUpperCase()}</span>
+                          <strong>{k.name}</strong>
+                          {k.admin && <Badge tone="accent">admin</Badge>}
+                          {own && <Badge>signed in</Badge>}
+                          {k.revoked && <Badge tone="danger">revoked</Badge>}
+                        </div>
+                        <div class="key-id mono small muted">{k.id} · {k.prefix}…</div>
+                      </td>
+                      <td class="num mono">{k.credits.toLocaleString()}</td>
+                      <td class="mono small nowrap hide-sm">{k.rateLimit.toLocaleString()}/h · {k.maxRunningJobs} at once</td>
+                      <td class="hide-sm nowrap"><Time unix={k.created} /></td>
+                      <td class="actions">
+                        {!k.revoked && (
+                          <div class="row-actions">
+                            <Button size="sm" icon="coins" aria-label="Grant" onClick={() => setGranting(k)}><span class="btn-label">Grant</span></Button>
+                            <a class="btn btn-ghost btn-sm" aria-label="Usage" href={href(`admin/usage?key=${k.id}`)}><Icon name="chart" size={14} /> <span class="btn-label">Usage</span></a>
+                            {/* The key signed in here cannot revoke itself: it would lock this page out. */}
+                            {!own && <Button size="sm" variant="ghost" class="danger-text" icon="ban" aria-label="Revoke" onClick={() => setRevoking(k)}><span class="btn-label">Revoke</span></Button>}
+                          </div>
+                        )}
+                      </td>
+                    </tr>
+                  );
+                })}
               </tbody>
             </table>
           </div>

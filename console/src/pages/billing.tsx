@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useState } from "preact/hooks";
 import { BarChart, PALETTE } from "../components/chart";
+import { Icon } from "../components/icons";
 import { Badge, Button, Card, Empty, ErrorBox, PageHeader, Segmented, SkeletonRows, Stat, Time } from "../components/ui";
 import { api } from "../lib/api";
 import { dollars } from "../lib/format";
@@ -54,6 +55,21 @@ export function BillingPage() {
   return (
     <div class="page">
       <PageHeader title="Credits & ledger" subtitle="Credits are charged when a request is accepted and refunded in full if it fails. 100 credits = $1." />
+      {account.credits < 100 && (
+        <div class="alert alert-warning" role="note" data-testid="get-credits">
+          <Icon name="coins" size={18} />
+          <div class="alert-body">
+            <strong>{account.credits === 0 ? "This key has no credits" : "This key is low on credits"}</strong>
+            <p>
+              {session.admin ? (
+                <>This is the admin key: <a href={href("admin/keys")}>grant credits</a> to any key, this one included.</>
+              ) : (
+                <>Credits are given by the operator of this server (the admin key, or <code>hyperlocal credits grant</code> on the server): ask them to top up “{account.keyName}”.</>
+              )}
+            </p>
+          </div>
+        </div>
+      )}
       <div class="stats">
         <Stat icon="coins" label="Balance" value={<span data-testid="balance">{account.credits.toLocaleString()}</span>} hint={`credits · ≈ ${dollars(account.credits)}`} />
         <Stat icon="activity" tone="info" label={`Spent, last ${span}`} value={t ? t.charged - t.refunded : "—"} hint={t ? `${t.jobs} charges · ${t.refunded} refunded` : "loading…"} />

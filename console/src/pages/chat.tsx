@@ -1,8 +1,9 @@
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useRef } from "preact/hooks";
 import { Icon } from "../components/icons";
 import { Badge, Button, Card, Empty, ErrorBox, Loading, PageHeader } from "../components/ui";
-import { ApiError, openStream } from "../lib/api";
+import { ApiError, api, openStream } from "../lib/api";
 import { credits, priceLabel } from "../lib/format";
+import { useKept } from "../lib/kept";
 import { useSession } from "../lib/session";
 import { sseEvents } from "../lib/sse";
 import type { Model } from "../lib/types";
@@ -11,14 +12,28 @@ interface Message {
   role: "user" | "assistant";
   content: string;
   credits?: number;
+  /** The reader stopped the reply before its end. */
+  stopped?: boolean;
 }
 
 interface Chunk {
+  id?: string;
   choices?: { delta?: { content?: string }; finish_reason?: string | null }[];
   creditsUsed?: number;
   error?: string;
   code?: string;
 }
+
+/** The reply being streamed: its chat id (which is its job id) once the first chunk names it. */
+interface Streaming {
+  controller: AbortController;
+  id: string | null;
+  sent: number;
+  stopping: boolean;
+}
+
+// If a cancelled reply's stream has not ended this long after the cancel, it is cut.
+const STOP_GRACE_MS = 5000;
 
 export function ChatPage({ model }: { model: string | null }) {
   const { catalogue } = useSession();
@@ -36,35 +51,48 @@ export function ChatPage({ model }: { model: string | null }) {
   );
 }
 
+/** The credits of a reply cut off before its first chunk named it: the newest chat job on
+ * this model since it was sent (the server charged it, and recorded it as cut short). */
+async function chargedFor(model: string, sent: number): Promise<number | undefined> {
+  const recent = await api.jobs(10);
+  return recent.data.find((j) => j.type === "chat" && j.model === model && (j.createdAt ?? 0) >= Math.floor(sent / 1000) - 1)?.creditsUsed;
+}
+
 function Chat({ models, wanted }: { models: Model[]; wanted: string | null }) {
   const { refreshAccount } = useSession();
-  const [modelId, setModelId] = useState(() => (models.find((m) => m.id === wanted) ?? models.find((m) => m.available) ?? models[0]).id);
-  const [system, setSystem] = useState("");
-  const [temperature, setTemperature] = useState(0.8);
-  const [maxTokens, setMaxTokens] = useState(512);
-  const [messages, setMessages] = useState<Message[]>([]);
-  const [draft, setDraft] = useState("");
-  const [error, setError] = useState<unknown>(null);
-  const [abort, setAbort] = useState<AbortController | null>(null);
+  const [modelId, setModelId] = useKept("chat:model", () => (models.find((m) => m.id === wanted) ?? models.find((m) => m.available) ?? models[0]).id);
+  const [system, setSystem] = useKept("chat:system", "");
+  const [temperature, setTemperature] = useKept("chat:temperature", 0.8);
+  const [maxTokens, setMaxTokens] = useKept("chat:max-tokens", 512);
+  const [messages, setMessages] = useKept<Message[]>("chat:messages", []);
+  const [draft, setDraft] = useKept("chat:draft", "");
+  const [error, setError] = useKept<unknown>("chat:error", null);
+  const [streaming, setStreaming] = useKept<Streaming | null>("chat:streaming", null);
   const log = useRef<HTMLDivElement>(null);
-  const model = models.find((m) => m.id === modelId)!;
+  const model = models.find((m) => m.id === modelId) ?? models[0];
+
+  useEffect(() => {
+    if (wanted && models.some((m) => m.id === wanted)) setModelId(wanted);
+  }, [wanted]);
 
   useEffect(() => {
     log.current?.scrollTo({ top: log.current.scrollHeight });
   }, [messages]);
 
+  const patch = (fn: (m: Message) => Message) => setMessages((all) => [...all.slice(0, -1), fn(all[all.length - 1])]);
+
   const send = async (e?: Event) => {
     e?.preventDefault();
     const text = draft.trim();
-    if (!text || abort) return;
+    if (!text || streaming) return;
     const history: Message[] = [...messages, { role: "user", content: text }];
     setMessages([...history, { role: "assistant", content: "" }]);
     setDraft("");
     setError(null);
     const controller = new AbortController();
-    setAbort(controller);
+    const sent = Date.now();
+    setStreaming({ controller, id: null, sent, stopping: false });
     const wire = [...(system.trim() ? [{ role: "system", content: system.trim() }] : []), ...history.map(({ role, content }) => ({ role, content }))];
-    const patch = (fn: (m: Message) => Message) => setMessages((all) => [...all.slice(0, -1), fn(all[all.length - 1])]);
     try {
       const stream = await openStream("POST", "/v1/chat/completions", {
         body: { model: model.id, messages: wire, stream: true, temperature, max_tokens: maxTokens },
@@ -74,18 +102,50 @@ function Chat({ models, wanted }: { models: Model[]; wanted: string | null }) {
         if (event.data === "[DONE]") break;
         const chunk = JSON.parse(event.data) as Chunk;
         if (chunk.error) throw new ApiError(500, chunk.error, { code: chunk.code });
-        const delta = chunk.choices?.[0]?.delta?.content ?? "";
-        patch((m) => ({ ...m, content: m.content + delta, credits: chunk.creditsUsed ?? m.credits }));
+        if (chunk.id) named(chunk.id);
+        const choice = chunk.choices?.[0];
+        const delta = choice?.delta?.content ?? "";
+        const cancelled = choice?.finish_reason === "cancelled";
+        patch((m) => ({ ...m, content: m.content + delta, credits: chunk.creditsUsed ?? m.credits, stopped: m.stopped || cancelled }));
       }
     } catch (err) {
-      if (!(err instanceof DOMException && err.name === "AbortError")) {
+      if (err instanceof DOMException && err.name === "AbortError") {
+        patch((m) => ({ ...m, stopped: true }));
+        const charged = await chargedFor(model.id, sent).catch(() => undefined);
+        if (charged !== undefined) patch((m) => ({ ...m, credits: m.credits ?? charged }));
+      } else {
         setError(err);
         setMessages((all) => (all[all.length - 1]?.content ? all : all.slice(0, -1)));
       }
     } finally {
-      setAbort(null);
+      setStreaming(null);
       void refreshAccount();
     }
+  };
+
+  /** The reply's id is known: a stop pressed before it arrived is sent now. */
+  const named = (id: string) => {
+    const was: { stopping?: Streaming } = {};
+    setStreaming((s) => {
+      if (!s || s.id) return s;
+      if (s.stopping) was.stopping = s;
+      return { ...s, id };
+    });
+    if (was.stopping) cancel(was.stopping, id);
+  };
+
+  /** Stopping cancels the chat's job (spec §12): the stream ends at once with a last chunk
+   * that says so and carries the credits, which stand because tokens were delivered. */
+  const cancel = (s: Streaming, id: string) => {
+    api.cancel(id).catch(() => s.controller.abort());
+    setTimeout(() => s.controller.abort(), STOP_GRACE_MS);
+  };
+
+  const stop = () => {
+    if (!streaming || streaming.stopping) return;
+    setStreaming({ ...streaming, stopping: true });
+    if (streaming.id) cancel(streaming, streaming.id);
+    else streaming.controller.abort(); // nothing came back yet: there is nothing to keep
   };
 
   return (
@@ -93,13 +153,18 @@ function Chat({ models, wanted }: { models: Model[]; wanted: string | null }) {
       <Card class="chat-card" flush>
         <div class="chat-log" ref={log}>
           {messages.length === 0 ? (
-            <Empty icon="chat" title="Start a conversation">Messages are billed per message, by the length of the conversation: {priceLabel(model.price)}.</Empty>
+            <Empty icon="chat" title="Start a conversation">Messages are billed per message, by the length of the conversation: {priceLabel(model)}.</Empty>
           ) : (
             messages.map((m, i) => (
               <div class={`bubble ${m.role}`} key={i}>
                 <div class="bubble-role">{m.role === "user" ? "You" : model.name}</div>
-                <div class="bubble-text">{m.content || (abort && i === messages.length - 1 ? <span class="typing"><i /><i /><i /></span> : "")}</div>
-                {m.credits !== undefined && <div class="bubble-meta">{credits(m.credits)}</div>}
+                <div class="bubble-text">{m.content || (streaming && i === messages.length - 1 ? <span class="typing"><i /><i /><i /></span> : "")}</div>
+                {(m.credits !== undefined || m.stopped) && (
+                  <div class="bubble-meta">
+                    {m.credits !== undefined && credits(m.credits)}
+                    {m.stopped && <span class="bubble-stopped" title="You stopped this reply before its end">stopped</span>}
+                  </div>
+                )}
               </div>
             ))
           )}
@@ -109,7 +174,9 @@ function Chat({ models, wanted }: { models: Model[]; wanted: string | null }) {
           <textarea
             class="input textarea"
             rows={2}
-            placeholder="Send a message…  (Enter to send, Shift+Enter for a new line)"
+            aria-label="Message"
+            placeholder="Send a message…"
+            title="Enter sends; Shift+Enter starts a new line"
             value={draft}
             onInput={(e) => setDraft(e.currentTarget.value)}
             onKeyDown={(e) => {
@@ -119,8 +186,8 @@ function Chat({ models, wanted }: { models: Model[]; wanted: string | null }) {
               }
             }}
           />
-          {abort ? (
-            <Button icon="stop" onClick={() => abort.abort()}>Stop</Button>
+          {streaming ? (
+            <Button icon="stop" loading={streaming.stopping} onClick={stop}>Stop</Button>
           ) : (
             <Button type="submit" variant="primary" icon="send" disabled={!draft.trim() || !model.available}>Send</Button>
           )}
@@ -135,7 +202,7 @@ function Chat({ models, wanted }: { models: Model[]; wanted: string | null }) {
                 <option value={m.id} key={m.id} disabled={!m.available}>{m.name}{m.available ? "" : " (not installed)"}</option>
               ))}
             </select>
-            <span class="field-help"><Badge tone="accent">{priceLabel(model.price)}</Badge></span>
+            <span class="field-help"><Badge tone="accent">{priceLabel(model)}</Badge> a message</span>
           </label>
           <label class="field">
             <span class="field-label">System prompt</span>
@@ -149,7 +216,7 @@ function Chat({ models, wanted }: { models: Model[]; wanted: string | null }) {
             <span class="field-label">Max tokens</span>
             <input class="input" type="number" min={1} max={4096} value={maxTokens} onInput={(e) => setMaxTokens(Number(e.currentTarget.value))} />
           </label>
-          <Button variant="ghost" icon="x" disabled={!messages.length || !!abort} onClick={() => { setMessages([]); setError(null); }}>
+          <Button variant="ghost" icon="x" disabled={!messages.length || !!streaming} onClick={() => { setMessages([]); setError(null); }}>
             Clear conversation
           </Button>
           <p class="muted small"><Icon name="code" size={12} /> {model.id}</p>

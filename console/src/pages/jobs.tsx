@@ -1,16 +1,16 @@
 import { useCallback, useEffect, useState } from "preact/hooks";
 import { Icon } from "../components/icons";
-import { Button, Card, Empty, ErrorBox, PageHeader, Progress, Segmented, SkeletonRows, StatusBadge, Time } from "../components/ui";
+import { Boundary, Button, Card, Empty, ErrorBox, PageHeader, Progress, Segmented, SkeletonRows, StatusBadge, Time } from "../components/ui";
 import { api } from "../lib/api";
 import { categoryLabel, took } from "../lib/format";
-import { useLiveJob } from "../lib/jobs";
+import { type ShownState, shownState, useLiveJob } from "../lib/jobs";
 import { href, navigate } from "../lib/router";
 import { useSession } from "../lib/session";
 import type { Job } from "../lib/types";
 
 const PAGE = 25;
 const REFRESH_MS = 20_000;
-type Filter = "all" | "processing" | "completed" | "failed";
+type Filter = "all" | ShownState;
 
 /** Merges a fresh first page into what is shown, keeping the older pages already loaded. */
 function merge(fresh: Job[], shown: Job[]): Job[] {
@@ -62,7 +62,7 @@ export function JobsPage() {
     }
   };
 
-  const shown = jobs?.filter((j) => filter === "all" || j.status === filter) ?? null;
+  const shown = jobs?.filter((j) => filter === "all" || shownState(j) === filter) ?? null;
   return (
     <div class="page">
       <PageHeader
@@ -83,6 +83,7 @@ export function JobsPage() {
               { value: "processing", label: "Processing" },
               { value: "completed", label: "Completed" },
               { value: "failed", label: "Failed" },
+              { value: "canceled", label: "Canceled" },
             ]}
           />
         }
@@ -109,7 +110,9 @@ export function JobsPage() {
               </thead>
               <tbody>
                 {shown.map((j) => (
-                  <JobRow job={j} key={j.jobId} onEnd={() => void refreshAccount()} />
+                  <Boundary key={j.jobId} fallback={() => <UnreadableRow id={j.jobId} />}>
+                    <JobRow job={j} onEnd={() => void refreshAccount()} />
+                  </Boundary>
                 ))}
               </tbody>
             </table>
@@ -125,25 +128,48 @@ export function JobsPage() {
   );
 }
 
-function JobRow({ job: initial, onEnd }: { job: Job; onEnd: () => void }) {
-  const job = useLiveJob(initial, onEnd);
+/** A job this console could not draw (a field it cannot read): the rest of the list stays. */
+function UnreadableRow({ id }: { id: unknown }) {
+  const text = typeof id === "string" ? id : "A job";
   return (
-    <tr class="clickable" data-job={job.jobId} data-status={job.status} onClick={() => navigate(`jobs/${job.jobId}`)}>
+    <tr class="unreadable" data-testid="unreadable-job">
+      <td colSpan={7}>
+        <span class="cell-error"><Icon name="alert" size={12} /> {text} could not be shown here.</span>{" "}
+        {typeof id === "string" && <a class="mono small" href={href(`jobs/${id}`)}>Open it</a>}
+      </td>
+    </tr>
+  );
+}
+
+function JobRow({ job: initial, onEnd }: { job: Job; onEnd: () => void }) {
+  const { job, failure, retry } = useLiveJob(initial, onEnd);
+  const state = shownState(job);
+  const time = took(job);
+  return (
+    <tr class="clickable" data-job={job.jobId} data-status={job.status} data-state={state} onClick={() => navigate(`jobs/${job.jobId}`)}>
       <td>
         <div class="status-cell">
-          <StatusBadge status={job.status} queuePosition={job.queuePosition} />
-          {job.status === "processing" && <Progress value={job.progress} indeterminate={!job.progress} />}
+          <StatusBadge job={job} />
+          {state === "processing" && failure === null && <Progress value={job.progress} indeterminate={!job.progress} />}
+          {failure !== null && (
+            <button type="button" class="link-btn small" title={failure instanceof Error ? failure.message : String(failure)} onClick={(e) => { e.stopPropagation(); retry(); }}>
+              Status unknown · Retry
+            </button>
+          )}
         </div>
       </td>
-      <td class="nowrap">
+      <td class="job-cell">
         <a class="mono" href={href(`jobs/${job.jobId}`)} onClick={(e) => e.stopPropagation()}>{job.jobId}</a>
-        {job.status === "failed" && job.error && <div class="cell-error" title={job.error}><Icon name="alert" size={12} /> {job.error}</div>}
+        {state === "failed" && job.error && <div class="cell-error" title={job.error}><Icon name="alert" size={12} /> {job.error}</div>}
+        <div class="job-cell-more show-sm muted small">
+          <span class="mono">{job.model}</span> · <Time unix={job.createdAt} />{time && ` · ${time}`}
+        </div>
       </td>
       <td class="mono small hide-sm">{job.model}</td>
       <td class="hide-sm">{categoryLabel(job.type)}</td>
       <td class="num">{job.creditsUsed}</td>
       <td class="hide-sm nowrap"><Time unix={job.createdAt} /></td>
-      <td class="num muted hide-sm">{took(job) ?? "—"}</td>
+      <td class="num muted hide-sm nowrap" data-testid="job-took">{time ?? "—"}</td>
     </tr>
   );
 }

@@ -39,17 +39,16 @@ export function ModelsPage() {
                       <div class="model-name">{m.name}</div>
                       <code class="model-id">{m.id}</code>
                     </div>
-                    <Badge tone="accent">{priceLabel(m.price)}</Badge>
+                    <Badge tone="accent">{priceLabel(m)}</Badge>
                   </div>
                   {m.description && <p class="muted small">{m.description}</p>}
                   <div class="chips">
-                    {Object.entries(m.inputs).map(([name, spec]) => (
+                    {Object.entries(m.inputs).filter(([, spec]) => !spec.hidden).map(([name, spec]) => (
                       <span class={`chip small ${spec.required ? "chip-strong" : ""}`} key={name} title={`${spec.type}${spec.required ? ", required" : ""}`}>{name}</span>
                     ))}
                   </div>
                   <div class="model-card-foot">
                     {m.available ? <Badge tone="success" dot>Ready</Badge> : <Badge tone="warning" dot>{m.engine} not installed</Badge>}
-                    {m.evidence === "inferred" && <Badge>inferred id</Badge>}
                     <Button size="sm" variant="ghost" disabled={!m.available} onClick={() => navigate(c.id === "chat" ? `chat?model=${m.id}` : `playground/${c.id}?model=${m.id}`)}>
                       Try it →
                     </Button>

@@ -12,6 +12,7 @@ from fastapi import Depends, Header, Request, Response
 from hyperlocal.core import keys
 from hyperlocal.core.keys import KeyInfo
 from hyperlocal.core.services import Services
+from hyperlocal.errors import RateLimitedError
 
 __all__ = [
     "IDEMPOTENCY_HEADER",
@@ -50,7 +51,11 @@ async def authenticate(request: Request, svc: Services) -> tuple[KeyInfo, dict[s
     The limit is checked before any route logic runs, so a rejected request is never charged.
     """
     key = await keys.authenticate(svc.db, _bearer(request), svc.key_cache)
-    state = await svc.limiter.hit(key.id, key.rate_limit)
+    try:
+        state = await svc.limiter.hit(key.id, key.rate_limit)
+    except RateLimitedError:
+        svc.metrics.rate_limited()
+        raise
     headers = request.state.rate_headers = {
         "X-RateLimit-Limit": str(state.limit),
         "X-RateLimit-Remaining": str(state.remaining),

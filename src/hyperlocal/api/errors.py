@@ -36,6 +36,11 @@ def _extra_rate(exc: e.HyperlocalError) -> Body:
     return {"limit": exc.limit, "window": "1h"}
 
 
+def _extra_streams(exc: e.HyperlocalError) -> Body:
+    assert isinstance(exc, e.TooManyStreamsError)
+    return {"limit": exc.limit}
+
+
 def _extra_too_large(exc: e.HyperlocalError) -> Body:
     assert isinstance(exc, e.BodyTooLargeError)
     return {"limit": exc.limit}
@@ -57,9 +62,11 @@ _TABLE: dict[type[e.HyperlocalError], tuple[int, Callable[[e.HyperlocalError], B
     e.BodyTooLargeError: (413, _extra_too_large),
     e.IdempotencyConflictError: (409, _no_extra),
     e.NotFoundError: (404, _no_extra),
+    e.OutputExpiredError: (410, _no_extra),
     e.JobConflictError: (409, _no_extra),
     e.InsufficientCreditsError: (402, _extra_insufficient),
     e.RateLimitedError: (429, _extra_rate),
+    e.TooManyStreamsError: (429, _extra_streams),
     e.ClientGoneError: (499, _no_extra),
     e.EngineUnavailableError: (503, _no_extra),
     e.GenerationError: (500, _extra_code),
@@ -81,6 +88,8 @@ async def _domain(request: Request, exc: Exception) -> JSONResponse:
     response.headers.update(rate_headers(request))
     if isinstance(exc, e.RateLimitedError):
         response.headers.update(_retry_headers(exc))
+    elif isinstance(exc, e.TooManyStreamsError):
+        response.headers["Retry-After"] = str(exc.retry_after)
     return response
 
 

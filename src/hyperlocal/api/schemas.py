@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
@@ -35,6 +37,12 @@ class ImageGenerateBody(_Open):
     reference_images: list[str] | None = None
     mode: str | None = Field(None, description="Accepted and ignored.")
     webhook_url: str | None = Field(None, description="If set, the request becomes a job (202).")
+    retention: int | None = Field(
+        None,
+        ge=1,
+        description="Seconds to keep the outputs: shortens the server's retention, never "
+        "lengthens it (a longer value keeps them for the server's time).",
+    )
 
 
 class ImageEditBody(_Open):
@@ -45,6 +53,12 @@ class ImageEditBody(_Open):
     resolution: str | None = Field(None, examples=["1k"])
     output_format: str | None = None
     webhook_url: str | None = None
+    retention: int | None = Field(
+        None,
+        ge=1,
+        description="Seconds to keep the outputs: shortens the server's retention, never "
+        "lengthens it (a longer value keeps them for the server's time).",
+    )
 
 
 class ImageData(BaseModel):
@@ -82,6 +96,14 @@ class JobStatusResponse(BaseModel):
     queuePosition: int | None = None
     createdAt: int | None = None
     completedAt: int | None = None
+    expiresAt: int | None = None  # when the outputs are deleted; absent: kept (so far) forever
+    expired: bool | None = None  # true once they are: outputUrl is then absent
+    # Beyond the hosted API, for the console: the time from submit to the end, to the
+    # millisecond (createdAt and completedAt are whole seconds); how a chat's reply ended
+    # (stop, length, disconnect, cancelled, error); and the inputs the job was given.
+    elapsedMs: int | None = None
+    finishReason: str | None = None
+    input: dict[str, Any] | None = None
 
 
 class JobUnavailable(BaseModel):
@@ -107,3 +129,6 @@ class AccountResponse(BaseModel):
     credits: int
     rateLimit: int
     maxRunningJobs: int
+    admin: bool = Field(description="Whether this is an admin key (it may use /admin).")
+    maxUploadBytes: int = Field(description="The largest input medium, once decoded.")
+    maxRequestBytes: int = Field(description="The largest request body: data: URIs count here.")

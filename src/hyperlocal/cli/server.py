@@ -38,6 +38,12 @@ def _worker_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--burst", action="store_true", help="exit once the queues are empty and no job runs"
     )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics on this port (bound to HYPERLOCAL_HOST)",
+    )
 
 
 def serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -88,6 +94,7 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
         models=tuple(args.models or settings.worker_models),
         concurrency=args.concurrency or settings.worker_concurrency,
         burst=args.burst,
+        metrics_port=args.metrics_port,
     )
     try:
         return run_worker(settings, options)

@@ -149,8 +149,9 @@ class Segment:
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """``GET /v1/jobs/{id}``. ``progress`` (0 to 1) and ``queue_position`` are hyperlocal
-    extensions; ``text``/``duration``/``segments`` come inline for speech recognition."""
+    """``GET /v1/jobs/{id}``. ``progress`` (0 to 1), ``queue_position`` and ``expires_at``
+    (when the outputs are deleted; None while kept forever) are hyperlocal extensions;
+    ``text``/``duration``/``segments`` come inline for speech recognition."""
 
     job_id: str
     status: JobStatus
@@ -164,6 +165,7 @@ class Job:
     queue_position: int | None
     completed_at: int | None
     raw: Json = field(repr=False, compare=False)
+    expires_at: int | None = None
 
     @classmethod
     def from_json(cls, data: Json) -> Job:
@@ -181,6 +183,7 @@ class Job:
             queue_position=position if isinstance(position, int) else None,
             completed_at=_int(data, "completedAt") or None,
             raw=data,
+            expires_at=_int(data, "expiresAt") or None,
         )
 
 

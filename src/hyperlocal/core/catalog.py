@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hyperlocal.engines.base import Category, InputValue
+from hyperlocal.engines.base import Category, InputValue, MediaCaps
 from hyperlocal.errors import UnsupportedModelError
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "Evidence",
     "InputSpec",
     "InputType",
+    "MediaCaps",
     "ModelEntry",
     "Multiplier",
     "PriceRule",
@@ -68,7 +69,13 @@ class InputSpec(_Strict):
     min_items: int | None = None  # for lists
     max_items: int | None = None
     aliases: tuple[str, ...] = ()  # other wire names that fill this input (first one given wins)
-    description: str = ""
+    description: str = ""  # shown to users beside the field: say what it does, not where from
+    # Values a form offers, such as the engine's voices. Unlike ``enum`` they are not enforced:
+    # clients written for the hosted API send their own (a MiniMax voice_id), which is accepted.
+    choices: tuple[Scalar, ...] | None = None
+    # Accepted on the wire, because clients send it, but not offered in forms: the model does
+    # nothing a user could want with it (``mode``), or another playground does it better.
+    hidden: bool = False
 
 
 class Multiplier(_Strict):
@@ -109,12 +116,14 @@ class ModelEntry(_Strict):
     name: str
     engine: str
     evidence: Evidence = Evidence.CONFIRMED
-    description: str = ""
+    evidence_note: str = ""  # for operators (GET /admin/models): where the id comes from
+    description: str = ""  # for users: what the model does
     enabled: bool = True
     timeout_s: float = Field(300.0, gt=0)
     price: PriceRule
     inputs: dict[str, InputSpec] = Field(default_factory=dict)
     engine_options: dict[str, Scalar] = Field(default_factory=dict)
+    caps: MediaCaps = MediaCaps()  # on input media; a table sets only the caps it changes
 
 
 class _Removal(_Strict):

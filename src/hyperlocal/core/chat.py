@@ -31,9 +31,8 @@ from hyperlocal.core.pricing import price
 from hyperlocal.core.services import Services
 from hyperlocal.engines.base import Category
 from hyperlocal.engines.chat.base import ChatMessage, ChatRequest, ChatUsage, message_text
-from hyperlocal.errors import EngineUnavailableError, InputError
+from hyperlocal.errors import EngineUnavailableError, InputError, InsufficientCreditsError
 from hyperlocal.store import jobs as store
-from hyperlocal.store.db import Database
 from hyperlocal.store.tables import ChatJobRow
 
 __all__ = [
@@ -71,6 +70,7 @@ class ChatReply:
     finish_reason: str
     usage: ChatUsage
     credits: int
+    backend_s: float = 0.0  # how much of the wait was the backend's (``ChatStream.backend_s``)
 
 
 def conversation_chars(messages: Sequence[ChatMessage]) -> int:
@@ -108,10 +108,10 @@ async def open_chat(svc: Services, submit: ChatSubmit) -> ChatStream:
         lambda started: engine.stream(_engine_request(entry, submit, started)),
     )
     if submit.key.credits < ticket.credits:
-        await _charge(svc.db, submit, ticket)
+        await _charge(svc, submit, ticket)
         await stream.prime()
     else:
-        await stream.prime(_charge(svc.db, submit, ticket))
+        await stream.prime(_charge(svc, submit, ticket))
     return stream
 
 
@@ -130,6 +130,7 @@ async def complete_chat(svc: Services, submit: ChatSubmit) -> ChatReply:
         stream.finish_reason or FinishReason.STOP,
         stream.usage,
         stream.credits,
+        stream.backend_s,
     )
 
 
@@ -204,13 +205,18 @@ def _chat_job(submit: ChatSubmit, ticket: ChatTicket) -> ChatJobRow:
     }
 
 
-async def _charge(db: Database, submit: ChatSubmit, ticket: ChatTicket) -> None:
+async def _charge(svc: Services, submit: ChatSubmit, ticket: ChatTicket) -> None:
     """The charge and the chat's row, in one transaction."""
     row = _chat_job(submit, ticket)
-    async with db.transaction() as session:
-        await store.insert_chat(session, row)
-        # Last: on PostgreSQL it locks the key until the commit.
-        await ledger.charge(session, ticket.key_id, ticket.credits, ticket.id)
+    try:
+        async with svc.db.transaction() as session:
+            await store.insert_chat(session, row)
+            # Last: on PostgreSQL it locks the key until the commit.
+            await ledger.charge(session, ticket.key_id, ticket.credits, ticket.id)
+    except InsufficientCreditsError:
+        svc.metrics.insufficient_credits()
+        raise
+    svc.metrics.submitted(ticket.model, Category.CHAT.value, ticket.credits)
 
 
 def _params(submit: ChatSubmit) -> dict[str, Any]:

@@ -88,6 +88,11 @@ class ChatStream:
         self.created = int(ticket.created_at)
         self.finish_reason: str | None = None
         self._lifecycle, self._recorder, self._key_id = lifecycle, recorder, ticket.key_id
+        self._metrics = lifecycle.metrics
+        self._opened = time.perf_counter()
+        # When the backend had the request, and when its latest delta arrived (``backend_s``).
+        self._asked_at: float | None = None
+        self._answered_at: float | None = None
         loop = asyncio.get_running_loop()
         self._deadline = loop.time() + ticket.timeout_s
         self._started: asyncio.Future[None] = loop.create_future()
@@ -101,6 +106,14 @@ class ChatStream:
         self._forget: Callable[[], None] = _nothing  # stops listening for the key's cancel
 
     @property
+    def backend_s(self) -> float:
+        """The backend's share of the wait so far: from its having the request to the latest
+        delta received (the first, for a stream; the last, for a whole reply)."""
+        if self._asked_at is None or self._answered_at is None:
+            return 0.0
+        return max(0.0, self._answered_at - self._asked_at)
+
+    @property
     def usage(self) -> ChatUsage:
         """The engine's count up to the last delta handed out; or, if it gave none, the
         number of content deltas as completion tokens and an unknown prompt size."""
@@ -112,6 +125,7 @@ class ChatStream:
         events = self._lifecycle.events
         if events is not None:  # listening before the charge: the row exists from its commit
             self._forget = events.on_cancel(self.id, self._cancel.fire)
+        self._asked_at = time.perf_counter()  # until the engine says when the backend had it
         first = asyncio.ensure_future(self._advance())
         self._cancel.interrupts(first)
         if charge is not None:
@@ -133,6 +147,8 @@ class ChatStream:
                 raise
         try:
             self._first = await first
+            self._answered_at = time.perf_counter()
+            self._metrics.first_token(self.model, self._answered_at - self._opened)
         except asyncio.CancelledError:
             if self._cancel.fired and not _being_cancelled():
                 self._first = ChatDelta(finish_reason=FinishReason.CANCELLED)
@@ -148,8 +164,10 @@ class ChatStream:
         finally:
             self._cancel.interrupts(None)
 
-    def _backend_started(self, *_: object) -> None:
+    def _backend_started(self, *first: object) -> None:
         if not self._started.done():
+            if not first:  # the engine's word (the first delta's done callback passes it)
+                self._asked_at = time.perf_counter()
             self._started.set_result(None)
 
     def __aiter__(self) -> ChatStream:
@@ -236,6 +254,7 @@ class ChatStream:
 
     def _finish(self, reason: str, error: HyperlocalError | None = None) -> None:
         """Record how the chat ended; written behind the reply (see ``ChatRecorder``)."""
+        self._answered_at = time.perf_counter()  # the backend's last word (``backend_s``)
         self.finish_reason = reason
         self._forget()
         cancelled = reason == FinishReason.CANCELLED
@@ -248,11 +267,16 @@ class ChatStream:
             values |= {"error": "canceled", "error_code": ErrorCode.CANCELED.value}
         status = JobStatus.CANCELED if cancelled else JobStatus.COMPLETED
         self._recorder.record(self.id, status, **values)
+        usage = self.usage
+        self._metrics.finished(self.model, status.value, time.perf_counter() - self._opened)
+        self._metrics.chat_tokens(self.model, usage.prompt_tokens, usage.completion_tokens)
 
     async def _fail(self, error: HyperlocalError) -> None:
         self._closed = True
         self._forget()
         await self._lifecycle.fail_chat(self.id, self._key_id, error)
+        self._metrics.finished(self.model, JobStatus.FAILED.value, None)
+        self._metrics.refunded(self.model, self.credits)
 
 
 class _Cancel:

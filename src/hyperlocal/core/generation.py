@@ -1,5 +1,7 @@
-"""Submitting a generation: validate, fetch inputs, price, then charge and create the job in
-one transaction, and only then hand it to the queue."""
+"""Submitting a generation: validate, refuse a key that cannot pay even the least the request
+can cost, fetch inputs, price, store the inputs (``stored_inputs``), then charge and create the
+job in one transaction, and only then hand it to the queue. A submit that does not commit
+leaves no input behind."""
 
 from __future__ import annotations
 
@@ -7,20 +9,20 @@ import secrets
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from hyperlocal.core import idempotency, jobs, ledger
+from hyperlocal.core import idempotency, jobs, ledger, stored_inputs
 from hyperlocal.core.catalog import InputType, ModelEntry
 from hyperlocal.core.jobs import JobStatus, JobView, view
 from hyperlocal.core.keys import KeyInfo
 from hyperlocal.core.pricing import price
+from hyperlocal.core.retention import job_retention
 from hyperlocal.core.services import Services
 from hyperlocal.core.validation import media_fields, validate_inputs
 from hyperlocal.core.work import WorkerSlot
 from hyperlocal.engines.base import Category, InputValue, MediaInput, MediaKind
-from hyperlocal.errors import EngineUnavailableError, InsufficientCreditsError
+from hyperlocal.errors import EngineUnavailableError, HyperlocalError, InsufficientCreditsError
 from hyperlocal.store import jobs as store
 from hyperlocal.store import ledger as ledger_store
 from hyperlocal.store.tables import Job
@@ -48,10 +50,13 @@ class SubmitRequest:
     inputs: Mapping[str, object]
     webhook_url: str | None = None
     idempotency_key: str | None = None
+    retention: float | None = None  # seconds: shortens the server's output retention
 
     def fingerprint(self) -> str:
         cats = [c.value for c in self.categories]
-        return idempotency.fingerprint(self.model, cats, self.inputs, self.webhook_url)
+        return idempotency.fingerprint(
+            self.model, cats, self.inputs, self.webhook_url, self.retention
+        )
 
 
 def new_job_id() -> str:
@@ -98,6 +103,9 @@ async def _submit(svc: Services, req: SubmitRequest, *, here: bool) -> _Submitte
             return _Submitted(earlier)
     try:
         return await _submit_new(svc, req, here=here)
+    except InsufficientCreditsError:
+        svc.metrics.insufficient_credits()
+        raise
     except IntegrityError:
         # A concurrent request with the same idempotency key committed first.
         earlier = await _earlier_job(svc, req) if req.idempotency_key else None
@@ -121,11 +129,41 @@ async def _submit_new(svc: Services, req: SubmitRequest, *, here: bool) -> _Subm
     if not svc.engines.available(entry.engine):
         raise EngineUnavailableError(entry.engine)
     params = validate_inputs(entry, req.inputs)
+    await _refuse_if_short(svc, req.key, price(entry, params))
     if req.webhook_url:
         await svc.fetcher.check_url("webhook_url", req.webhook_url)
     media = await _fetch_media(svc, entry, params)
-    job = _new_job(req, entry, params, price(entry, params))
-    job.inputs = await _store_inputs(svc, job.id, media)
+    credits = price(entry, params, media_seconds=_media_seconds(media))
+    job = _new_job(req, entry, params, credits)
+    job.retention_s = job_retention(svc.settings.output_retention, req.retention)
+    written: list[str] = []
+    try:
+        job.inputs = await stored_inputs.store_inputs(svc.private, job.id, media, written)
+        return await _create(svc, req, job, here=here)
+    except BaseException as exc:
+        unsure = not isinstance(exc, _NOT_COMMITTED)
+        await stored_inputs.discard(svc.db, svc.private, job.id, written, unsure=unsure)
+        raise
+
+
+# Raised by a submit that certainly did not commit (a refusal, a rolled-back conflict).
+_NOT_COMMITTED = (HyperlocalError, IntegrityError)
+
+
+async def _refuse_if_short(svc: Services, key: KeyInfo, least: int) -> None:
+    """402 before any input is fetched or decoded, for a key that cannot pay the least this
+    request can cost (its price before the media's length is known). The balance cached at
+    authentication only says when to look: a grant made through another process may not have
+    reached this one's cache, so a key that it shows short is read again."""
+    if key.credits >= least:
+        return
+    async with svc.db.read() as session:
+        available = await ledger_store.balance(session, key.id)
+    if available < least:
+        raise InsufficientCreditsError(least, available)
+
+
+async def _create(svc: Services, req: SubmitRequest, job: Job, *, here: bool) -> _Submitted:
     slot = await svc.queue.reserve_slot(SLOT_WAIT_S) if here else None
     try:
         claimed = await _commit(svc, req, job, slot)
@@ -133,12 +171,20 @@ async def _submit_new(svc: Services, req: SubmitRequest, *, here: bool) -> _Subm
         if slot is not None:
             slot.release()
         raise
+    _count(svc, job, claimed=claimed)
     if claimed:
         return _Submitted(view(job), job, slot)
     if slot is not None:
         slot.release()
     await svc.queue.enqueue(job.id, job.model)
     return _Submitted(view(job))
+
+
+def _count(svc: Services, job: Job, *, claimed: bool) -> None:
+    """Tell the metrics of a job just committed (and, ``claimed``, started)."""
+    svc.metrics.submitted(job.model, job.category, job.credits)
+    if claimed and job.started_at is not None:
+        svc.metrics.started(job.model, job.started_at - job.created_at)
 
 
 async def _commit(svc: Services, req: SubmitRequest, job: Job, slot: WorkerSlot | None) -> bool:
@@ -216,10 +262,20 @@ async def _fetch_media(
         sources = _sources(params.get(name))
         if sources:
             fetched[name] = [
-                await svc.fetcher.fetch(_field_name(name, i, kind), src, _MEDIA_KIND[kind])
+                await svc.fetcher.fetch(
+                    _field_name(name, i, kind), src, _MEDIA_KIND[kind], entry.caps
+                )
                 for i, src in enumerate(sources)
             ]
     return fetched
+
+
+def _media_seconds(media: Mapping[str, Sequence[MediaInput]]) -> float | None:
+    """The input media's length, by their headers, for ``per_minute`` prices (ASR): settled on
+    the length decoded when the job completes (``pricing.settled``)."""
+    lengths = [item.seconds for items in media.values() for item in items]
+    known = [seconds for seconds in lengths if seconds is not None]
+    return sum(known) if known else None
 
 
 def _sources(value: InputValue) -> list[str]:
@@ -230,24 +286,3 @@ def _sources(value: InputValue) -> list[str]:
 
 def _field_name(name: str, index: int, kind: InputType) -> str:
     return f"{name}[{index}]" if kind is InputType.IMAGES else name
-
-
-async def _store_inputs(
-    svc: Services, job_id: str, media: Mapping[str, Sequence[MediaInput]]
-) -> dict[str, Any]:
-    stored: dict[str, Any] = {}
-    for name, items in media.items():
-        stored[name] = []
-        for i, item in enumerate(items):
-            key = f"inputs/{job_id}/{name}-{i}"
-            await svc.storage.put(key, item.data, item.content_type)
-            stored[name].append(
-                {
-                    "key": key,
-                    "kind": item.kind.value,
-                    "content_type": item.content_type,
-                    "field": item.field,
-                    "source": _redact_data_uri(item.source),
-                }
-            )
-    return stored

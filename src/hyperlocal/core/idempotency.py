@@ -24,13 +24,21 @@ WINDOW_S = 24 * 3600
 
 
 def fingerprint(
-    model: str, categories: list[str], inputs: Mapping[str, object], webhook: str | None
+    model: str,
+    categories: list[str],
+    inputs: Mapping[str, object],
+    webhook: str | None,
+    retention: float | None = None,
 ) -> str:
-    canonical = json.dumps(
-        {"model": model, "categories": categories, "inputs": inputs, "webhook": webhook},
-        sort_keys=True,
-        default=str,
-    )
+    request: dict[str, object] = {
+        "model": model,
+        "categories": categories,
+        "inputs": inputs,
+        "webhook": webhook,
+    }
+    if retention is not None:  # absent otherwise: earlier requests keep their fingerprints
+        request["retention"] = retention
+    canonical = json.dumps(request, sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

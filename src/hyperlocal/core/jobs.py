@@ -36,6 +36,9 @@ __all__ = [
 ]
 
 
+RESULT_ID_PREFIX = "res_"
+
+
 @dataclass(frozen=True, slots=True)
 class JobView:
     id: str
@@ -51,6 +54,7 @@ class JobView:
     output_urls: Sequence[str] = ()
     output_keys: Sequence[str] = ()  # storage keys: ``with_current_urls`` makes the URLs
     result: Mapping[str, Any] = field(default_factory=dict)
+    params: Mapping[str, Any] = field(default_factory=dict)  # the validated inputs, media redacted
     error: str | None = None
     error_code: str | None = None
     webhook_url: str | None = None
@@ -58,6 +62,8 @@ class JobView:
     started_at: float | None = None
     finished_at: float | None = None
     queue_position: int | None = None
+    expires_at: float | None = None  # when its outputs expire; None: kept forever (or running)
+    expired_at: float | None = None  # when the retention sweep deleted them
 
     @property
     def wire_type(self) -> str:
@@ -85,6 +91,7 @@ def view(row: Job | Row[Any], queue_position: int | None = None) -> JobView:
         output_urls=tuple(row.output_urls or ()),
         output_keys=tuple(row.output_keys or ()),
         result=row.result or {},
+        params=row.params or {},
         error=row.error,
         error_code=row.error_code,
         webhook_url=row.webhook_url,
@@ -92,12 +99,17 @@ def view(row: Job | Row[Any], queue_position: int | None = None) -> JobView:
         started_at=row.started_at,
         finished_at=row.finished_at,
         queue_position=queue_position,
+        expires_at=row.expires_at,
+        expired_at=row.expired_at,
     )
 
 
 async def with_current_urls(storage: Storage, job: JobView) -> JobView:
     """``job`` with its outputs' URLs made now from their storage keys (a fresh presigned URL,
-    the current public URL). A job finished before keys were kept shows its stored URLs."""
+    the current public URL). A job finished before keys were kept shows its stored URLs; a job
+    whose outputs expired shows none."""
+    if job.expired_at is not None:
+        return dataclasses.replace(job, output_url=None, output_urls=())
     if not job.output_keys:
         return job
     urls = tuple([await storage.url(k) for k in job.output_keys])
@@ -105,9 +117,14 @@ async def with_current_urls(storage: Storage, job: JobView) -> JobView:
 
 
 async def get_job(db: Database, key: KeyInfo, job_id: str) -> JobView:
-    """The job, if ``key`` owns it; another key's job is indistinguishable from none."""
+    """The job, if ``key`` owns it; another key's job is indistinguishable from none.
+
+    An image's ``res_`` id (the one its synchronous answer gives) finds its job too."""
     async with db.read() as session:
-        row = await store.read(session, job_id)
+        if job_id.startswith(RESULT_ID_PREFIX):
+            row = await store.read_by_result(session, job_id)
+        else:
+            row = await store.read(session, job_id)
         if row is None or row.key_id != key.id:
             raise JobNotFoundError
         position = await store.queue_position(session, row) if row.status == "queued" else None

@@ -85,12 +85,16 @@ async def charge(session: AsyncSession, key_id: str, amount: int, job_id: str) -
     return balance
 
 
-async def refund(session: AsyncSession, key_id: str, job_id: str, note: str) -> int | None:
-    """Give back the job's charge in full; a no-op if there was none or it was refunded."""
+async def refund(
+    session: AsyncSession, key_id: str, job_id: str, note: str, *, amount: int | None = None
+) -> int | None:
+    """Give back the job's charge: in full, or ``amount`` of it (a completed job that cost less
+    than it was charged). A no-op if there was none, or it was refunded: a job has at most one
+    refund, of at most its charge."""
     charged = await store.entry_for_job(session, job_id, EntryKind.CHARGE.value)
     if charged is None or await store.entry_for_job(session, job_id, EntryKind.REFUND.value):
         return None
-    amount = -charged.amount
+    amount = -charged.amount if amount is None else min(amount, -charged.amount)
     balance = await store.credit(session, key_id, amount)
     await _append(session, key_id, EntryKind.REFUND, amount, balance, job_id=job_id, note=note)
     return balance

@@ -38,10 +38,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hyperlocal.core import ledger, webhooks
+from hyperlocal.core import ledger, retention, webhooks
 from hyperlocal.core.events import CANCEL, EventBus, JobEvent
 from hyperlocal.core.jobs import JobView, get_job, view
 from hyperlocal.core.keys import KeyInfo
+from hyperlocal.core.metrics import Metrics
 from hyperlocal.core.status import MOVES, JobStatus, MoveError
 from hyperlocal.core.status import check_move as _check
 from hyperlocal.engines.base import Category
@@ -127,8 +128,13 @@ class JobLifecycle:
         db: Database,
         events: EventBus | None = None,
         on_outbox: Callable[[], None] | None = None,
+        *,
+        input_retention_s: float = 86_400.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self.db, self.events, self.on_outbox = db, events, on_outbox
+        self.input_retention_s = input_retention_s  # see ``_ended``
+        self.metrics = metrics or Metrics()  # told of each start, end and refund
 
     # -- start ---------------------------------------------------------------------------
 
@@ -145,6 +151,8 @@ class JobLifecycle:
                     raise _AtCap(job)  # rolls the claim back
         except _AtCap as at_cap:
             return Claim(ClaimOutcome.AT_CAP, at_cap.job)
+        if job.attempts == 1 and job.started_at is not None:
+            self.metrics.started(job.model, job.started_at - job.created_at)
         return Claim(ClaimOutcome.CLAIMED, job, Lease(job_id, token))
 
     async def running(self, job_id: str) -> None:
@@ -171,14 +179,17 @@ class JobLifecycle:
         outputs: Outputs,
         result: Mapping[str, Any],
         *,
+        due: int | None = None,
         then: Callable[[], Awaitable[None]] | None = None,
     ) -> JobView | None:
         """The run succeeded: completed, unless its lease was lost or a cancel was requested
         (then nothing is written, and None is returned: the caller discards the outputs).
+        ``due`` is what the run turned out to cost (``pricing.settled``): less than the charge
+        refunds the difference, in the completing transaction.
         ``then`` runs once the row is taken and before the commit: it publishes the outputs,
         so a reader never sees the job completed before its files (a failed ``then`` rolls the
         completion back)."""
-        values = {
+        values: dict[str, Any] = {
             "status": C.value,
             "output_url": outputs.urls[0],
             "output_urls": list(outputs.urls),
@@ -187,11 +198,19 @@ class JobLifecycle:
             "progress": 1.0,
             "finished_at": time.time(),
         }
+        values = self._ended(job, values)
+        refund = max(0, job.credits - (job.credits if due is None else due))
+        if refund:
+            values["credits"] = job.credits - refund
         async with self.db.transaction() as session:
             moved = await store.move(
                 session, job.id, _check([R], C), values, owner=lease.token, uncancelled=True
             )
             if moved:
+                if refund:
+                    back = ledger.refund(session, job.key_id, job.id, "settled", amount=refund)
+                    if await back is not None:
+                        self.metrics.refunded(job.model, refund)
                 await self._outbox(session, job)
                 if then is not None:  # published before the commit shows the job completed;
                     await then()  # the row is ours now: no cancel can come between
@@ -205,7 +224,7 @@ class JobLifecycle:
         the lease was lost."""
         log.warning("job failed", extra={"job_id": job.id, "model": job.model, "code": error.code})
         async with self.db.transaction() as session:
-            values = _failure(F, error.message, error.code)
+            values = self._ended(job, _failure(F, error.message, error.code))
             moved = await store.move(
                 session, job.id, _check([R], F), values, owner=lease.token, uncancelled=True
             )
@@ -219,7 +238,7 @@ class JobLifecycle:
     async def stopped(self, lease: Lease, job: Job) -> JobView | None:
         """The work of a job whose cancel was requested has stopped: canceled and refunded.
         None if the lease was lost meanwhile."""
-        values = _failure(X, "canceled", ErrorCode.CANCELED)
+        values = self._ended(job, _failure(X, "canceled", ErrorCode.CANCELED))
         async with self.db.transaction() as session:
             moved = await store.move(session, job.id, _check([R], X), values, owner=lease.token)
             if moved:
@@ -304,7 +323,7 @@ class JobLifecycle:
         return view(fresh)
 
     async def _cancel_queued(self, session: AsyncSession, row: Job) -> bool:
-        values = _failure(X, "canceled", ErrorCode.CANCELED)
+        values = self._ended(row, _failure(X, "canceled", ErrorCode.CANCELED))
         if not await store.move(session, row.id, _check([Q], X), values):
             return False
         await self._refund_and_outbox(session, row, ErrorCode.CANCELED)
@@ -346,7 +365,7 @@ class JobLifecycle:
             values = _failure(X, "canceled", ErrorCode.CANCELED)
         else:
             values = _failure(F, "The worker running this job stopped", ErrorCode.UNEXPECTED)
-        values["finished_at"] = now
+        values = self._ended(job, values | {"finished_at": now})
         if not await store.move(session, job.id, _check([R], target), values):
             return False
         keep_charge = target is X and job.category == Category.CHAT.value
@@ -359,8 +378,18 @@ class JobLifecycle:
 
     # -- shared steps --------------------------------------------------------------------
 
+    def _ended(self, job: Job, values: dict[str, Any]) -> dict[str, Any]:
+        """``values`` (a move to a terminal state) with the job's retention columns: when its
+        outputs expire and its inputs are deleted (``core.retention``)."""
+        completed = values["status"] == C.value
+        ending = retention.ending_values(
+            job, values["finished_at"], completed=completed, input_s=self.input_retention_s
+        )
+        return values | ending
+
     async def _refund_and_outbox(self, session: AsyncSession, job: Job, note: str) -> None:
-        await ledger.refund(session, job.key_id, job.id, note)
+        if await ledger.refund(session, job.key_id, job.id, note) is not None:
+            self.metrics.refunded(job.model, job.credits)  # the whole charge: see core.metrics
         await self._outbox(session, job)
 
     async def _outbox(self, session: AsyncSession, job: Job) -> None:
@@ -370,7 +399,9 @@ class JobLifecycle:
             await webhooks.record_terminal(session, fresh, time.time())
 
     async def _after(self, job: Job, status: JobStatus) -> None:
-        """After a terminal commit: tell watchers, and wake the webhook dispatcher."""
+        """After a terminal commit: count it, tell watchers, and wake the webhook dispatcher."""
+        ran = None if job.started_at is None else time.time() - job.started_at
+        self.metrics.finished(job.model, status.value, ran)
         await self._publish(job.id, status, 1.0 if status is C else 0.0)
         if job.webhook_url and self.on_outbox is not None:
             self.on_outbox()
@@ -404,7 +435,8 @@ def _failure(status: JobStatus, message: str, code: str) -> dict[str, Any]:
 def _as_written(job: Job, values: Mapping[str, Any]) -> JobView:
     """The job as a transition just wrote it, without reading it back."""
     lists = ("output_urls", "output_keys")
-    fields = {k: v for k, v in values.items() if k != "status" and k not in lists}
+    shown = JobView.__dataclass_fields__
+    fields = {k: v for k, v in values.items() if k in shown and k != "status" and k not in lists}
     return dataclasses.replace(
         view(job),
         **fields,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from hyperlocal.core.catalog import Catalog
@@ -9,7 +10,10 @@ from hyperlocal.core.chat_recorder import ChatRecorder
 from hyperlocal.core.events import EventBus
 from hyperlocal.core.keycache import KeyCache
 from hyperlocal.core.lifecycle import JobLifecycle
+from hyperlocal.core.metrics import Metrics
 from hyperlocal.core.ratelimit import RateLimiter
+from hyperlocal.core.retention import ExpirySweeper
+from hyperlocal.core.streams import StreamSlots
 from hyperlocal.core.work import JobQueue, OutboxSender
 from hyperlocal.engines.chat.registry import ChatEngineRegistry
 from hyperlocal.engines.registry import EngineRegistry
@@ -29,6 +33,7 @@ class Services:
     engines: EngineRegistry
     chat: ChatEngineRegistry
     storage: Storage
+    private: Storage  # job inputs: never served (storage.private)
     fetcher: MediaFetcher
     limiter: RateLimiter
     queue: JobQueue
@@ -37,3 +42,7 @@ class Services:
     key_cache: KeyCache
     chat_recorder: ChatRecorder
     lifecycle: JobLifecycle
+    streams: StreamSlots
+    expiry: ExpirySweeper
+    clock: Callable[[], float]  # wall-clock seconds (time.time); tests step their own
+    metrics: Metrics  # what core reports for an operator (core.metrics)

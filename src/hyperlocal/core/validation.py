@@ -21,14 +21,17 @@ _MEDIA_PREFIXES = ("http://", "https://", "data:")
 _MEDIA_PROBLEM = "must be an http(s) URL or a data: URI"
 
 
-def validate_inputs(entry: ModelEntry, raw: Mapping[str, object]) -> dict[str, InputValue]:
+def validate_inputs(
+    entry: ModelEntry, raw: Mapping[str, object], *, partial: bool = False
+) -> dict[str, InputValue]:
     """The entry's inputs, coerced, checked and defaulted, keyed by their canonical names.
 
-    An optional input that is absent and has no default is left out of the result.
+    An optional input that is absent and has no default is left out of the result; so is a
+    required one when ``partial`` (a form being filled in asks for a price).
     """
     values: dict[str, InputValue] = {}
     for name, spec in entry.inputs.items():
-        value = _one(name, spec, raw)
+        value = _one(name, spec, raw, partial=partial)
         if value is not None:
             values[name] = value
     return values
@@ -39,10 +42,10 @@ def media_fields(entry: ModelEntry) -> dict[str, InputType]:
     return {name: spec.type for name, spec in entry.inputs.items() if spec.type in MEDIA_TYPES}
 
 
-def _one(name: str, spec: InputSpec, raw: Mapping[str, object]) -> InputValue:
+def _one(name: str, spec: InputSpec, raw: Mapping[str, object], *, partial: bool) -> InputValue:
     field, value = _pick(name, spec, raw)
     if _absent(value):
-        if spec.required:
+        if spec.required and not partial:
             raise InputError(name, "is required")
         return None
     coerced = _spelled(spec, _COERCERS[spec.type](field, value))
@@ -53,7 +56,8 @@ def _one(name: str, spec: InputSpec, raw: Mapping[str, object]) -> InputValue:
 def _pick(name: str, spec: InputSpec, raw: Mapping[str, object]) -> tuple[str, object]:
     """The wire name and value that fill an input: its own name, then aliases, then the default.
 
-    ``null`` and ``""`` count as absent, because clients send empty alias fields.
+    ``null`` and ``""`` count as absent, because clients send empty alias fields; so does a
+    string of spaces, which no model can do anything with (a prompt of spaces is no prompt).
     """
     for key in (name, *spec.aliases):
         if not _absent(raw.get(key)):
@@ -70,7 +74,7 @@ def _spelled(spec: InputSpec, value: InputValue) -> InputValue:
 
 
 def _absent(value: object) -> bool:
-    return value is None or value in ("", [])
+    return value is None or value == [] or (isinstance(value, str) and not value.strip())
 
 
 def _check(field: str, spec: InputSpec, value: InputValue) -> None:

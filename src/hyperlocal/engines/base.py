@@ -24,6 +24,8 @@ __all__ = [
     "GenerationRequest",
     "GenerationResult",
     "InputValue",
+    "LoadObserver",
+    "MediaCaps",
     "MediaInput",
     "MediaKind",
     "ProgressCallback",
@@ -51,6 +53,25 @@ class MediaKind(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class MediaCaps:
+    """The most of each input medium that one model takes (its catalogue entry's ``caps``).
+
+    Checked against the container's headers at submit, before anything is decoded or charged,
+    and again by every decoder while it decodes, so that a header that lies cannot make it
+    decode more. ``audio_decoded_bytes`` bounds the PCM that a full decode would produce at the
+    file's own rate and channels, as float32: the work of decoding, whatever is kept of it.
+    """
+
+    audio_seconds: float = 7200.0
+    audio_sample_rate: int = 192_000
+    audio_channels: int = 16
+    audio_decoded_bytes: int = 4_000_000_000
+    video_seconds: float = 300.0
+    video_frames: int = 18_000  # five minutes at 60 frames a second
+    video_pixels: int = 4096 * 2304  # in one frame; 4k UHD and DCI 4k fit
+
+
+@dataclass(frozen=True, slots=True)
 class MediaInput:
     """One input medium, fetched (or decoded from a data URI) and checked to be what it claims."""
 
@@ -59,6 +80,7 @@ class MediaInput:
     content_type: str
     data: bytes
     source: str  # the URL as given, or "data:" for inline media
+    seconds: float | None = None  # audio or video: its length, as checked at submit
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +93,7 @@ class GenerationRequest:
     options: Mapping[str, InputValue] = field(
         default_factory=dict
     )  # the catalogue's engine options
+    caps: MediaCaps = field(default_factory=MediaCaps)  # the catalogue's caps on input media
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +123,9 @@ class Segment:
 @dataclass(frozen=True, slots=True)
 class GenerationResult:
     artifacts: Sequence[Artifact]
-    duration: float | None = None  # seconds of audio or video produced (or heard, for ASR)
+    # Seconds of audio or video produced; for ASR, the seconds of input decoded and heard,
+    # which a ``per_minute`` price is settled on when the job completes.
+    duration: float | None = None
     text: str | None = None
     segments: Sequence[Segment] = ()
     extra: Mapping[str, float | str] = field(default_factory=dict)  # engine facts, e.g. similarity
@@ -117,9 +142,19 @@ class Engine(Protocol):
     async def aclose(self) -> None: ...
 
 
+class LoadObserver(Protocol):
+    """Told of every load, for the operator's metrics (``core.metrics.Metrics`` is one)."""
+
+    def model_loaded(self, engine: str, seconds: float) -> None: ...
+
+    def resident(self, device: str, change: int) -> None:
+        """A model was loaded onto (``change`` 1) or released from (-1) ``device``."""
+
+
 @dataclass(frozen=True, slots=True)
 class EngineContext:
     settings: Settings
+    loads: LoadObserver | None = None
 
 
 EngineFactory = Callable[[EngineContext], Engine]

@@ -9,6 +9,7 @@ down the API's start.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from typing import Any, Generic, Protocol, TypeVar
@@ -75,8 +76,15 @@ class Registry(Generic[E]):
             raise EngineUnavailableError(name)
         async with self._lock:
             if name not in self._engines:
-                self._engines[name] = await asyncio.to_thread(self._factories[name], self._context)
+                self._engines[name] = await self._create(name)
         return self._engines[name]
+
+    async def _create(self, name: str) -> E:
+        started = time.perf_counter()
+        engine = await asyncio.to_thread(self._factories[name], self._context)
+        if self._context.loads is not None:
+            self._context.loads.model_loaded(name, time.perf_counter() - started)
+        return engine
 
     async def aclose(self) -> None:
         engines, self._engines = list(self._engines.values()), {}

@@ -16,7 +16,7 @@ from hyperlocal.inputs.guard import (
     GuardedTransport,
     UnresolvableHostError,
 )
-from hyperlocal.inputs.media import MAX_PIXELS, check_media
+from hyperlocal.inputs.media import MAX_PIXELS, check_media, media_seconds
 
 __all__ = [
     "MAX_PIXELS",
@@ -29,4 +29,5 @@ __all__ = [
     "UnresolvableHostError",
     "check_media",
     "is_forbidden",
+    "media_seconds",
 ]

@@ -10,7 +10,7 @@ import asyncio
 
 import httpx
 
-from hyperlocal.engines.base import MediaInput, MediaKind
+from hyperlocal.engines.base import MediaCaps, MediaInput, MediaKind
 from hyperlocal.errors import MediaInputError
 from hyperlocal.inputs.datauri import decode_data_uri, is_data_uri, too_large
 from hyperlocal.inputs.guard import (
@@ -19,13 +19,14 @@ from hyperlocal.inputs.guard import (
     GuardedTransport,
     UnresolvableHostError,
 )
-from hyperlocal.inputs.media import check_media
+from hyperlocal.inputs.media import check_media, media_seconds
 
 __all__ = ["MediaFetcher"]
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _FORBIDDEN = "URL resolves to a private or loopback address"
+_CAPS = MediaCaps()
 
 
 class MediaFetcher:
@@ -59,15 +60,23 @@ class MediaFetcher:
             headers={"Accept-Encoding": "identity", "User-Agent": "hyperlocal"},
         )
 
-    async def fetch(self, field: str, source: str, kind: MediaKind) -> MediaInput:
-        """Fetch ``source`` (an http(s) URL or a ``data:`` URI) and check it is a ``kind``."""
+    async def fetch(
+        self, field: str, source: str, kind: MediaKind, caps: MediaCaps = _CAPS
+    ) -> MediaInput:
+        """Fetch ``source`` (an http(s) URL or a ``data:`` URI), check it is a ``kind`` within
+        ``caps``, and read its length (audio, video)."""
         if is_data_uri(source):
             data, origin = decode_data_uri(field, source, self._max_bytes), "data:"
         else:
             data, origin = await self._download(field, source), source
-        content_type = await asyncio.to_thread(check_media, field, kind, data)
+        content_type, seconds = await asyncio.to_thread(_check, field, kind, data, caps)
         return MediaInput(
-            field=field, kind=kind, content_type=content_type, data=data, source=origin
+            field=field,
+            kind=kind,
+            content_type=content_type,
+            data=data,
+            source=origin,
+            seconds=seconds,
         )
 
     async def check_url(self, field: str, url: str) -> None:
@@ -128,6 +137,10 @@ class MediaFetcher:
             if len(body) > self._max_bytes:
                 raise too_large(field, self._max_bytes)
         return bytes(body)
+
+
+def _check(field: str, kind: MediaKind, data: bytes, caps: MediaCaps) -> tuple[str, float | None]:
+    return check_media(field, kind, data), media_seconds(field, kind, data, caps)
 
 
 def _parse_url(field: str, url: str | httpx.URL) -> httpx.URL:

@@ -1,8 +1,10 @@
 """Checking that input bytes are the medium they claim to be, and naming their content type.
 
 Images are fully decoded with Pillow, since a header alone says little about whether an engine
-can use the file. Audio and video are only recognised by their container signature (plus a
-structural walk for WAV): decoding them would need ffmpeg, and engines decode them anyway.
+can use the file. Audio and video are recognised by their container signature (plus a
+structural walk for WAV), then ``media_seconds`` reads their length and checks the model's
+caps from the container's headers (``engines.media.bounded``): engines decode them later, in
+bounded chunks.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from io import BytesIO
 
 from PIL import Image
 
-from hyperlocal.engines.base import MediaKind
+from hyperlocal.engines.base import MediaCaps, MediaKind
+from hyperlocal.engines.media.bounded import audio_length, video_length
 from hyperlocal.errors import MediaInputError
 
-__all__ = ["MAX_PIXELS", "check_media"]
+__all__ = ["MAX_PIXELS", "check_media", "media_seconds"]
 
 MAX_PIXELS = 40_000_000
 """The largest image accepted, in pixels. Below Pillow's own bomb limit (about 89 million)."""
@@ -56,6 +59,20 @@ def check_media(field: str, kind: MediaKind, data: bytes) -> str:
         if content_type is not None:
             return content_type
     raise _invalid(field, kind)
+
+
+def media_seconds(field: str, kind: MediaKind, data: bytes, caps: MediaCaps) -> float | None:
+    """The length of audio or video ``data`` once checked against ``caps`` (None for images,
+    and for a video whose headers do not say), or raise :class:`MediaInputError` naming
+    ``field``. Audio whose headers do not say is counted by decoding it, within the caps.
+
+    Blocking (FFmpeg): call it from a worker thread in async code.
+    """
+    if kind is MediaKind.AUDIO:
+        return audio_length(data, field, caps)
+    if kind is MediaKind.VIDEO:
+        return video_length(data, field, caps)
+    return None
 
 
 def _invalid(field: str, kind: MediaKind) -> MediaInputError:

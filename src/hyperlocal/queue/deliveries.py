@@ -1,9 +1,10 @@
 """The webhook dispatcher: sends due outbox rows, records every attempt, schedules retries.
 
 Sends run concurrently with a per-request timeout, apart from job execution. Each receiver
-(the endpoint URL without its query) may hold at most ``per_origin`` of the ``concurrency``
-slots, and rows for a receiver at its cap are not claimed, so a slow or dead receiver
-delays only its own deliveries. A claimed row is held for ``timeout + 5`` s; if this process
+(the endpoint's scheme, host and port: one host is one receiver, however many paths it
+answers on) may hold at most ``per_receiver`` of the ``concurrency`` slots, and rows for a
+receiver at its cap are not claimed, so a slow or dead receiver delays only its own
+deliveries. A claimed row is held for ``timeout + 5`` s; if this process
 dies mid-send, any dispatcher sends it again later.
 """
 
@@ -20,22 +21,46 @@ from urllib.parse import urlsplit
 import httpx
 
 from hyperlocal.core import webhooks
+from hyperlocal.core.metrics import Metrics
 from hyperlocal.inputs import AddressGuardError, AddressPolicy, GuardedTransport
 from hyperlocal.store import keys as key_store
 from hyperlocal.store import webhooks as store
 from hyperlocal.store.db import Database
 from hyperlocal.store.tables import WebhookAttempt, WebhookDelivery
 
-__all__ = ["WebhookDispatcher", "origin_of"]
+__all__ = ["WebhookDispatcher", "receiver_of"]
 
 log = logging.getLogger(__name__)
 
 
-def origin_of(url: str) -> str:
-    """The receiver: the endpoint URL without its query, the unit a slow receiver can occupy
-    (and a prefix of every stored URL to it, so the claim query can skip it)."""
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+# The metrics' name for where an attempt left its delivery: a failed attempt with tries left
+# is "retrying"; "failed" means the schedule ran out.
+_OUTCOMES = {
+    webhooks.DeliveryStatus.DELIVERED: "delivered",
+    webhooks.DeliveryStatus.PENDING: "retrying",
+    webhooks.DeliveryStatus.FAILED: "failed",
+    webhooks.DeliveryStatus.GONE: "gone",
+}
+
+
+def receiver_of(url: str) -> str:
+    """The receiver, the unit a slow receiver can occupy: ``scheme://host:port``, with the
+    default port filled in and the host in lower case, so every spelling of it is one."""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+    try:
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme, 0)
+    except ValueError:  # not a port: the URL was refused at submit; keep it apart
+        return f"{parts.scheme}://{parts.netloc}"
+    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
+def _prefix_of(url: str) -> str:
+    """How the stored URLs to this spelling of a receiver begin, for the claim query to skip
+    them: a receiver at its cap is skipped under every spelling it has in flight."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}/"
 
 
 class WebhookDispatcher:
@@ -48,13 +73,16 @@ class WebhookDispatcher:
         jitter: float = 0.1,
         timeout: float = 10.0,
         concurrency: int = 64,
-        per_origin: int = 8,
+        per_receiver: int = 8,
         poll_interval: float = 0.5,
+        metrics: Metrics | None = None,
     ) -> None:
         self._db, self._schedule, self._jitter = db, tuple(schedule), jitter
+        self._metrics = metrics or Metrics()
         self._timeout, self._poll = timeout, poll_interval
-        self._concurrency, self._per_origin = concurrency, min(per_origin, concurrency)
-        self._in_flight: Counter[str] = Counter()
+        self._concurrency, self._per_receiver = concurrency, min(per_receiver, concurrency)
+        self._in_flight: Counter[str] = Counter()  # by receiver
+        self._spellings: Counter[tuple[str, str]] = Counter()  # (receiver, URL prefix)
         self._client = httpx.AsyncClient(
             transport=GuardedTransport(policy, max_connections=concurrency),
             timeout=timeout,
@@ -79,7 +107,7 @@ class WebhookDispatcher:
                 log.exception("webhook claim failed")
                 due = []
             for delivery in due:
-                self._in_flight[origin_of(delivery.url)] += 1
+                self._take(delivery.url)
                 task = asyncio.create_task(self._send(delivery))
                 self._sending.add(task)
                 task.add_done_callback(self._sending.discard)
@@ -93,9 +121,10 @@ class WebhookDispatcher:
         if free <= 0:
             await asyncio.sleep(0.05)
             return []
-        full = [o for o, n in self._in_flight.items() if n >= self._per_origin]
+        full = {r for r, n in self._in_flight.items() if n >= self._per_receiver}
+        skip = [prefix for receiver, prefix in self._spellings if receiver in full]
         async with self._db.transaction() as session:
-            rows = await store.claim_due(session, time.time(), free * 4, self._timeout + 5, full)
+            rows = await store.claim_due(session, time.time(), free * 4, self._timeout + 5, skip)
             chosen = self._within_caps(rows, free)
             for row in rows:
                 if row not in chosen:
@@ -106,9 +135,10 @@ class WebhookDispatcher:
         taken: Counter[str] = Counter()
         chosen: list[WebhookDelivery] = []
         for row in rows:
-            origin = origin_of(row.url)
-            if len(chosen) < free and self._in_flight[origin] + taken[origin] < self._per_origin:
-                taken[origin] += 1
+            receiver = receiver_of(row.url)
+            held = self._in_flight[receiver] + taken[receiver]
+            if len(chosen) < free and held < self._per_receiver:
+                taken[receiver] += 1
                 chosen.append(row)
         return chosen
 
@@ -117,17 +147,28 @@ class WebhookDispatcher:
         try:
             code, error = await self._post(delivery)
         finally:
-            self._release(origin_of(delivery.url))
+            self._release(delivery.url)
         latency_ms = (time.monotonic() - started) * 1000
         try:
-            await self._record(delivery, code, error, latency_ms)
+            status = await self._record(delivery, code, error, latency_ms)
         except Exception:
             log.exception("recording a webhook attempt failed", extra={"job_id": delivery.job_id})
+            return
+        self._metrics.webhook_attempt(_OUTCOMES[status], latency_ms / 1000)
 
-    def _release(self, origin: str) -> None:
-        self._in_flight[origin] -= 1
-        if self._in_flight[origin] <= 0:
-            del self._in_flight[origin]
+    def _take(self, url: str) -> None:
+        receiver = receiver_of(url)
+        self._in_flight[receiver] += 1
+        self._spellings[receiver, _prefix_of(url)] += 1
+
+    def _release(self, url: str) -> None:
+        receiver, spelling = receiver_of(url), (receiver_of(url), _prefix_of(url))
+        self._in_flight[receiver] -= 1
+        if self._in_flight[receiver] <= 0:
+            del self._in_flight[receiver]
+        self._spellings[spelling] -= 1
+        if self._spellings[spelling] <= 0:
+            del self._spellings[spelling]
         self._wake.set()  # a slot is free: look for work now
 
     async def _post(self, delivery: WebhookDelivery) -> tuple[int | None, str | None]:
@@ -163,7 +204,7 @@ class WebhookDispatcher:
 
     async def _record(
         self, delivery: WebhookDelivery, code: int | None, error: str | None, latency_ms: float
-    ) -> None:
+    ) -> webhooks.DeliveryStatus:
         now = time.time()
         attempts = delivery.attempts + 1
         status, delay = webhooks.next_step(attempts, code, self._schedule, self._jitter)
@@ -188,6 +229,7 @@ class WebhookDispatcher:
                 last_error=error,
                 delivered_at=now if status is webhooks.DeliveryStatus.DELIVERED else None,
             )
+        return status
 
     async def aclose(self, grace: float = 5.0) -> None:
         if self._loop_task is not None:

@@ -53,7 +53,8 @@ class JobExecutor:
 
 
 class Sweeper:
-    """Every ``interval`` s: requeue jobs whose lease expired, and send jobs no message holds.
+    """Every ``interval`` s: requeue jobs whose lease expired, and send jobs no message holds;
+    now and then, delete orphaned inputs (``JobRunner.sweep_inputs``).
 
     Every worker sweeps; the conditional UPDATEs and the dispatch mark make that safe.
     """
@@ -81,3 +82,4 @@ class Sweeper:
             log.warning("lease expired; job requeued", extra={"job_id": job_id})
             await self._queue.redispatch(job_id)
         await self._queue.dispatch_orphans()
+        await self._runner.sweep_inputs()

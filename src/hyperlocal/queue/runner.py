@@ -20,21 +20,21 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from hyperlocal.core import stored_inputs
 from hyperlocal.core.catalog import Catalog
 from hyperlocal.core.events import EventBus, JobEvent
 from hyperlocal.core.jobs import JobStatus, JobView
 from hyperlocal.core.lifecycle import ClaimOutcome, JobLifecycle, Lease, Outputs
+from hyperlocal.core.pricing import settled
 from hyperlocal.engines.base import (
     Category,
     GenerationRequest,
     GenerationResult,
-    MediaInput,
-    MediaKind,
     ProgressCallback,
 )
 from hyperlocal.engines.registry import EngineRegistry
@@ -61,6 +61,7 @@ _FOLDERS = {
     Category.CHAT: "chat",
 }
 STOP_WAIT_S = 5.0  # at shutdown, how long stopped engines may take to stop
+INPUT_SWEEP_S = 600.0  # how often the lease sweep also looks for orphaned inputs
 RENEW_RETRY_S = 1.0  # a renewal that failed (the database, say) is tried again this soon
 
 
@@ -110,19 +111,23 @@ class JobRunner:
         engines: EngineRegistry,
         storage: Storage,
         *,
+        private: Storage,
         worker: str,
         lease_s: float = 30.0,
         max_attempts: int = 3,
     ) -> None:
+        """``storage`` takes the outputs; ``private`` holds the jobs' inputs."""
         self.lifecycle, self.catalog, self.engines, self.storage = (
             lifecycle,
             catalog,
             engines,
             storage,
         )
+        self.private = private
         self.worker, self.lease_s, self.max_attempts = worker, lease_s, max_attempts
         self._runs: dict[str, _Run] = {}
         self._closing = False
+        self._inputs_due = 0.0  # when the orphan-input sweep runs next
 
     @property
     def events(self) -> EventBus | None:
@@ -187,9 +192,16 @@ class JobRunner:
             keys=[key for _, key in run.staged],
             urls=[await self.storage.url(key) for _, key in run.staged],
         )
+        job = run.job
+        due = settled(self.catalog.get(job.model), job.params, job.credits, result.duration)
         try:
             view = await self.lifecycle.complete(
-                run.lease, run.job, outputs, _result_json(result), then=lambda: self._publish(run)
+                run.lease,
+                job,
+                outputs,
+                _result_json(result),
+                due=due,
+                then=lambda: self._publish(run),
             )
         except Exception:  # not completed (the database, say): the lease sweep runs it again
             await self._discard(run)
@@ -272,6 +284,19 @@ class JobRunner:
         """The lease sweep (see ``JobLifecycle.expire``): the ids of the jobs requeued."""
         return await self.lifecycle.expire(self.max_attempts)
 
+    async def sweep_inputs(self) -> None:
+        """The orphan-input sweep (``stored_inputs.sweep_orphans``), at most once every
+        ``INPUT_SWEEP_S``: each lease sweep calls this. Never raises: a failed sweep is logged,
+        and the next one deletes what this one could not."""
+        now = time.time()
+        if now < self._inputs_due:
+            return
+        self._inputs_due = now + INPUT_SWEEP_S
+        try:
+            await stored_inputs.sweep_orphans(self.lifecycle.db, self.private, now)
+        except Exception:
+            log.exception("orphan-input sweep failed")
+
     # -- the work ------------------------------------------------------------------------
 
     async def _work(self, run: _Run) -> GenerationResult:
@@ -291,8 +316,9 @@ class JobRunner:
             model=job.model,
             category=Category(job.category),
             params=job.params,
-            media=await self._load_media(job.inputs),
+            media=await stored_inputs.load(self.private, self.storage, job.inputs),
             options=entry.engine_options,
+            caps=entry.caps,
         )
         try:
             return await asyncio.wait_for(engine.generate(request, progress), job.timeout_s)
@@ -327,21 +353,6 @@ class JobRunner:
             )
         except Exception:  # events are best effort; the database is the truth
             log.warning("publishing a job event failed", extra={"job_id": job_id})
-
-    async def _load_media(self, stored: Mapping[str, Any]) -> dict[str, list[MediaInput]]:
-        media: dict[str, list[MediaInput]] = {}
-        for name, items in stored.items():
-            media[name] = [
-                MediaInput(
-                    field=item["field"],
-                    kind=MediaKind(item["kind"]),
-                    content_type=item["content_type"],
-                    data=await self.storage.get(item["key"]),
-                    source=item["source"],
-                )
-                for item in items
-            ]
-        return media
 
     async def _stage(self, run: _Run, result: GenerationResult) -> None:
         """Each output written under a staging key of this run's own, never served."""

@@ -9,11 +9,22 @@ A job's outputs are written under a ``staging_key`` while it runs, never served,
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["STAGING", "Storage"]
+__all__ = ["STAGING", "Storage", "StoredFile"]
 
 STAGING = "staging/"  # where object storage stages outputs (local storage stages beside them)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    """One stored file, as a listing shows it: its key, size, and last change (unix s)."""
+
+    key: str
+    size: int
+    modified: float
 
 
 class Storage(Protocol):
@@ -40,6 +51,11 @@ class Storage(Protocol):
 
     async def delete(self, key: str) -> None:
         """Remove ``key``; nothing if there is none."""
+        ...
+
+    def files(self, prefix: str = "") -> AsyncIterator[StoredFile]:
+        """Every stored file whose key starts with ``prefix``, staged ones included, in no
+        particular order (for reports and sweeps: a listing of a large bucket is slow)."""
         ...
 
     async def aclose(self) -> None: ...

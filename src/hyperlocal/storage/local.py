@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path, PurePosixPath
+
+from hyperlocal.storage.base import StoredFile
 
 __all__ = ["LocalStorage"]
 
@@ -50,6 +54,22 @@ class LocalStorage:
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self.path_for(key).unlink, missing_ok=True)
+
+    async def files(self, prefix: str = "") -> AsyncIterator[StoredFile]:
+        for found in await asyncio.to_thread(self._walk, prefix):
+            yield found
+
+    def _walk(self, prefix: str) -> list[StoredFile]:
+        found: list[StoredFile] = []
+        for folder, _, names in os.walk(self.root):
+            for name in names:
+                path = Path(folder, name)
+                key = path.relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    with contextlib.suppress(FileNotFoundError):  # deleted meanwhile
+                        stat = path.stat()
+                        found.append(StoredFile(key, stat.st_size, stat.st_mtime))
+        return found
 
     async def aclose(self) -> None:
         return None

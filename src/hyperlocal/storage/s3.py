@@ -12,6 +12,7 @@ always valid for ``s3_presign_seconds`` from the moment it was shown.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import quote
@@ -19,7 +20,7 @@ from urllib.parse import quote
 from pydantic import SecretStr
 
 from hyperlocal.settings import Settings
-from hyperlocal.storage.base import STAGING
+from hyperlocal.storage.base import STAGING, StoredFile
 
 __all__ = ["S3Storage", "open_s3_storage"]
 
@@ -104,6 +105,20 @@ class S3Storage:
             ExpiresIn=self.presign_seconds,
         )
         return url
+
+    async def files(self, prefix: str = "") -> AsyncIterator[StoredFile]:
+        """One page (up to 1,000 objects) listed at a time, in a worker thread."""
+        pages = self._client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self._root() + prefix
+        )
+        iterator = iter(pages)
+        while (page := await asyncio.to_thread(next, iterator, None)) is not None:
+            for item in page.get("Contents", ()):
+                key = item["Key"].removeprefix(self._root())
+                yield StoredFile(key, int(item["Size"]), item["LastModified"].timestamp())
+
+    def _root(self) -> str:
+        return f"{self.prefix}/" if self.prefix else ""
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self._client.close)

@@ -21,6 +21,7 @@ __all__ = [
     "count_active_for_models",
     "count_running_for_key",
     "create_paid",
+    "existing_ids",
     "expired_leases",
     "get",
     "insert",
@@ -30,6 +31,7 @@ __all__ = [
     "queue_position",
     "queued_ids",
     "read",
+    "read_by_result",
     "release",
     "renew_lease",
     "request_cancel",
@@ -45,6 +47,7 @@ ACTIVE = (QUEUED, RUNNING)
 _jobs = table(Job)
 _c = _jobs.c
 _BY_ID = select(_jobs).where(_c.id == bindparam("job_id"))
+_BY_RESULT = select(_jobs).where(_c.result_id == bindparam("result_id"))
 _COUNT_RUNNING = prepared(
     select(func.count()).where(_c.key_id == bindparam("key_id"), _c.status == RUNNING)
 )
@@ -124,6 +127,16 @@ async def get(session: AsyncSession, job_id: str) -> Job | None:
 async def read(session: AsyncSession, job_id: str) -> Row[Any] | None:
     """The job's row as plain values (a Core read: no ORM identity map), for showing it."""
     return (await session.execute(_BY_ID, {"job_id": job_id})).one_or_none()
+
+
+async def existing_ids(session: AsyncSession, ids: Sequence[str]) -> set[str]:
+    """Which of ``ids`` name a job."""
+    return set(await session.scalars(select(_c.id).where(_c.id.in_(ids))))
+
+
+async def read_by_result(session: AsyncSession, result_id: str) -> Row[Any] | None:
+    """The job whose image result is ``result_id`` (``res_...``), as ``read`` shows it."""
+    return (await session.execute(_BY_RESULT, {"result_id": result_id})).first()
 
 
 async def list_for_key(

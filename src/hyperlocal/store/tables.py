@@ -93,6 +93,9 @@ class Job(Base):
         Index("ix_jobs_key_created", "key_id", "created_at"),
         Index("ix_jobs_status_created", "status", "created_at"),
         Index("ix_jobs_key_status", "key_id", "status"),
+        Index("ix_jobs_expiry", "expired_at", "expires_at"),
+        Index("ix_jobs_inputs_expire", "inputs_expire_at"),
+        Index("ix_jobs_result_id", "result_id"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -122,6 +125,13 @@ class Job(Base):
     created_at: Mapped[float] = mapped_column(Float)
     started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Retention (0006): the seconds its outputs are kept after it ends (None: forever); when
+    # they expire, and when the sweep deleted them; when its inputs are due for deletion
+    # (cleared once they are deleted).
+    retention_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    expired_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    inputs_expire_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class LedgerRow(TypedDict):

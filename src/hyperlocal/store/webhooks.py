@@ -32,15 +32,15 @@ async def claim_due(
     now: float,
     limit: int,
     hold_s: float,
-    skip_origins: Sequence[str] = (),
+    skip_prefixes: Sequence[str] = (),
 ) -> Sequence[WebhookDelivery]:
     """Pending deliveries that are due, pushed ``hold_s`` into the future so no other
     dispatcher takes them while this one sends (SKIP LOCKED on PostgreSQL). Deliveries to
-    ``skip_origins`` (``scheme://host:port/``) are left for later."""
+    URLs beginning with one of ``skip_prefixes`` (``scheme://host:port/``) are left for later."""
     stmt = (
         select(WebhookDelivery)
         .where(WebhookDelivery.status == PENDING, WebhookDelivery.next_attempt_at <= now)
-        .where(*(~WebhookDelivery.url.startswith(origin) for origin in skip_origins))
+        .where(*(~WebhookDelivery.url.startswith(prefix) for prefix in skip_prefixes))
         .order_by(WebhookDelivery.next_attempt_at)
         .limit(limit)
         .with_for_update(skip_locked=True)

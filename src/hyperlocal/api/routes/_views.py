@@ -79,6 +79,11 @@ def job_status(job: JobView) -> JobStatusResponse:
         queuePosition=job.queue_position,
         createdAt=int(job.created_at),
         completedAt=int(job.finished_at) if job.finished_at else None,
+        expiresAt=int(job.expires_at) if job.expires_at is not None else None,
+        expired=True if job.expired_at is not None else None,
+        elapsedMs=round((job.finished_at - job.created_at) * 1000) if job.finished_at else None,
+        finishReason=job.result.get("finish_reason"),
+        input=dict(job.params) or None,
         **extra,
     )
 

@@ -22,6 +22,9 @@ async def account(key: CurrentKey, svc: Svc) -> AccountResponse:
         credits=fresh.credits,
         rateLimit=fresh.rate_limit,
         maxRunningJobs=fresh.max_running_jobs,
+        admin=fresh.is_admin,
+        maxUploadBytes=svc.settings.fetch_max_bytes,
+        maxRequestBytes=svc.settings.max_body_bytes,
     )
 
 

@@ -1,4 +1,4 @@
-"""Key and credit management for the admin key only."""
+"""Key and credit management, and storage usage, for the admin key only."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from hyperlocal.api.deps import AdminKey, Svc
 from hyperlocal.api.routes.account import ledger_line
-from hyperlocal.core import keys, ledger
+from hyperlocal.core import keys, ledger, storage_usage
 from hyperlocal.core.keys import KeyInfo, KeySpec
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -86,3 +86,30 @@ async def key_ledger(
 ) -> dict[str, Any]:
     await keys.get_key(svc.db, key_id)
     return {"data": [ledger_line(x) for x in await ledger.history(svc.db, key_id, limit=limit)]}
+
+
+@router.get("/storage")
+async def storage(_: AdminKey, svc: Svc) -> dict[str, Any]:
+    """Bytes and files stored, by kind (images, videos, audio, 3d, inputs, other) and by age
+    (<1h, <1d, <7d, older)."""
+    usage = await storage_usage.measure(svc.storage, svc.private, svc.clock())
+    return usage.as_dict()
+
+
+@router.get("/models")
+async def model_evidence(_: AdminKey, svc: Svc) -> dict[str, Any]:
+    """Where each model's id and price come from: the catalogue's notes, for operators only
+    (``GET /v1/models`` shows users a plain description)."""
+    return {
+        "data": [
+            {
+                "id": e.id,
+                "name": e.name,
+                "category": e.category.value,
+                "evidence": e.evidence.value,
+                "evidenceNote": e.evidence_note,
+                "priceNote": e.price.note,
+            }
+            for e in svc.catalog
+        ]
+    }

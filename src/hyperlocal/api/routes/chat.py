@@ -29,8 +29,10 @@ from hyperlocal.api.chat_schemas import (
 from hyperlocal.api.deps import Call, CurrentCall
 from hyperlocal.api.disconnect import unless_gone
 from hyperlocal.api.fast_route import FastRoute
+from hyperlocal.api.metrics import BACKEND_S
 from hyperlocal.core import chat
-from hyperlocal.core.chat import ChatReply, ChatStream
+from hyperlocal.core.chat import ChatReply, ChatStream, ChatSubmit
+from hyperlocal.core.streams import StreamSlot
 from hyperlocal.errors import ClientGoneError, HyperlocalError, ModelRequiredError
 
 # The relay's latency is the product here: these routes skip FastAPI's request handling.
@@ -47,8 +49,9 @@ async def legacy_chat(body: LegacyChatBody, call: CurrentCall) -> Response:
     receive = call.request.receive
     if not submit.stream:
         return _reply(call, await unless_gone(receive, chat.complete_chat(call.svc, submit)))
-    stream = await unless_gone(receive, chat.open_chat(call.svc, submit))
-    return ChatEventStream(stream, _writer(stream, legacy=True, usage=False), call.rate_headers)
+    stream, slot = await _open_stream(call, submit)
+    writer = _writer(stream, legacy=True, usage=False)
+    return ChatEventStream(stream, writer, call.rate_headers, slot)
 
 
 @router.post("/chat/completions", response_model=ChatCompletionResponse, responses=_STREAM_DOC)
@@ -59,12 +62,26 @@ async def chat_completions(body: ChatCompletionBody, call: CurrentCall) -> Respo
     receive = call.request.receive
     if not submit.stream:
         return _reply(call, await unless_gone(receive, chat.complete_chat(call.svc, submit)))
-    stream = await unless_gone(receive, chat.open_chat(call.svc, submit))
+    stream, slot = await _open_stream(call, submit)
     writer = _writer(stream, legacy=False, usage=body.include_usage)
-    return ChatEventStream(stream, writer, call.rate_headers)
+    return ChatEventStream(stream, writer, call.rate_headers, slot)
+
+
+async def _open_stream(call: Call, submit: ChatSubmit) -> tuple[ChatStream, StreamSlot]:
+    """The chat's stream and the key's stream slot it holds: 429 past the key's open streams,
+    before anything is charged."""
+    slot = call.svc.streams.take(call.key.id)
+    try:
+        stream = await unless_gone(call.request.receive, chat.open_chat(call.svc, submit))
+    except BaseException:
+        slot.release()
+        raise
+    call.request.scope[BACKEND_S] = stream.backend_s  # up to the first token (api.metrics)
+    return stream, slot
 
 
 def _reply(call: Call, reply: ChatReply) -> Response:
+    call.request.scope[BACKEND_S] = reply.backend_s  # up to the last token (api.metrics)
     # The legacy and the OpenAI response have the same fields (response_model, above).
     return Response(reply_json(reply), headers=call.rate_headers, media_type="application/json")
 
@@ -81,7 +98,11 @@ class ChatEventStream(StreamingResponse):
     backend and, if the reply was cut short, records the usage that was streamed."""
 
     def __init__(
-        self, stream: ChatStream, writer: ChunkWriter, rate_headers: Mapping[str, str]
+        self,
+        stream: ChatStream,
+        writer: ChunkWriter,
+        rate_headers: Mapping[str, str],
+        slot: StreamSlot,
     ) -> None:
         headers = {
             **rate_headers,
@@ -90,6 +111,7 @@ class ChatEventStream(StreamingResponse):
         }
         super().__init__(_events(stream, writer), media_type="text/event-stream", headers=headers)
         self._stream = stream
+        self._slot = slot
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # noqa: ARG002
         """Starlette's, stopped when the client goes away. Starlette does this with an anyio
@@ -108,6 +130,7 @@ class ChatEventStream(StreamingResponse):
         """Close the chat: its end is recorded at once, then the engine stops. A task being
         cancelled (the server stopping) still waits for the engine, shielded; the usual end
         skips the shield's cost."""
+        self._slot.release()
         task = asyncio.current_task()
         if task is not None and task.cancelling():
             with anyio.CancelScope(shield=True):

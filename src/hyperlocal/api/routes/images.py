@@ -18,6 +18,7 @@ from hyperlocal.errors import ModelRequiredError
 router = APIRouter(tags=["images"], route_class=FastRoute)
 
 DEFAULT_IMAGE_MODEL = "gemini-3-1-flash-t2i"
+_NOT_INPUTS = {"model", "webhook_url", "retention"}
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     202: {"model": JobAccepted, "description": "Accepted as a job"}
 }
@@ -36,9 +37,10 @@ async def generate_image(body: ImageGenerateBody, call: IdempotentCall) -> Respo
         key=call.key,
         model=_model(body.model, DEFAULT_IMAGE_MODEL),
         categories=(Category.IMAGE,),
-        inputs=body.model_dump(exclude_none=True, exclude={"model", "webhook_url"}),
+        inputs=body.model_dump(exclude_none=True, exclude=_NOT_INPUTS),
         webhook_url=body.webhook_url,
         idempotency_key=call.idempotency_key,
+        retention=body.retention,
     )
     return await run_or_accept(call, req, image_response)
 
@@ -49,8 +51,9 @@ async def edit_image(body: ImageEditBody, call: IdempotentCall) -> Response:
         key=call.key,
         model=_model(body.model),
         categories=(Category.IMAGE_EDIT,),
-        inputs=body.model_dump(exclude_none=True, exclude={"model", "webhook_url"}),
+        inputs=body.model_dump(exclude_none=True, exclude=_NOT_INPUTS),
         webhook_url=body.webhook_url,
         idempotency_key=call.idempotency_key,
+        retention=body.retention,
     )
     return await run_or_accept(call, req, image_response)

@@ -9,11 +9,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from hyperlocal.api.deps import CurrentKey, Svc
 from hyperlocal.api.routes._views import job_status, job_unavailable
 from hyperlocal.api.schemas import JobListResponse, JobStatusResponse, JobUnavailable
 from hyperlocal.core import jobs, webhooks
+from hyperlocal.core.streams import StreamSlot
 from hyperlocal.errors import UnexpectedError
 from hyperlocal.storage.base import Storage
 
@@ -78,12 +80,28 @@ async def job_events(job_id: str, key: CurrentKey, svc: Svc) -> StreamingRespons
     a ``: heartbeat`` comment every 15 s, and the stream ends after the terminal status."""
     await svc.chat_recorder.flush()
     await jobs.get_job(svc.db, key, job_id)  # 404 before the stream starts
+    slot = svc.streams.take(key.id)  # 429 past the key's open streams
     stream = jobs.watch(svc.db, svc.events, key, job_id, heartbeat=15.0)
-    return StreamingResponse(
+    return _HeldStream(
         _sse(job_id, stream, svc.storage),
+        slot,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+class _HeldStream(StreamingResponse):
+    """A stream that holds one of its key's stream slots until it ends, however it ends."""
+
+    def __init__(self, content: AsyncIterator[str], slot: StreamSlot, **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self._slot = slot
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._slot.release()
 
 
 async def _sse(

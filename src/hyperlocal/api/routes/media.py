@@ -25,14 +25,20 @@ legacy_router = APIRouter(tags=["media"], route_class=FastRoute)
 
 
 class GenerationBody(BaseModel):
-    """``{"model", "input": {...}, "webhook_url"}``; a flat body with the input fields at the
-    top level is accepted too, as legacy clients send it."""
+    """``{"model", "input": {...}, "webhook_url", "retention"}``; a flat body with the input
+    fields at the top level is accepted too, as legacy clients send it."""
 
     model_config = ConfigDict(extra="allow")
 
     model: str | None = Field(None, examples=["sora-2-i2v"])
     input: dict[str, Any] | None = Field(None, examples=[{"prompt": "waves", "duration": 5}])
     webhook_url: str | None = None
+    retention: int | None = Field(
+        None,
+        ge=1,
+        description="Seconds to keep the outputs: shortens the server's retention, never "
+        "lengthens it (a longer value keeps them for the server's time).",
+    )
 
     def inputs(self) -> dict[str, Any]:
         return dict(self.input) if self.input is not None else dict(self.model_extra or {})
@@ -48,6 +54,7 @@ def _request(body: GenerationBody, call: Call, categories: tuple[Category, ...])
         inputs=body.inputs(),
         webhook_url=body.webhook_url,
         idempotency_key=call.idempotency_key,
+        retention=body.retention,
     )
 
 

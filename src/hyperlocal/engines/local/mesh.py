@@ -69,7 +69,7 @@ class ImageTo3DEngine:
 
     def __init__(self, context: EngineContext, *, concurrency: int = 1) -> None:
         self._settings = context.settings
-        self._pipelines = Resident(ENGINE, _load, concurrency)
+        self._pipelines = Resident(ENGINE, _load, concurrency, context.loads)
 
     async def generate(
         self, request: GenerationRequest, progress: ProgressCallback

@@ -61,7 +61,7 @@ class MusicgenEngine:
 
     def __init__(self, context: EngineContext, *, concurrency: int = 1) -> None:
         self._settings = context.settings
-        self._models = Resident(ENGINE, _load, concurrency)
+        self._models = Resident(ENGINE, _load, concurrency, context.loads)
 
     async def generate(
         self, request: GenerationRequest, progress: ProgressCallback

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from hyperlocal.engines.base import InputValue
+from hyperlocal.engines.base import InputValue, LoadObserver
 from hyperlocal.engines.local.options import text
 from hyperlocal.engines.local.weights import check_name, models_dir
 from hyperlocal.engines.media.progress import Report
@@ -81,8 +81,15 @@ class Resident(Generic[T]):
     share the loaded model, for small models on a large GPU.
     """
 
-    def __init__(self, engine: str, load: Callable[[Weights], T], concurrency: int = 1) -> None:
+    def __init__(
+        self,
+        engine: str,
+        load: Callable[[Weights], T],
+        concurrency: int = 1,
+        observer: LoadObserver | None = None,
+    ) -> None:
         self._engine = engine
+        self._observer = observer  # told of each load and release (the operator's metrics)
         self._load = load
         self._gate = threading.BoundedSemaphore(concurrency)
         self._lock = threading.Lock()
@@ -123,12 +130,18 @@ class Resident(Generic[T]):
         model = self._load(weights)
         seconds = time.perf_counter() - start
         log.info("loaded %s in %.1f s", weights.folder.name, seconds, extra={**facts, "s": seconds})
+        if self._observer is not None:
+            self._observer.model_loaded(self._engine, seconds)
+            self._observer.resident(weights.device, 1)
         return model
 
     def _release(self) -> None:
-        if self._model is None:
+        if self._model is None or self._weights is None:
             return
+        device = self._weights.device
         self._model, self._weights = None, None
+        if self._observer is not None:
+            self._observer.resident(device, -1)
         gc.collect()  # pipelines hold reference cycles; their GPU memory waits on the collector
         _empty_cuda_cache()
 

@@ -30,7 +30,7 @@ from hyperlocal.engines.base import (
 )
 from hyperlocal.engines.local.options import integer, text
 from hyperlocal.engines.local.runtime import Resident, Weights, locate, require
-from hyperlocal.engines.media.audio_codec import Audio, decode, resample
+from hyperlocal.engines.media.audio_codec import Audio, decode
 from hyperlocal.engines.media.progress import Report, run_reporting
 from hyperlocal.errors import GenerationError, InputError
 
@@ -58,7 +58,7 @@ class WhisperLocalEngine:
 
     def __init__(self, context: EngineContext, *, concurrency: int = 1) -> None:
         self._settings = context.settings
-        self._models = Resident(ENGINE, _load, concurrency)
+        self._models = Resident(ENGINE, _load, concurrency, context.loads)
 
     async def generate(
         self, request: GenerationRequest, progress: ProgressCallback
@@ -94,7 +94,7 @@ def _audio(request: GenerationRequest) -> Audio:
     media = request.media.get("audio") or ()
     if not media:
         raise InputError("audio", "an audio file is required")
-    return resample(decode(media[0].data), RATE)
+    return decode(media[0].data, media[0].field, rate=RATE, caps=request.caps)
 
 
 def _weights(folder: Path, options: Mapping[str, InputValue]) -> Weights:

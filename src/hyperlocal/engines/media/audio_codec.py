@@ -1,9 +1,8 @@
 """Audio in and out: float samples to mp3/wav/ogg artifacts, and uploaded media back to samples.
 
 Samples are float32 in [-1, 1], shaped ``(n,)`` for mono or ``(n, channels)``. MP3 goes through
-lameenc, WAV and Ogg Vorbis through libsndfile (soundfile). Decoding tries libsndfile first
-(wav, flac, ogg, and mp3 on libsndfile >= 1.1) and falls back to FFmpeg through PyAV for the
-rest (m4a, webm, ...).
+lameenc, WAV and Ogg Vorbis through libsndfile (soundfile). Decoding is FFmpeg's, through PyAV,
+for every container, in bounded chunks (``bounded.read_audio``): uploads are untrusted.
 """
 
 from __future__ import annotations
@@ -17,13 +16,15 @@ import numpy.typing as npt
 import soundfile as sf  # type: ignore[import-untyped]
 from scipy.signal import resample_poly  # type: ignore[import-untyped]
 
-from hyperlocal.engines.base import Artifact
+from hyperlocal.engines.base import Artifact, MediaCaps
+from hyperlocal.engines.media.bounded import read_audio
 from hyperlocal.errors import GenerationError, MediaInputError
 
 __all__ = ["FORMATS", "Audio", "Samples", "decode", "encode", "resample"]
 
 Samples = npt.NDArray[np.float32]
 
+_CAPS = MediaCaps()
 FORMATS = {"mp3": "audio/mpeg", "wav": "audio/wav", "ogg": "audio/ogg"}
 MP3_KBPS = {1: 96, 2: 160}
 
@@ -69,42 +70,23 @@ def _sndfile(pcm: Samples, rate: int, fmt: str) -> bytes:
     return out.getvalue()
 
 
-def decode(data: bytes, field: str = "audio") -> Audio:
-    """Decodes an uploaded file to mono float32 at its own sample rate."""
-    try:
-        audio = _decode_sndfile(data)
-    except Exception:  # libsndfile does not know every container; FFmpeg does
-        audio = _decode_av(data, field)
-    if not len(audio.samples):
+def decode(
+    data: bytes,
+    field: str = "audio",
+    *,
+    rate: int | None = None,
+    caps: MediaCaps = _CAPS,
+    first_s: float | None = None,
+) -> Audio:
+    """Decodes an uploaded file to mono float32 at ``rate`` (default: its own), chunk by chunk
+    within ``caps`` (see ``bounded``); only the first ``first_s`` seconds when given."""
+    decoded = read_audio(data, field, caps, rate=rate, first_s=first_s)
+    if decoded is None:
+        raise MediaInputError(field, "the file has no audio stream")
+    samples, out_rate = decoded
+    if not len(samples):
         raise MediaInputError(field, "the audio holds no samples")
-    return audio
-
-
-def _decode_sndfile(data: bytes) -> Audio:
-    samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
-    return Audio(samples.mean(axis=1).astype(np.float32), int(rate))
-
-
-def _decode_av(data: bytes, field: str) -> Audio:
-    import av
-
-    try:
-        with av.open(io.BytesIO(data), mode="r") as container:
-            stream = container.streams.audio[0]
-            rate = int(stream.codec_context.sample_rate)
-            # FFmpeg frames come planar or packed, int or float: let it mix them down for us
-            mixer = av.AudioResampler(format="flt", layout="mono", rate=rate)
-            chunks = [
-                f.to_ndarray().reshape(-1)
-                for p in container.demux(stream)
-                for frame in p.decode()
-                for f in mixer.resample(frame)
-            ]
-            chunks += [f.to_ndarray().reshape(-1) for f in mixer.resample(None)]
-    except (av.FFmpegError, IndexError, ValueError) as exc:
-        raise MediaInputError(field, "could not decode the audio") from exc
-    samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
-    return Audio(samples.astype(np.float32), rate)
+    return Audio(samples, out_rate)
 
 
 def resample(audio: Audio, rate: int) -> Audio:

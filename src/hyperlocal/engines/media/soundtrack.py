@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-import io
 from dataclasses import dataclass
 
-import av
 import numpy as np
 from numpy.typing import NDArray
 
-from hyperlocal.errors import GenerationError
+from hyperlocal.engines.base import MediaCaps
+from hyperlocal.engines.media.bounded import read_audio
 
 __all__ = ["RATE", "AudioTrack", "ambience", "decode_audio", "loudness"]
 
 RATE = 48_000
+_CAPS = MediaCaps()
 AMBIENT_LEVEL = 0.05  # peak amplitude, about -26 dBFS: present, never louder than a voice-over
 
 
@@ -32,34 +32,15 @@ class AudioTrack:
         return int(self.samples.shape[0])
 
 
-def decode_audio(data: bytes, field: str, *, max_seconds: float) -> AudioTrack | None:
-    """The first audio stream of ``data`` as mono at RATE, or None when it has none."""
-    try:
-        with av.open(io.BytesIO(data), mode="r") as container:
-            if not container.streams.audio:
-                return None
-            samples = _decode_stream(container, max_seconds)
-    except av.FFmpegError as exc:
-        raise GenerationError(f"{field}: the audio could not be decoded") from exc
-    return AudioTrack(samples[np.newaxis, :]) if samples.size else None
-
-
-def _decode_stream(
-    container: av.container.InputContainer, max_seconds: float
-) -> NDArray[np.float32]:
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=RATE)
-    chunks: list[NDArray[np.float32]] = []
-    limit, total = int(max_seconds * RATE), 0
-    for frame in container.decode(audio=0):
-        for out in resampler.resample(frame):
-            chunks.append(out.to_ndarray().reshape(-1).astype(np.float32))
-            total += chunks[-1].size
-        if total >= limit:
-            break
-    chunks.extend(
-        out.to_ndarray().reshape(-1).astype(np.float32) for out in resampler.resample(None)
-    )
-    return np.concatenate(chunks)[:limit] if chunks else np.zeros(0, np.float32)
+def decode_audio(
+    data: bytes, field: str, *, max_seconds: float, caps: MediaCaps = _CAPS
+) -> AudioTrack | None:
+    """The first ``max_seconds`` of the first audio stream of ``data`` as mono at RATE, within
+    ``caps`` (see ``bounded``); None when it has none."""
+    decoded = read_audio(data, field, caps, rate=RATE, first_s=max_seconds)
+    if decoded is None or not decoded[0].size:
+        return None
+    return AudioTrack(decoded[0][np.newaxis, :])
 
 
 def loudness(track: AudioTrack, fps: int, frames: int) -> NDArray[np.float32]:

@@ -24,7 +24,7 @@ from hyperlocal.engines.base import (
 )
 from hyperlocal.engines.builtin.audio.lazy import Lazy
 from hyperlocal.engines.builtin.audio.transcribers import Transcriber, load_transcriber
-from hyperlocal.engines.media.audio_codec import Audio, decode, resample
+from hyperlocal.engines.media.audio_codec import Audio, decode
 from hyperlocal.errors import InputError
 
 __all__ = ["SpeechRecognitionEngine", "check_language", "create"]
@@ -84,7 +84,8 @@ def _load_audio(request: GenerationRequest) -> Audio:
     media = request.media.get("audio") or ()
     if not media:
         raise InputError("audio", "an audio file is required")
-    return resample(decode(media[0].data), RATE)
+    # Straight to the recogniser's rate, mono, in chunks: two hours hold 460 MB, not gigabytes.
+    return decode(media[0].data, media[0].field, rate=RATE, caps=request.caps)
 
 
 async def _transcribe(

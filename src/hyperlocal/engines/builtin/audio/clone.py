@@ -24,7 +24,7 @@ from hyperlocal.engines.builtin.audio.levels import set_level, soft_limit
 from hyperlocal.engines.builtin.audio.speech import SPEECH_DBFS
 from hyperlocal.engines.builtin.audio.tts import render, script
 from hyperlocal.engines.builtin.audio.voice import load_speaker
-from hyperlocal.engines.media.audio_codec import Audio, decode, encode, resample
+from hyperlocal.engines.media.audio_codec import Audio, decode, encode
 from hyperlocal.errors import InputError
 
 __all__ = ["METHOD", "VoiceMatchEngine", "create"]
@@ -73,8 +73,9 @@ def _reference(request: GenerationRequest, rate: int) -> Audio:
     media = request.media.get("audio") or ()
     if not media:
         raise InputError("audio", "a reference recording is required")
-    audio = resample(decode(media[0].data), rate)
-    return Audio(audio.samples[: int(MAX_REFERENCE_S * rate)], rate)
+    return decode(
+        media[0].data, media[0].field, rate=rate, caps=request.caps, first_s=MAX_REFERENCE_S
+    )
 
 
 def _target(reference: Audio) -> matching.Voiceprint:

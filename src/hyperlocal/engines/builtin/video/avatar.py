@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from hyperlocal.engines.base import GenerationRequest, MediaInput
+from hyperlocal.engines.base import GenerationRequest, MediaCaps, MediaInput
 from hyperlocal.engines.builtin.video.camera import IDENTITY, Pose
 from hyperlocal.engines.builtin.video.layers import Layers, build_layers, render
 from hyperlocal.engines.media.mp4 import Clip
@@ -32,7 +32,7 @@ SUBJECT_PARALLAX = 1.5  # the subject moves this much more than the backdrop
 
 
 def avatar_clip(request: GenerationRequest, image: Image.Image, audio: MediaInput) -> Clip:
-    track = _track(audio)
+    track = _track(audio, request.caps)
     size = frame_size(request.params, image.width / image.height)
     count = max(2, math.ceil(track.seconds * FPS))
     layers = build_layers(image, size)
@@ -46,8 +46,8 @@ def avatar_clip(request: GenerationRequest, image: Image.Image, audio: MediaInpu
     return Clip(_frames(layers, envelope), count, size, Fraction(FPS), track, facts)
 
 
-def _track(media: MediaInput) -> AudioTrack:
-    track = decode_audio(media.data, media.field, max_seconds=MAX_SECONDS + 1)
+def _track(media: MediaInput, caps: MediaCaps) -> AudioTrack:
+    track = decode_audio(media.data, media.field, max_seconds=MAX_SECONDS + 1, caps=caps)
     if track is None or track.seconds < MIN_SECONDS:
         raise GenerationError(f"{media.field}: no audio to animate to")
     if track.seconds > MAX_SECONDS:

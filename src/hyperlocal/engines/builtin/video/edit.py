@@ -17,13 +17,14 @@ import av
 import numpy as np
 from PIL import Image
 
-from hyperlocal.engines.base import GenerationRequest, MediaInput
+from hyperlocal.engines.base import GenerationRequest, MediaCaps, MediaInput
 from hyperlocal.engines.builtin.video.grades import (
     DEFAULT_GRADE,
     Grade,
     apply_grades,
     choose_grades,
 )
+from hyperlocal.engines.media.bounded import check_frame
 from hyperlocal.engines.media.mp4 import Clip
 from hyperlocal.engines.media.soundtrack import AudioTrack, decode_audio
 from hyperlocal.engines.media.video_spec import text
@@ -72,10 +73,11 @@ def edit_clip(request: GenerationRequest, media: MediaInput) -> Clip:
     prompt = text(request.params, "prompt")
     named = choose_grades(prompt)
     grades, timing = named or [DEFAULT_GRADE], choose_timing(prompt)
-    probe = _probe(media)
-    frames = _retimed(_graded(_decoded(media.data, probe), grades, probe.size), timing)
+    probe = _probe(media, request.caps)
+    decoded = _decoded(media, probe, request.caps)
+    frames = _retimed(_graded(decoded, grades, probe.size), timing)
     count = max(2, round(probe.frames / timing.speed))
-    audio = decode_audio(media.data, media.field, max_seconds=MAX_SECONDS)
+    audio = decode_audio(media.data, media.field, max_seconds=MAX_SECONDS, caps=request.caps)
     facts: dict[str, float | str] = {
         "mode": "video-edit",
         "grade": " + ".join(g.name for g in grades) + ("" if named else " (default)"),
@@ -88,12 +90,13 @@ def edit_clip(request: GenerationRequest, media: MediaInput) -> Clip:
     return Clip(frames, count, probe.size, probe.fps, retimed_audio, facts)
 
 
-def _probe(media: MediaInput) -> _Probe:
+def _probe(media: MediaInput, caps: MediaCaps) -> _Probe:
     try:
         with av.open(io.BytesIO(media.data), mode="r") as container:
             if not container.streams.video:
                 raise GenerationError(f"{media.field}: the file has no video stream")
             stream = container.streams.video[0]
+            check_frame(stream.width, stream.height, caps, media.field)  # before any decoding
             rate = stream.average_rate or stream.guessed_rate or DEFAULT_FPS
             fps = Fraction(rate).limit_denominator(1001)
             fps = fps if 1 <= fps <= 60 else DEFAULT_FPS
@@ -111,14 +114,15 @@ def _even_size(width: int, height: int) -> tuple[int, int]:
     return max(2, round(width * scale / 2) * 2), max(2, round(height * scale / 2) * 2)
 
 
-def _decoded(data: bytes, probe: _Probe) -> Iterator[Image.Image]:
-    limit = round(MAX_SECONDS * probe.fps)
-    with av.open(io.BytesIO(data), mode="r") as container:
+def _decoded(media: MediaInput, probe: _Probe, caps: MediaCaps) -> Iterator[Image.Image]:
+    limit = min(round(MAX_SECONDS * probe.fps), caps.video_frames)
+    with av.open(io.BytesIO(media.data), mode="r") as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         for index, frame in enumerate(container.decode(stream)):
             if index >= limit:
                 break
+            check_frame(frame.width, frame.height, caps, media.field)  # a size may change midway
             yield Image.fromarray(frame.to_ndarray(format="rgb24"))
 
 
