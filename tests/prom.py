@@ -19,6 +19,19 @@ from tests.processes import stop
 from tests.support import free_port
 
 
+def preview_chat_model(model_id: str) -> str:
+    """A catalogue entry (TOML) for a 1-credit chat model on the built-in preview engine: the
+    chats of a metrics workload."""
+    return f"""
+[[model]]
+id = "{model_id}"
+category = "chat"
+name = "Preview chat"
+engine = "preview-chat"
+price = {{ kind = "flat", credits = 1 }}
+"""
+
+
 def prometheus_binary() -> str:
     binary = shutil.which("prometheus")
     if binary is None:

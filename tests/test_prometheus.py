@@ -21,6 +21,7 @@ from tests.conftest import SettingsFactory
 from tests.prom import (
     Prometheus,
     ScrapeJob,
+    preview_chat_model,
     prometheus_binary,
     running_prometheus,
     scrape_config,
@@ -36,20 +37,11 @@ FAILING = "test-fail-t2i"
 CHAT = "test-preview-chat"
 N_IMAGES, M_FAILURES, K_CHATS = 3, 2, 2
 
-_CHAT_MODEL = f"""
-[[model]]
-id = "{CHAT}"
-category = "chat"
-name = "Preview chat"
-engine = "preview-chat"
-price = {{ kind = "flat", credits = 1 }}
-"""
-
 
 @pytest.fixture
 def settings(make_settings: SettingsFactory, tmp_path: Path) -> Settings:
     catalog = tmp_path / "catalog.toml"
-    catalog.write_text(TEST_CATALOG.read_text() + _CHAT_MODEL)
+    catalog.write_text(TEST_CATALOG.read_text() + preview_chat_model(CHAT))
     # The outage: the receiver's first answer fails, the retry (0.2 s later) is delivered.
     return make_settings(catalog=catalog, webhook_schedule=[0, 0.2, 0.2], webhook_jitter=0)
 

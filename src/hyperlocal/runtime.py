@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-from hyperlocal.core.catalog import load_catalog
+from hyperlocal.core.catalog import Catalog, load_catalog
 from hyperlocal.core.chat_recorder import ChatRecorder
 from hyperlocal.core.events import EventBus, open_event_bus
 from hyperlocal.core.keycache import KeyCache
@@ -116,16 +116,7 @@ async def open_services(
         input_retention_s=settings.input_retention,
         metrics=metrics,
     )
-    runner = JobRunner(
-        lifecycle,
-        catalog,
-        engines,
-        storage,
-        private=private,
-        worker=worker_id(),
-        lease_s=settings.job_lease_seconds,
-        max_attempts=settings.job_max_attempts,
-    )
+    runner = open_runner(settings, lifecycle, catalog, engines, storage, private=private)
     services = Services(
         settings=settings,
         db=db,
@@ -134,11 +125,7 @@ async def open_services(
         chat=ChatEngineRegistry(EngineContext(settings, metrics), discover_chat_factories()),
         storage=storage,
         private=private,
-        fetcher=MediaFetcher(
-            allow_private=settings.allow_private_urls,
-            max_bytes=settings.fetch_max_bytes,
-            timeout=settings.fetch_timeout,
-        ),
+        fetcher=_fetcher(settings),
         limiter=RateLimiter(_redis_url(settings)),
         queue=open_queue(settings, db, runner, events),
         events=events,
@@ -159,6 +146,36 @@ async def open_services(
         await services.webhooks.start()
         await services.expiry.start()
     return services
+
+
+def open_runner(
+    settings: Settings,
+    lifecycle: JobLifecycle,
+    catalog: Catalog,
+    engines: EngineRegistry,
+    storage: Storage,
+    *,
+    private: Storage,
+) -> JobRunner:
+    """A job runner of this process: outputs to ``storage``, inputs from ``private``."""
+    return JobRunner(
+        lifecycle,
+        catalog,
+        engines,
+        storage,
+        private=private,
+        worker=worker_id(),
+        lease_s=settings.job_lease_seconds,
+        max_attempts=settings.job_max_attempts,
+    )
+
+
+def _fetcher(settings: Settings) -> MediaFetcher:
+    return MediaFetcher(
+        allow_private=settings.allow_private_urls,
+        max_bytes=settings.fetch_max_bytes,
+        timeout=settings.fetch_timeout,
+    )
 
 
 def open_queue(settings: Settings, db: Database, runner: JobRunner, events: EventBus) -> JobQueue:

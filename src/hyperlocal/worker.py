@@ -44,7 +44,7 @@ from hyperlocal.queue.dispatch import CeleryQueue
 from hyperlocal.queue.execution import JobExecutor, Sweeper
 from hyperlocal.queue.loop import LoopThread
 from hyperlocal.queue.runner import JobRunner, Outcome
-from hyperlocal.runtime import close_services, open_services, worker_id
+from hyperlocal.runtime import close_services, open_runner, open_services
 from hyperlocal.settings import Settings
 from hyperlocal.store import jobs as store
 from hyperlocal.store.db import Database
@@ -155,15 +155,13 @@ def _scale_out_queue(services: Services) -> CeleryQueue:
 def _runner(settings: Settings, services: Services) -> JobRunner:
     # Webhook outbox rows are delivered by the API servers' dispatchers, which poll the outbox:
     # GPU machines need no way out to the receivers.
-    return JobRunner(
+    return open_runner(
+        settings,
         services.lifecycle,
         services.catalog,
         services.engines,
         services.storage,
         private=services.private,
-        worker=worker_id(),
-        lease_s=settings.job_lease_seconds,
-        max_attempts=settings.job_max_attempts,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
@@ -12,6 +13,8 @@ from fastapi import FastAPI
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from hyperlocal.app import create_app
+from hyperlocal.core import keys
+from hyperlocal.core.keys import IssuedKey, KeySpec
 from tests.conftest import KeyFactory, SettingsFactory, auth
 from tests.receiver import Receiver, running_receiver, wait_until
 from tests.support import TEST_ENGINES
@@ -179,9 +182,6 @@ async def test_slow_receiver_does_not_block_others(
 async def test_private_webhook_url_refused_at_submit(
     make_settings: SettingsFactory, receiver: Receiver
 ) -> None:
-    from hyperlocal.core import keys
-    from hyperlocal.core.keys import KeySpec
-
     app = create_app(make_settings(allow_private_urls=False), engines=TEST_ENGINES)
     async with (
         LifespanManager(app),
@@ -198,24 +198,19 @@ async def test_private_webhook_url_refused_at_submit(
     assert receiver.on("private") == []
 
 
-async def test_many_slow_deliveries_leave_room_for_other_receivers(
-    make_settings: SettingsFactory, receiver: Receiver
-) -> None:
-    """More slow deliveries than there are slots: a second receiver still gets its event
-    at once, because one receiver may hold only ``webhook_per_receiver`` slots."""
-    from hyperlocal.core import keys
-    from hyperlocal.core.keys import KeySpec
-    from tests.receiver import running_receiver
-
+@asynccontextmanager
+async def _two_slots_per_receiver(
+    make_settings: SettingsFactory, timeout: float
+) -> AsyncIterator[tuple[httpx.AsyncClient, IssuedKey, Receiver]]:
+    """The app with 4 delivery slots, 2 per receiver: a client, a key, and a second receiver."""
     settings = make_settings(
         webhook_schedule=FAST_SCHEDULE,
         webhook_jitter=0,
         webhook_poll_interval=0.05,
-        webhook_timeout=5.0,
+        webhook_timeout=timeout,
         webhook_concurrency=4,
         webhook_per_receiver=2,
     )
-    receiver.delay["slow"] = 3.0
     app = create_app(settings, engines=TEST_ENGINES)
     with running_receiver() as other:
         async with (
@@ -225,12 +220,22 @@ async def test_many_slow_deliveries_leave_room_for_other_receivers(
             ) as client,
         ):
             key = await keys.create_key(app.state.services.db, KeySpec("k", 1000, 10_000, 20))
-            for _ in range(6):
-                await _submit(client, key, receiver.url("slow"))
-            await wait_until(lambda: len(receiver.on("slow")) >= 2)
-            await _submit(client, key, other.url("fast"))
-            await wait_until(lambda: other.on("fast"), timeout=1.5)
-            assert len(receiver.on("slow")) == 2  # the slow receiver never got more slots
+            yield client, key, other
+
+
+async def test_many_slow_deliveries_leave_room_for_other_receivers(
+    make_settings: SettingsFactory, receiver: Receiver
+) -> None:
+    """More slow deliveries than there are slots: a second receiver still gets its event
+    at once, because one receiver may hold only ``webhook_per_receiver`` slots."""
+    receiver.delay["slow"] = 3.0
+    async with _two_slots_per_receiver(make_settings, timeout=5.0) as (client, key, other):
+        for _ in range(6):
+            await _submit(client, key, receiver.url("slow"))
+        await wait_until(lambda: len(receiver.on("slow")) >= 2)
+        await _submit(client, key, other.url("fast"))
+        await wait_until(lambda: other.on("fast"), timeout=1.5)
+        assert len(receiver.on("slow")) == 2  # the slow receiver never got more slots
 
 
 async def test_one_host_with_many_paths_holds_only_its_share_of_slots(
@@ -238,35 +243,15 @@ async def test_one_host_with_many_paths_holds_only_its_share_of_slots(
 ) -> None:
     """The per-receiver cap is per host and port, not per URL path: one host answering slowly
     on six paths holds two slots, and another receiver still gets its event meanwhile."""
-    from hyperlocal.core import keys
-    from hyperlocal.core.keys import KeySpec
-    from tests.receiver import running_receiver
-
-    settings = make_settings(
-        webhook_schedule=FAST_SCHEDULE,
-        webhook_jitter=0,
-        webhook_poll_interval=0.05,
-        webhook_timeout=60.0,
-        webhook_concurrency=4,
-        webhook_per_receiver=2,
-    )
     slow_paths = [f"slow-{i}" for i in range(6)]
     receiver.held.update(slow_paths)
-    app = create_app(settings, engines=TEST_ENGINES)
-    with running_receiver() as other:
-        async with (
-            LifespanManager(app),
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://testserver"
-            ) as client,
-        ):
-            key = await keys.create_key(app.state.services.db, KeySpec("k", 1000, 10_000, 20))
-            for path in slow_paths:
-                await _submit(client, key, receiver.url(path))
-            held = lambda: sum(len(receiver.on(p)) for p in slow_paths)  # noqa: E731
-            await wait_until(lambda: held() >= 2)
-            await _submit(client, key, other.url("fast"))
-            await wait_until(lambda: other.on("fast"))
-            assert held() == 2  # the slow host never got a third slot
-            receiver.release.set()
-            await wait_until(lambda: held() == len(slow_paths))
+    async with _two_slots_per_receiver(make_settings, timeout=60.0) as (client, key, other):
+        for path in slow_paths:
+            await _submit(client, key, receiver.url(path))
+        held = lambda: sum(len(receiver.on(p)) for p in slow_paths)  # noqa: E731
+        await wait_until(lambda: held() >= 2)
+        await _submit(client, key, other.url("fast"))
+        await wait_until(lambda: other.on("fast"))
+        assert held() == 2  # the slow host never got a third slot
+        receiver.release.set()
+        await wait_until(lambda: held() == len(slow_paths))

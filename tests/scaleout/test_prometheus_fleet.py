@@ -20,6 +20,7 @@ from tests.conftest import auth
 from tests.prom import (
     Prometheus,
     ScrapeJob,
+    preview_chat_model,
     prometheus_binary,
     running_prometheus,
     scrape_config,
@@ -42,14 +43,7 @@ name = "Always fails"
 engine = "test-fail"
 price = {{ kind = "flat", credits = 5 }}
 inputs.prompt = {{ type = "string", required = true }}
-
-[[model]]
-id = "{CHAT}"
-category = "chat"
-name = "Preview chat"
-engine = "preview-chat"
-price = {{ kind = "flat", credits = 1 }}
-"""
+""" + preview_chat_model(CHAT)
 
 
 async def _key(db: Database, scale_out: ScaleOut, spec: KeySpec) -> IssuedKey:

@@ -8,6 +8,7 @@ import json
 import secrets
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -20,6 +21,7 @@ from moto.server import ThreadedMotoServer
 
 from hyperlocal.app import create_app
 from hyperlocal.core import keys
+from hyperlocal.core.services import Services
 from hyperlocal.runtime import open_storage
 from hyperlocal.settings import Settings
 from hyperlocal.storage.s3 import S3Storage
@@ -116,15 +118,8 @@ async def test_public_mode_returns_plain_urls_under_the_public_base(
 async def test_the_api_stores_inputs_and_outputs_in_s3_and_answers_with_their_urls(
     make_settings: SettingsFactory, s3_values: dict[str, Any], s3_endpoint: str, bucket: str
 ) -> None:
-    app = create_app(make_settings(**s3_values), engines=TEST_ENGINES)
-    async with (
-        LifespanManager(app, startup_timeout=30, shutdown_timeout=30),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
-    ):
-        spec = keys.KeySpec("s3", 1000, 1000, 15)
-        key = await keys.create_key(services_of(app).db, spec)
-        source = "data:image/png;base64," + base64.b64encode(tiny_png()).decode()
-        body = {"model": "nano-banana-edit", "prompt": "make it pop", "images": [source]}
+    async with _api(make_settings(**s3_values)) as (client, _svc, key):
+        body = _edit(tiny_png(), prompt="make it pop")
         response = await client.post("/v1/images/edit", json=body, headers=auth(key))
     assert response.status_code == 200, response.text
     url = response.json()["data"][0]["url"]
@@ -141,15 +136,9 @@ async def test_a_public_bucket_does_not_serve_a_jobs_inputs_to_whoever_knows_its
 ) -> None:
     _allow_public_reads(s3_endpoint, bucket)  # the operator's part of public mode
     base = f"{s3_endpoint}/{bucket}"
-    app = create_app(make_settings(**s3_values, s3_public_base_url=base), engines=TEST_ENGINES)
     secret = tiny_png((1, 2, 3))
-    async with (
-        LifespanManager(app, startup_timeout=30, shutdown_timeout=30),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
-    ):
-        key = await keys.create_key(services_of(app).db, keys.KeySpec("s3", 1000, 1000, 15))
-        source = "data:image/png;base64," + base64.b64encode(secret).decode()
-        body = {"model": "nano-banana-edit", "prompt": "x", "images": [source]}
+    async with _api(make_settings(**s3_values, s3_public_base_url=base)) as (client, _svc, key):
+        body = _edit(secret)
         headers = auth(key) | {"Prefer": "respond-async"}
         job_id = (await client.post("/v1/images/edit", json=body, headers=headers)).json()["jobId"]
         await _completed_url(client, key, job_id)
@@ -169,16 +158,9 @@ async def test_inputs_get_no_url_and_old_orphans_are_swept(
 ) -> None:
     from hyperlocal.core.stored_inputs import sweep_orphans
 
-    app = create_app(make_settings(**s3_values), engines=TEST_ENGINES)
-    async with (
-        LifespanManager(app, startup_timeout=30, shutdown_timeout=30),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
-    ):
-        svc = services_of(app)
-        key = await keys.create_key(svc.db, keys.KeySpec("s3", 1000, 1000, 15))
-        source = "data:image/png;base64," + base64.b64encode(tiny_png()).decode()
-        body = {"model": "nano-banana-edit", "prompt": "x", "images": [source]}
-        assert (await client.post("/v1/images/edit", json=body, headers=auth(key))).is_success
+    async with _api(make_settings(**s3_values)) as (client, svc, key):
+        edited = await client.post("/v1/images/edit", json=_edit(tiny_png()), headers=auth(key))
+        assert edited.is_success
         await svc.private.put("inputs/job_gone/t0ken-images-0", b"orphan", "image/png")
         with pytest.raises(PermissionError):
             await svc.private.url("inputs/job_gone/t0ken-images-0")
@@ -193,12 +175,7 @@ async def test_inputs_get_no_url_and_old_orphans_are_swept(
 async def test_a_jobs_presigned_url_is_signed_again_each_time_the_job_is_read(
     make_settings: SettingsFactory, s3_values: dict[str, Any], s3_endpoint: str, bucket: str
 ) -> None:
-    app = create_app(make_settings(**s3_values, s3_presign_seconds=60), engines=TEST_ENGINES)
-    async with (
-        LifespanManager(app, startup_timeout=30, shutdown_timeout=30),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
-    ):
-        key = await keys.create_key(services_of(app).db, keys.KeySpec("s3", 1000, 1000, 15))
+    async with _api(make_settings(**s3_values, s3_presign_seconds=60)) as (client, svc, key):
         body = {"model": "gemini-3-1-flash-t2i", "prompt": "a lighthouse"}
         headers = auth(key) | {"Prefer": "respond-async"}
         accepted = await client.post("/v1/images/generate", json=body, headers=headers)
@@ -207,7 +184,7 @@ async def test_a_jobs_presigned_url_is_signed_again_each_time_the_job_is_read(
         first = await _completed_url(client, key, job_id)
         await asyncio.sleep(1.1)  # X-Amz-Date counts whole seconds
         second = await _completed_url(client, key, job_id)
-        row = await _job_row(app, job_id)
+        row = await _job_row(svc, job_id)
     assert row.output_keys == [f"images/{row.result_id}.png"]
     assert first != second
     assert _signed_at(second) > _signed_at(first)
@@ -223,8 +200,28 @@ async def _completed_url(client: httpx.AsyncClient, key: keys.IssuedKey, job_id:
     raise AssertionError(f"job {job_id} did not complete: {job}")
 
 
-async def _job_row(app: Any, job_id: str) -> Any:
-    async with services_of(app).db.read() as session:
+@asynccontextmanager
+async def _api(
+    settings: Settings, **app_options: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, Services, keys.IssuedKey]]:
+    """The app on ``settings`` (S3 storage), a client on it, and a key with credits to spare."""
+    app = create_app(settings, engines=TEST_ENGINES, **app_options)
+    async with (
+        LifespanManager(app, startup_timeout=30, shutdown_timeout=30),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+    ):
+        svc = services_of(app)
+        yield client, svc, await keys.create_key(svc.db, keys.KeySpec("s3", 1000, 1000, 15))
+
+
+def _edit(png: bytes, prompt: str = "x", **extra: Any) -> dict[str, Any]:
+    """An image edit of ``png``, sent inline: its input is stored by hyperlocal."""
+    source = "data:image/png;base64," + base64.b64encode(png).decode()
+    return {"model": "nano-banana-edit", "prompt": prompt, "images": [source], **extra}
+
+
+async def _job_row(svc: Services, job_id: str) -> Any:
+    async with svc.db.read() as session:
         return await job_store.get(session, job_id)
 
 
@@ -298,25 +295,18 @@ async def test_expired_outputs_and_inputs_are_deleted_from_s3_on_a_stepped_clock
 ) -> None:
     clock = SteppedClock()
     settings = make_settings(**s3_values, output_retention=3600, retention_sweep_interval=3600)
-    app = create_app(settings, engines=TEST_ENGINES, clock=clock)
-    async with (
-        LifespanManager(app, startup_timeout=30, shutdown_timeout=30),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
-    ):
-        svc = services_of(app)
-        key = await keys.create_key(svc.db, keys.KeySpec("s3", 1000, 1000, 15))
-        source = "data:image/png;base64," + base64.b64encode(tiny_png()).decode()
-        body = {"model": "nano-banana-edit", "prompt": "x", "images": [source], "retention": 60}
+    async with _api(settings, clock=clock) as (client, svc, key):
+        body = _edit(tiny_png(), retention=60)
         headers = auth(key) | {"Prefer": "respond-async"}
         job_id = (await client.post("/v1/images/edit", json=body, headers=headers)).json()["jobId"]
         await _completed_url(client, key, job_id)
-        row = await _job_row(app, job_id)
+        row = await _job_row(svc, job_id)
         before = set(_object_keys(s3_endpoint, bucket))
         await sweep_at(svc.expiry, clock, row.expires_at - 1)
         assert set(_object_keys(s3_endpoint, bucket)) == before  # not a second early
         await sweep_at(svc.expiry, clock, row.expires_at + 1)
         shown = (await client.get(f"/v1/jobs/{job_id}", headers=auth(key))).json()
-        kept = await _job_row(app, job_id)
+        kept = await _job_row(svc, job_id)
     output = f"outputs/{row.output_keys[0]}"
     assert output in before and any(k.startswith("outputs-private/inputs/") for k in before)
     assert _object_keys(s3_endpoint, bucket) == []  # the output and the input are deleted

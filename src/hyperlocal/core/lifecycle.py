@@ -17,7 +17,7 @@ cancel route and the lease sweep all call these; nothing else writes a job's sta
 
 ``MOVES`` is that diagram as a table; ``_move`` refuses anything else.
 
-A running job belongs to one *lease*: a token written at its claim (``Lease.token``). Every
+A running job belongs to one *lease*: a token written at its claim (``core.lease``). Every
 write of the run is guarded by it, so a run that lost its lease (expired, and the job requeued
 and claimed again, even in the same process) writes nothing. Cancelling a running job only
 marks it (``cancel_requested_at``) and tells its runner; the runner stops the engine and calls
@@ -30,10 +30,8 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -42,6 +40,7 @@ from hyperlocal.core import ledger, retention, webhooks
 from hyperlocal.core.events import CANCEL, EventBus, JobEvent
 from hyperlocal.core.jobs import JobView, get_job, view
 from hyperlocal.core.keys import KeyInfo
+from hyperlocal.core.lease import Claim, ClaimOutcome, Lease, Outputs, new_lease_token
 from hyperlocal.core.metrics import Metrics
 from hyperlocal.core.status import MOVES, JobStatus, MoveError
 from hyperlocal.core.status import check_move as _check
@@ -58,18 +57,7 @@ from hyperlocal.store import keys as key_store
 from hyperlocal.store.db import Database
 from hyperlocal.store.tables import Job
 
-__all__ = [
-    "CANCEL_WAIT_S",
-    "MOVES",
-    "ChatEnd",
-    "Claim",
-    "ClaimOutcome",
-    "JobLifecycle",
-    "Lease",
-    "MoveError",
-    "Outputs",
-    "new_lease_token",
-]
+__all__ = ["CANCEL_WAIT_S", "MOVES", "ChatEnd", "JobLifecycle", "MoveError"]
 
 log = logging.getLogger(__name__)
 
@@ -79,39 +67,6 @@ Q, R = JobStatus.QUEUED, JobStatus.RUNNING
 C, F, X = JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED
 
 ChatEnd = tuple[str, JobStatus, dict[str, Any]]  # a chat's id, its end state, its columns
-
-
-def new_lease_token(worker: str) -> str:
-    """A token for one claim of one job: the worker's id and a random part, so that two runs
-    of one job in one process (a requeued job claimed again) hold different leases."""
-    return f"{worker}/{secrets.token_hex(6)}"
-
-
-@dataclass(frozen=True, slots=True)
-class Lease:
-    job_id: str
-    token: str
-
-
-@dataclass(frozen=True, slots=True)
-class Outputs:
-    """A finished job's outputs: each one's storage key, and its URL now."""
-
-    keys: Sequence[str]
-    urls: Sequence[str]
-
-
-class ClaimOutcome:
-    CLAIMED = "claimed"
-    AT_CAP = "at_cap"  # the key is at its running-jobs cap: the job stays queued
-    GONE = "gone"  # not queued any more (done, cancelled, or claimed elsewhere)
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    outcome: str
-    job: Job | None = None  # the job; claimed (running under ``lease``) when CLAIMED
-    lease: Lease | None = None
 
 
 class _AtCap(Exception):
@@ -189,6 +144,7 @@ class JobLifecycle:
         ``then`` runs once the row is taken and before the commit: it publishes the outputs,
         so a reader never sees the job completed before its files (a failed ``then`` rolls the
         completion back)."""
+        refund = 0 if due is None else max(0, job.credits - due)
         values: dict[str, Any] = {
             "status": C.value,
             "output_url": outputs.urls[0],
@@ -197,20 +153,16 @@ class JobLifecycle:
             "result": dict(result),
             "progress": 1.0,
             "finished_at": time.time(),
+            "credits": job.credits - refund,
         }
         values = self._ended(job, values)
-        refund = max(0, job.credits - (job.credits if due is None else due))
-        if refund:
-            values["credits"] = job.credits - refund
         async with self.db.transaction() as session:
             moved = await store.move(
                 session, job.id, _check([R], C), values, owner=lease.token, uncancelled=True
             )
             if moved:
                 if refund:
-                    back = ledger.refund(session, job.key_id, job.id, "settled", amount=refund)
-                    if await back is not None:
-                        self.metrics.refunded(job.model, refund)
+                    await self._refund_part(session, job, refund)
                 await self._outbox(session, job)
                 if then is not None:  # published before the commit shows the job completed;
                     await then()  # the row is ours now: no cancel can come between
@@ -386,6 +338,12 @@ class JobLifecycle:
             job, values["finished_at"], completed=completed, input_s=self.input_retention_s
         )
         return values | ending
+
+    async def _refund_part(self, session: AsyncSession, job: Job, credits: int) -> None:
+        """Give back ``credits`` of a completed job's charge: it cost less than was charged."""
+        back = await ledger.refund(session, job.key_id, job.id, "settled", amount=credits)
+        if back is not None:
+            self.metrics.refunded(job.model, credits)
 
     async def _refund_and_outbox(self, session: AsyncSession, job: Job, note: str) -> None:
         if await ledger.refund(session, job.key_id, job.id, note) is not None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ from typing import Any
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hyperlocal.core import stored_inputs
 from hyperlocal.errors import OutputExpiredError
 from hyperlocal.storage.base import Storage
 from hyperlocal.store import retention as store
@@ -44,6 +46,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 BATCH = 200  # jobs read per query; a sweep goes on until less than this is due
+ORPHAN_SWEEP_S = 600.0  # how often a sweep also looks for orphaned inputs
 
 Clock = Callable[[], float]
 
@@ -156,7 +159,8 @@ async def check_output(db: Database, key: str, now: float) -> None:
 
 
 class ExpirySweeper:
-    """Sweeps every ``interval`` seconds on ``clock``, and at once when poked.
+    """Sweeps every ``interval`` seconds on ``clock``, and at once when poked; now and then,
+    deletes orphaned inputs too (``stored_inputs.sweep_orphans``).
 
     ``swept_at`` is the clock's reading at the start of the last sweep that finished: a test
     that steps the clock pokes the sweeper and waits for ``swept_at`` to reach its step.
@@ -171,6 +175,7 @@ class ExpirySweeper:
         self._task: asyncio.Task[None] | None = None
         self.swept_at: float | None = None
         self.last: Swept = Swept()
+        self._orphans_due = 0.0  # wall-clock time of the next orphan-input sweep
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run())
@@ -182,6 +187,7 @@ class ExpirySweeper:
         now = self.clock()
         self.last = await sweep(self._db, self._outputs, self._inputs, now)
         self.swept_at = now
+        await self._sweep_orphans()
         if self.last.outputs or self.last.inputs or self.last.failed:
             log.info(
                 "retention sweep",
@@ -192,6 +198,16 @@ class ExpirySweeper:
                 },
             )
         return self.last
+
+    async def _sweep_orphans(self) -> None:
+        """At most once every ``ORPHAN_SWEEP_S``, on the wall clock rather than ``clock``: an
+        orphan's age is its file's, and a stepped clock must never make the inputs of a submit
+        still in flight look an hour old."""
+        now = time.time()
+        if now < self._orphans_due:
+            return
+        self._orphans_due = now + ORPHAN_SWEEP_S
+        await stored_inputs.sweep_orphans(self._db, self._inputs, now)
 
     async def _run(self) -> None:
         while True:

@@ -162,13 +162,9 @@ class WebhookDispatcher:
         self._spellings[receiver, _prefix_of(url)] += 1
 
     def _release(self, url: str) -> None:
-        receiver, spelling = receiver_of(url), (receiver_of(url), _prefix_of(url))
-        self._in_flight[receiver] -= 1
-        if self._in_flight[receiver] <= 0:
-            del self._in_flight[receiver]
-        self._spellings[spelling] -= 1
-        if self._spellings[spelling] <= 0:
-            del self._spellings[spelling]
+        receiver = receiver_of(url)
+        self._in_flight -= Counter({receiver: 1})  # drops what reaches 0
+        self._spellings -= Counter({(receiver, _prefix_of(url)): 1})
         self._wake.set()  # a slot is free: look for work now
 
     async def _post(self, delivery: WebhookDelivery) -> tuple[int | None, str | None]:

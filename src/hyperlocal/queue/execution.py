@@ -53,8 +53,7 @@ class JobExecutor:
 
 
 class Sweeper:
-    """Every ``interval`` s: requeue jobs whose lease expired, and send jobs no message holds;
-    now and then, delete orphaned inputs (``JobRunner.sweep_inputs``).
+    """Every ``interval`` s: requeue jobs whose lease expired, and send jobs no message holds.
 
     Every worker sweeps; the conditional UPDATEs and the dispatch mark make that safe.
     """
@@ -82,4 +81,3 @@ class Sweeper:
             log.warning("lease expired; job requeued", extra={"job_id": job_id})
             await self._queue.redispatch(job_id)
         await self._queue.dispatch_orphans()
-        await self._runner.sweep_inputs()

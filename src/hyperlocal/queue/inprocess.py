@@ -136,8 +136,7 @@ class InProcessQueue:
             await self.enqueue(job_id)
 
     async def _sweep(self) -> None:
-        """Recover expired leases and pick up queued jobs that nobody holds in memory; now
-        and then, delete orphaned inputs."""
+        """Recover expired leases and pick up queued jobs that nobody holds in memory."""
         while True:
             await asyncio.sleep(self._sweep_interval)
             try:
@@ -146,7 +145,6 @@ class InProcessQueue:
                 await self._enqueue_all_queued()
             except Exception:
                 log.exception("lease sweep failed")
-            await self._runner.sweep_inputs()
 
     async def aclose(self, grace: float | None = None) -> None:
         """Stop taking jobs; give running ones ``grace`` seconds, then stop them and queue

@@ -1,6 +1,6 @@
 """Runs one job from claim to its end. Shared by the in-process queue and Celery workers.
 
-The run holds the job's lease (``core.lifecycle.Lease``) and watches three things while the
+The run holds the job's lease (``core.lease.Lease``) and watches three things while the
 engine works: a cancel of the job (an event from any process, or the row's mark seen at a lease
 renewal), the loss of its lease, and a shutdown (``drain``). Each stops the engine by
 cancelling the task that runs it; the run then ends as the lifecycle says:
@@ -29,7 +29,8 @@ from hyperlocal.core import stored_inputs
 from hyperlocal.core.catalog import Catalog
 from hyperlocal.core.events import EventBus, JobEvent
 from hyperlocal.core.jobs import JobStatus, JobView
-from hyperlocal.core.lifecycle import ClaimOutcome, JobLifecycle, Lease, Outputs
+from hyperlocal.core.lease import ClaimOutcome, Lease, Outputs
+from hyperlocal.core.lifecycle import JobLifecycle
 from hyperlocal.core.pricing import settled
 from hyperlocal.engines.base import (
     Category,
@@ -61,7 +62,6 @@ _FOLDERS = {
     Category.CHAT: "chat",
 }
 STOP_WAIT_S = 5.0  # at shutdown, how long stopped engines may take to stop
-INPUT_SWEEP_S = 600.0  # how often the lease sweep also looks for orphaned inputs
 RENEW_RETRY_S = 1.0  # a renewal that failed (the database, say) is tried again this soon
 
 
@@ -127,7 +127,6 @@ class JobRunner:
         self.worker, self.lease_s, self.max_attempts = worker, lease_s, max_attempts
         self._runs: dict[str, _Run] = {}
         self._closing = False
-        self._inputs_due = 0.0  # when the orphan-input sweep runs next
 
     @property
     def events(self) -> EventBus | None:
@@ -283,19 +282,6 @@ class JobRunner:
     async def expire_leases(self) -> list[str]:
         """The lease sweep (see ``JobLifecycle.expire``): the ids of the jobs requeued."""
         return await self.lifecycle.expire(self.max_attempts)
-
-    async def sweep_inputs(self) -> None:
-        """The orphan-input sweep (``stored_inputs.sweep_orphans``), at most once every
-        ``INPUT_SWEEP_S``: each lease sweep calls this. Never raises: a failed sweep is logged,
-        and the next one deletes what this one could not."""
-        now = time.time()
-        if now < self._inputs_due:
-            return
-        self._inputs_due = now + INPUT_SWEEP_S
-        try:
-            await stored_inputs.sweep_orphans(self.lifecycle.db, self.private, now)
-        except Exception:
-            log.exception("orphan-input sweep failed")
 
     # -- the work ------------------------------------------------------------------------
 
