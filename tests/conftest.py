@@ -39,6 +39,25 @@ def _loopback_only() -> Iterator[None]:
         yield
 
 
+_PROVIDER_KEYS = (
+    "FAL_KEY",
+    "REPLICATE_API_TOKEN",
+    "OPENAI_API_KEY",
+    "GEMINI_API_KEY",
+    "BFL_API_KEY",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+)
+
+
+def pytest_configure() -> None:
+    """A provider key in the developer's shell must not route the tests' jobs to the real
+    provider (every test that wants one sets its key, pointing at a loopback fake), nor an
+    OpenTelemetry collector of theirs receive the tests' traces."""
+    for name in _PROVIDER_KEYS:
+        os.environ.pop(name, None)
+
+
 def pytest_unconfigure() -> None:
     """llama-cpp-python opens two ``/dev/null`` files at import (``llama_cpp._utils``) and never
     closes them; at the interpreter's exit each printed a ResourceWarning after the summary."""

@@ -7,6 +7,7 @@ import { type Session, SessionProvider, signIn } from "./lib/session";
 import { forgetKept } from "./lib/kept";
 import { AdminKeysPage } from "./pages/admin-keys";
 import { AdminModelsPage } from "./pages/admin-models";
+import { AdminQueuePage } from "./pages/admin-queue";
 import { AdminUsagePage } from "./pages/admin-usage";
 import { BillingPage } from "./pages/billing";
 import { ChatPage } from "./pages/chat";
@@ -82,5 +83,6 @@ function Router({ admin }: { admin: boolean }) {
   if (head === "admin" && admin && arg === "keys") return <AdminKeysPage />;
   if (head === "admin" && admin && arg === "usage") return <AdminUsagePage />;
   if (head === "admin" && admin && arg === "models") return <AdminModelsPage />;
+  if (head === "admin" && admin && arg === "queue") return <AdminQueuePage />;
   return <NotFound />;
 }

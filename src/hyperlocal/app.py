@@ -9,11 +9,22 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from hyperlocal import __version__, console
+from hyperlocal import __version__, console, tracing
 from hyperlocal.api.errors import install_error_handlers
 from hyperlocal.api.metrics import RequestMetrics
 from hyperlocal.api.middleware import BodyLimitMiddleware
-from hyperlocal.api.routes import account, admin, chat, files, health, images, jobs, media, models
+from hyperlocal.api.routes import (
+    account,
+    admin,
+    chat,
+    files,
+    health,
+    images,
+    jobs,
+    media,
+    models,
+    providers,
+)
 from hyperlocal.api.routes import metrics as metrics_route
 from hyperlocal.engines.base import EngineFactory
 from hyperlocal.prometheus import PrometheusMetrics, open_metrics, serve_bind
@@ -28,7 +39,7 @@ _DESCRIPTION = "A self-hosted media-generation server that speaks the Hypereal A
 # Each surface's router goes straight onto the app under both prefixes (no router of routers:
 # every level of nesting costs each request another pass of route matching). The chat relay
 # and images, whose per-request cost is what the benchmarks judge, are tried first.
-_API_ROUTERS = (chat, images, media, jobs, account, models)
+_API_ROUTERS = (chat, images, media, jobs, account, models, providers)
 
 
 def _freeze_long_lived() -> None:
@@ -81,4 +92,5 @@ def create_app(
     for module in (admin, health, metrics_route, files, console):
         app.include_router(module.router)
     app.include_router(media.legacy_router)
+    tracing.trace_app(app)  # nothing unless OTEL_EXPORTER_OTLP_ENDPOINT is set
     return app

@@ -4,7 +4,8 @@
 
     HyperlocalError
     ├── AuthError                    no key, unknown key, revoked key
-    │   └── ForbiddenError           a valid key without the right (admin routes)
+    │   ├── ForbiddenError           a valid key without the right (admin routes)
+    │   └── WebhookSignatureError    a provider's webhook whose signature does not verify
     ├── RequestError                 the client asked for something wrong
     │   ├── ModelRequiredError
     │   ├── UnsupportedModelError    unknown id, or wrong category for the endpoint
@@ -20,8 +21,10 @@
     ├── RateLimitedError
     ├── ClientGoneError              the client left before the response began (499)
     ├── EngineUnavailableError       the model's engine is not installed on this server
+    ├── ProviderUnavailableError     a provider could not be reached to check a webhook (503)
     └── GenerationError              the engine failed (E1001)
         ├── GenerationTimeoutError   (E1002)
+        ├── ProviderInputError       a provider refused the input as invalid (E1004, 400)
         └── UnexpectedError          (E9999)
 """
 
@@ -48,11 +51,14 @@ __all__ = [
     "ModelRequiredError",
     "NotFoundError",
     "OutputExpiredError",
+    "ProviderInputError",
+    "ProviderUnavailableError",
     "RateLimitedError",
     "RequestError",
     "TooManyStreamsError",
     "UnexpectedError",
     "UnsupportedModelError",
+    "WebhookSignatureError",
 ]
 
 
@@ -82,6 +88,10 @@ class AuthError(HyperlocalError):
 
 class ForbiddenError(AuthError):
     message = "Forbidden. This route needs the admin key."
+
+
+class WebhookSignatureError(AuthError):
+    message = "The webhook's signature does not verify"
 
 
 class RequestError(HyperlocalError):
@@ -183,16 +193,31 @@ class EngineUnavailableError(HyperlocalError):
         self.engine = engine
 
 
+class ProviderUnavailableError(HyperlocalError):
+    message = "The provider could not be reached"
+
+
 class GenerationError(HyperlocalError):
-    """The engine could not produce the output. Jobs record ``code`` with the message."""
+    """The engine could not produce the output. Jobs record ``code`` with the message.
+
+    ``attempts`` are the routes tried on the way (provider routes, ``engines/providers``), for
+    the job's record."""
 
     message = "Generation failed"
     code: ErrorCode = ErrorCode.GENERATION_FAILED
+    attempts: tuple[dict[str, object], ...] = ()
 
 
 class GenerationTimeoutError(GenerationError):
     message = "Generation timed out"
     code = ErrorCode.TIMEOUT
+
+
+class ProviderInputError(GenerationError):
+    """The provider behind the model refused the input as invalid; its own words follow."""
+
+    message = "The provider refused the input"
+    code = ErrorCode.INVALID_INPUT
 
 
 class UnexpectedError(GenerationError):

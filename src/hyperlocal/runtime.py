@@ -7,6 +7,7 @@ import secrets
 import socket
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import url2pathname
@@ -24,6 +25,10 @@ from hyperlocal.core.streams import StreamSlots
 from hyperlocal.core.work import JobQueue
 from hyperlocal.engines.base import EngineContext, EngineFactory
 from hyperlocal.engines.chat.registry import ChatEngineRegistry, discover_chat_factories
+from hyperlocal.engines.local.runtime import device_memory
+from hyperlocal.engines.providers.hub import WebhookHub
+from hyperlocal.engines.providers.registry import ProviderRegistry
+from hyperlocal.engines.providers.router import Router
 from hyperlocal.engines.registry import EngineRegistry, discover_factories
 from hyperlocal.inputs import AddressPolicy, MediaFetcher
 from hyperlocal.prometheus import open_metrics
@@ -101,9 +106,9 @@ async def open_services(
     metrics = metrics or open_metrics(settings)
     db = await open_database(settings)
     catalog = load_catalog(settings.catalog)
-    engines = EngineRegistry(
-        EngineContext(settings, metrics), discover_factories() | dict(extra_engines or {})
-    )
+    context = EngineContext(settings, metrics)
+    engines = EngineRegistry(context, discover_factories() | dict(extra_engines or {}))
+    metrics.watch_devices(partial(device_memory, context))
     storage = open_storage(settings)
     private = open_private_storage(settings)
     events = open_event_bus(_redis_url(settings))
@@ -116,13 +121,15 @@ async def open_services(
         input_retention_s=settings.input_retention,
         metrics=metrics,
     )
-    runner = open_runner(settings, lifecycle, catalog, engines, storage, private=private)
+    router = Router(settings, engines, ProviderRegistry(settings), WebhookHub())
+    runner = open_runner(settings, lifecycle, catalog, router, storage, private=private)
     services = Services(
         settings=settings,
         db=db,
         catalog=catalog,
         engines=engines,
-        chat=ChatEngineRegistry(EngineContext(settings, metrics), discover_chat_factories()),
+        router=router,
+        chat=ChatEngineRegistry(context, discover_chat_factories()),
         storage=storage,
         private=private,
         fetcher=_fetcher(settings),
@@ -152,21 +159,23 @@ def open_runner(
     settings: Settings,
     lifecycle: JobLifecycle,
     catalog: Catalog,
-    engines: EngineRegistry,
+    router: Router,
     storage: Storage,
     *,
     private: Storage,
 ) -> JobRunner:
-    """A job runner of this process: outputs to ``storage``, inputs from ``private``."""
+    """A job runner of this process: models served by ``router`` (their provider routes, or
+    their engines), outputs to ``storage``, inputs from ``private``."""
     return JobRunner(
         lifecycle,
         catalog,
-        engines,
+        router.engines,
         storage,
         private=private,
         worker=worker_id(),
         lease_s=settings.job_lease_seconds,
         max_attempts=settings.job_max_attempts,
+        router=router,
     )
 
 
@@ -220,6 +229,7 @@ async def close_services(services: Services) -> None:
     await services.chat_recorder.aclose()
     await services.webhooks.aclose()
     await services.events.aclose()
+    await services.router.aclose()
     await services.engines.aclose()
     await services.chat.aclose()
     await services.fetcher.aclose()

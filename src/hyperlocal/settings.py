@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -34,7 +34,9 @@ Duration = Annotated[float, BeforeValidator(parse_duration)]
 class Settings(BaseSettings):
     """Every knob of a hyperlocal server. ``hyperlocal settings`` prints them all."""
 
-    model_config = SettingsConfigDict(env_prefix="HYPERLOCAL_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="HYPERLOCAL_", env_file=".env", extra="ignore", populate_by_name=True
+    )
 
     data_dir: Path = Field(
         Path("hyperlocal-data"),
@@ -213,6 +215,80 @@ class Settings(BaseSettings):
         None,
         description="Also serve the metrics, to anyone who can reach it, on this address of "
         "their own (host:port, e.g. 127.0.0.1:9464): for a private network.",
+    )
+    # -- providers: real models through the operator's own keys (docs/providers.md) --------
+    # The keys are read from the providers' own variables, not HYPERLOCAL_*.
+    fal_key: SecretStr | None = Field(
+        None, validation_alias="FAL_KEY", description="fal.ai key (FAL_KEY)."
+    )
+    replicate_api_token: SecretStr | None = Field(
+        None,
+        validation_alias="REPLICATE_API_TOKEN",
+        description="Replicate token (REPLICATE_API_TOKEN).",
+    )
+    openai_api_key: SecretStr | None = Field(
+        None, validation_alias="OPENAI_API_KEY", description="OpenAI key (OPENAI_API_KEY)."
+    )
+    gemini_api_key: SecretStr | None = Field(
+        None,
+        validation_alias="GEMINI_API_KEY",
+        description="Google Gemini API key (GEMINI_API_KEY).",
+    )
+    bfl_api_key: SecretStr | None = Field(
+        None, validation_alias="BFL_API_KEY", description="Black Forest Labs key (BFL_API_KEY)."
+    )
+    fal_base_url: str = Field(
+        "https://queue.fal.run", description="fal's queue API (a loopback fake in tests)."
+    )
+    fal_jwks_url: str = Field(
+        "https://rest.alpha.fal.ai/.well-known/jwks.json",
+        description="Where fal publishes the ED25519 keys that sign its webhooks.",
+    )
+    replicate_base_url: str = Field(
+        "https://api.replicate.com", description="Replicate's API root (the SDK adds /v1)."
+    )
+    replicate_webhook_secret: SecretStr | None = Field(
+        None,
+        description="Replicate's webhook signing secret (whsec_...); unset, it is read once "
+        "from GET /v1/webhooks/default/secret.",
+    )
+    openai_base_url: str = Field(
+        "https://api.openai.com/v1", description="OpenAI's API base, with /v1."
+    )
+    gemini_base_url: str = Field(
+        "https://generativelanguage.googleapis.com", description="The Gemini API's root."
+    )
+    bfl_base_url: str = Field("https://api.bfl.ai", description="Black Forest Labs' API root.")
+    provider_webhooks: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Ask providers to notify completion by webhook to public_url: auto does "
+        "when public_url is not a loopback or private address. Polling always runs too.",
+    )
+    provider_poll_interval: float = Field(
+        2.0, gt=0, description="First pause between polls of a provider job; it grows to 30 s."
+    )
+    provider_retry_after_budget: float = Field(
+        30.0,
+        ge=0,
+        description="Seconds of Retry-After that a provider's 429 may ask for before the job "
+        "moves on to the next route.",
+    )
+    provider_breaker_failures: int = Field(
+        5, ge=1, description="A provider that failed this many calls in a row is skipped ..."
+    )
+    provider_breaker_cooldown: Duration = Field(
+        60.0, gt=0, description="... for this long (seconds, or 90s, 5m)."
+    )
+    provider_concurrency: dict[str, int] = Field(
+        default_factory=dict,
+        description='Jobs in flight at each provider, at most: JSON, e.g. {"fal": 10}. '
+        "Unnamed providers: 32.",
+    )
+    gpu_memory_fraction: float = Field(
+        0.9, gt=0, le=1, description="Share of each device's memory that loaded models may use."
+    )
+    model_idle_seconds: Duration = Field(
+        600.0, ge=0, description="Unload a local model idle this long (seconds, or 10m; 0: never)."
     )
     log_level: str = Field("INFO", description="Log level: DEBUG, INFO, WARNING or ERROR.")
     log_json: bool | None = Field(

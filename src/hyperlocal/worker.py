@@ -36,8 +36,10 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
+from hyperlocal import tracing
 from hyperlocal.core.services import Services
 from hyperlocal.engines.base import EngineFactory
+from hyperlocal.errors import HyperlocalError
 from hyperlocal.prometheus import MetricsServer, PrometheusMetrics
 from hyperlocal.queue.celery_app import TASK_NAME, queue_name
 from hyperlocal.queue.dispatch import CeleryQueue
@@ -49,7 +51,7 @@ from hyperlocal.settings import Settings
 from hyperlocal.store import jobs as store
 from hyperlocal.store.db import Database
 
-__all__ = ["WorkerOptions", "run_worker", "serving_models", "sweep_interval"]
+__all__ = ["WorkerOptions", "preload_models", "run_worker", "serving_models", "sweep_interval"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,7 @@ class WorkerOptions:
     concurrency: int = 4
     burst: bool = False  # leave once the queues are empty and no job of these models is active
     metrics_port: int | None = None  # serve /metrics on HYPERLOCAL_HOST at this port
+    preload: tuple[str, ...] = ()  # model ids whose local weights load at start, pinned
 
 
 def run_worker(
@@ -74,12 +77,14 @@ def run_worker(
 
     ``engines`` adds or replaces engine factories by name, as in ``create_app``.
     """
+    tracing.setup_tracing(tracing.WORKER_SERVICE)  # nothing unless OTEL_EXPORTER_OTLP_ENDPOINT
     loop = LoopThread()
     loop.start()
     try:
         services = loop.call(open_services(settings, engines, start_queue=False))
         served = _serve_metrics(settings, options, services)
         try:
+            loop.call(preload_models(services, options.preload))
             return _consume(settings, options, loop, services)
         finally:
             if served is not None:
@@ -87,6 +92,7 @@ def run_worker(
             loop.call(close_services(services))
     finally:
         loop.stop()
+        tracing.shutdown_tracing()  # flushes the spans not yet exported
 
 
 def _serve_metrics(
@@ -99,6 +105,23 @@ def _serve_metrics(
     return MetricsServer.start(
         services.metrics.collectors(), f"{settings.host}:{options.metrics_port}"
     )
+
+
+async def preload_models(services: Services, names: Sequence[str]) -> None:
+    """Loads each model's local weights now and pins them on a device (``--preload``);
+    ValueError, saying why, for a model that cannot be."""
+    from hyperlocal.engines.local.runtime import Preloading
+
+    for name in names:
+        try:
+            entry = services.catalog.get(name)
+            engine = await services.engines.get(entry.engine)
+            if not isinstance(engine, Preloading):
+                raise ValueError(f"--preload {name}: engine {entry.engine} loads no local weights")
+            device = await engine.preload(entry.engine_options)
+        except HyperlocalError as exc:
+            raise ValueError(f"--preload {name}: {exc.message}") from exc
+        log.info("preloaded", extra={"model": name, "device": device})
 
 
 def serving_models(services: Services, globs: Sequence[str]) -> list[str]:
@@ -159,7 +182,7 @@ def _runner(settings: Settings, services: Services) -> JobRunner:
         settings,
         services.lifecycle,
         services.catalog,
-        services.engines,
+        services.router,
         services.storage,
         private=services.private,
     )

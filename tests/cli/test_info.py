@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from tests.cli._cli import Cli
 
 SETTING_NAMES = [
@@ -63,3 +65,30 @@ def test_settings_masks_secrets(cli: Cli) -> None:
     assert "secretpw" not in output
     assert "redispw-marker" not in output
     assert "HYPERLOCAL_DATABASE_URL" in output
+
+
+def test_models_show_each_ids_active_route_and_fal_makes_41_real(cli: Cli) -> None:
+    offline = cli.json("models", "--json")
+    assert all(row["route"].startswith("engine:") for row in offline)
+
+    key = {"FAL_KEY": "fal-key-0123456789abcdef"}
+    rows = {row["id"]: row for row in json.loads(cli.run("models", "--json", env=key).stdout)}
+    through_fal = [i for i, row in rows.items() if row["route"].startswith("fal:")]
+    assert len(through_fal) >= 41
+    assert rows["kling-2-6-i2v-pro"]["route"] == "fal:fal-ai/kling-video/v2.6/pro/image-to-video"
+    # Sora 2's API is gone (OpenAI, 2026-09-24; fal removed it): no route, the stand-in serves
+    assert (
+        rows["sora-2-i2v"]["routes"] == [] and rows["sora-2-i2v"]["route"] == "engine:motion-video"
+    )
+    table = " ".join(cli.run("models", env=key).stdout.split())
+    assert "reach their real model through a provider key" in table
+
+
+def test_settings_show_which_providers_are_configured_with_keys_masked(cli: Cli) -> None:
+    key = "r8_secret-token-marker-1234"
+    proc = cli.run("settings", env={"REPLICATE_API_TOKEN": key, "FAL_KEY": "short"})
+    output = proc.stdout + proc.stderr
+    assert "secret-token-marker" not in output and "short" not in output.split("providers")[1]
+    flat = " ".join(proc.stdout.split())
+    assert "REPLICATE_API_TOKEN=****1234" in flat
+    assert "FAL_KEY=****" in flat and "OPENAI_API_KEY=(not set)" in flat

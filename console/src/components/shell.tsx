@@ -29,6 +29,7 @@ const MANAGE: NavItem[] = [
 const ADMIN: NavItem[] = [
   { path: "admin/keys", label: "API keys", icon: "key" },
   { path: "admin/usage", label: "Usage", icon: "chart" },
+  { path: "admin/queue", label: "Queue & costs", icon: "gauge" },
   { path: "admin/models", label: "Catalogue notes", icon: "layers" },
 ];
 

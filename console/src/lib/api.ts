@@ -15,7 +15,10 @@ import type {
   LedgerLine,
   MediaResult,
   Model,
+  ModelCost,
   ModelEvidence,
+  ProviderStatus,
+  QueueStats,
 } from "./types";
 
 const STORAGE_KEY = "hyperlocal.apiKey";
@@ -177,6 +180,10 @@ export const api = {
   admin: {
     keys: () => request<{ data: KeyInfo[] }>("GET", "/admin/keys"),
     models: () => request<{ data: ModelEvidence[] }>("GET", "/admin/models"),
+    queue: (hours: number) => request<QueueStats>("GET", `/admin/queue${q({ hours })}`),
+    usage: (hours: number) =>
+      request<{ hours: number; data: ModelCost[] }>("GET", `/admin/usage${q({ hours })}`),
+    providers: () => request<{ data: ProviderStatus[] }>("GET", "/admin/providers"),
     create: (body: KeyCreate) => request<IssuedKey>("POST", "/admin/keys", { body }),
     revoke: (id: string) =>
       request<KeyInfo>("POST", `/admin/keys/${encodeURIComponent(id)}/revoke`),

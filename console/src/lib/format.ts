@@ -20,6 +20,11 @@ export const credits = (n: number): string => plural(n, "credit");
 export const dollars = (n: number): string =>
   (n / 100).toLocaleString(undefined, { style: "currency", currency: "USD" });
 
+/** An amount in US dollars, to the tenth of a cent where it is that small (a provider's
+ * reported cost of one image can be $0.003). */
+export const usd = (n: number): string =>
+  n.toLocaleString(undefined, { style: "currency", currency: "USD", maximumFractionDigits: Math.abs(n) < 1 && n !== 0 ? 4 : 2 });
+
 /** A model's price as the server computed it for its default settings (``priceAtDefaults``):
  * the rule's kind says only what the number counts, never how it is worked out. */
 export function priceLabel(model: Pick<Model, "price" | "priceAtDefaults">): string {

@@ -69,6 +69,59 @@ export interface ModelEvidence {
   evidence: "confirmed" | "inferred";
   evidenceNote: string;
   priceNote: string;
+  engine: string;
+  /** Where a job may be sent, in order: ``fal:fal-ai/...`` or ``engine:<name>``. */
+  routes: string[];
+  /** The route a job would take now (configured and its circuit not open), else the engine. */
+  activeRoute: string;
+}
+
+export interface Percentiles {
+  p50: number;
+  p99: number;
+}
+
+/** GET /admin/queue: one model's jobs queued and running now (the Prometheus gauges'
+ * numbers), and of its jobs created in the window that have ended, how long they waited and
+ * ran, in seconds (null: none of them started). */
+export interface ModelQueue {
+  model: string;
+  queued: number;
+  running: number;
+  finished: number;
+  completed: number;
+  failed: number;
+  canceled: number;
+  sampled: number;
+  queueSeconds: Percentiles | null;
+  runSeconds: Percentiles | null;
+}
+
+export interface QueueStats {
+  hours: number;
+  sampleLimit: number;
+  data: ModelQueue[];
+}
+
+/** GET /admin/usage: credits kept against what providers reported they cost, by model. */
+export interface ModelCost {
+  model: string;
+  jobs: number;
+  completed: number;
+  credits: number;
+  creditsUsd: number;
+  routedJobs: number;
+  providerCostUsd: number | null;
+}
+
+/** GET /admin/providers: the key is masked by the server; it is never sent whole. */
+export interface ProviderStatus {
+  name: string;
+  configured: boolean;
+  keyEnv: string;
+  key: string;
+  baseUrl: string | null;
+  circuit: "closed" | "open" | "half-open";
 }
 
 export interface Account {

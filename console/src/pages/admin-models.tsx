@@ -19,17 +19,17 @@ export function AdminModelsPage() {
     <div class="page">
       <PageHeader
         title="Catalogue notes"
-        subtitle="Where each model id and price comes from (GET /admin/models). Only the admin key sees these notes; users see each model's description."
+        subtitle="Where each model id and price comes from, and the route its jobs take now (GET /admin/models). Only the admin key sees these notes; users see each model's description."
       />
       {error !== null && <ErrorBox error={error} title="Could not load the notes" onRetry={load} />}
       <Card flush title={rows ? `${rows.length} models · ${inferred} inferred ids` : "Models"}>
         {rows === null ? (
-          error === null && <SkeletonRows rows={6} cols={4} />
+          error === null && <SkeletonRows rows={6} cols={5} />
         ) : (
           <div class="table-wrap">
             <table class="table notes-table" data-testid="notes-table">
               <thead>
-                <tr><th>Model</th><th>Id</th><th>Price</th></tr>
+                <tr><th>Model</th><th>Id</th><th>Route now</th><th>Price</th></tr>
               </thead>
               <tbody>
                 {rows.map((r) => (
@@ -43,6 +43,7 @@ export function AdminModelsPage() {
                       <Badge tone={r.evidence === "inferred" ? "warning" : "success"}>{r.evidence}</Badge>
                       {r.evidenceNote && <div class="muted small">{r.evidenceNote}</div>}
                     </td>
+                    <td data-testid="active-route"><Route model={r} /></td>
                     <td class="muted small">{r.priceNote || "—"}</td>
                   </tr>
                 ))}
@@ -52,5 +53,19 @@ export function AdminModelsPage() {
         )}
       </Card>
     </div>
+  );
+}
+
+/** The route a job of ``model`` would take now, and the others it may fail over to, in order. A
+ * provider's route shows once the provider is configured and its circuit is not open. */
+function Route({ model }: { model: ModelEvidence }) {
+  const provider = !model.activeRoute.startsWith("engine:");
+  const others = model.routes.filter((r) => r !== model.activeRoute);
+  return (
+    <>
+      <code class="model-id">{model.activeRoute}</code>{" "}
+      <Badge tone={provider ? "info" : "neutral"}>{provider ? "provider" : "this server"}</Badge>
+      {others.length > 0 && <div class="muted small">also: {others.join(", ")}</div>}
+    </>
   );
 }

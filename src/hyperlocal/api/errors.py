@@ -69,6 +69,8 @@ _TABLE: dict[type[e.HyperlocalError], tuple[int, Callable[[e.HyperlocalError], B
     e.TooManyStreamsError: (429, _extra_streams),
     e.ClientGoneError: (499, _no_extra),
     e.EngineUnavailableError: (503, _no_extra),
+    e.ProviderUnavailableError: (503, _no_extra),
+    e.ProviderInputError: (400, _extra_code),
     e.GenerationError: (500, _extra_code),
     e.HyperlocalError: (500, _no_extra),
 }

@@ -42,11 +42,14 @@ def show_models(args: argparse.Namespace, settings: Settings) -> int:
 def _catalogue(args: argparse.Namespace, settings: Settings) -> int:
     from hyperlocal.core.catalog import load_catalog
 
+    router = _router(settings)
     rows: list[dict[str, Any]] = [
         {
             "id": e.id,
             "category": e.category.value,
             "engine": e.engine,
+            "route": router.active(e),
+            "routes": [r.to for r in e.routes],
             "price": e.price.model_dump(exclude_defaults=True),
             "evidence": e.evidence.value,
         }
@@ -55,12 +58,31 @@ def _catalogue(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         write_json(rows)
         return 0
-    table = Table("id", "category", "engine", "price", "evidence")
+    table = Table("id", "category", "serves it now", "price", "evidence")
     for row in rows:
         price = f"{row['price']['kind']} {row['price']['credits']}"
-        table.add_row(row["id"], row["category"], row["engine"], price, row["evidence"])
-    Console(width=140).print(table)
+        route = row["route"]
+        shown = route if not route.startswith("engine:") or not row["routes"] else f"{route} *"
+        table.add_row(row["id"], row["category"], shown, price, row["evidence"])
+    Console(width=160).print(table)
+    real = sum(1 for row in rows if not row["route"].startswith("engine:"))
+    Console().print(
+        f"{real} of {len(rows)} ids reach their real model through a provider key; "
+        "* marks a built-in stand-in where a provider route exists but has no key "
+        "(docs/providers.md)."
+    )
     return 0
+
+
+def _router(settings: Settings) -> Any:
+    from hyperlocal.engines.base import EngineContext
+    from hyperlocal.engines.providers.hub import WebhookHub
+    from hyperlocal.engines.providers.registry import ProviderRegistry
+    from hyperlocal.engines.providers.router import Router
+    from hyperlocal.engines.registry import EngineRegistry, discover_factories
+
+    engines = EngineRegistry(EngineContext(settings), discover_factories())
+    return Router(settings, engines, ProviderRegistry(settings), WebhookHub())
 
 
 def _installed(args: argparse.Namespace, settings: Settings) -> int:

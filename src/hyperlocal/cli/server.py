@@ -36,6 +36,12 @@ def _worker_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--concurrency", type=int, help="jobs run at once")
     parser.add_argument(
+        "--preload",
+        nargs="+",
+        metavar="MODEL",
+        help="model ids whose local weights load at start and stay loaded (pinned)",
+    )
+    parser.add_argument(
         "--burst", action="store_true", help="exit once the queues are empty and no job runs"
     )
     parser.add_argument(
@@ -93,6 +99,7 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
     options = WorkerOptions(
         models=tuple(args.models or settings.worker_models),
         concurrency=args.concurrency or settings.worker_concurrency,
+        preload=tuple(args.preload or ()),
         burst=args.burst,
         metrics_port=args.metrics_port,
     )
@@ -108,6 +115,23 @@ def show_settings(_args: argparse.Namespace, settings: Settings) -> int:
     for name, field in Settings.model_fields.items():
         value = getattr(settings, name)
         shown = "**********" if isinstance(value, SecretStr) else str(value)
-        table.add_row(f"HYPERLOCAL_{name.upper()}", shown, field.description or "")
+        alias = field.validation_alias
+        variable = alias if isinstance(alias, str) else f"HYPERLOCAL_{name.upper()}"
+        table.add_row(variable, shown, field.description or "")
     Console(width=160).print(table)
+    Console(width=160).print(_providers_table(settings))
     return 0
+
+
+def _providers_table(settings: Settings) -> Table:
+    """Which providers have a key (masked: its last four characters at most)."""
+    from hyperlocal.engines.providers.registry import PROVIDER_GROUP, configs_of
+    from hyperlocal.engines.registry import discover
+
+    table = Table("provider", "configured", "key", "base URL", title="providers")
+    for config in configs_of(settings, sorted(discover(PROVIDER_GROUP))):
+        configured = "yes" if config.configured else "no"
+        table.add_row(
+            config.name, configured, f"{config.key_env}={config.masked_key()}", str(config.base_url)
+        )
+    return table

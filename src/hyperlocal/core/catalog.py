@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hyperlocal.engines.base import Category, InputValue, MediaCaps
+from hyperlocal.engines.providers.routes import RouteSpec
 from hyperlocal.errors import UnsupportedModelError
 
 __all__ = [
@@ -124,6 +125,9 @@ class ModelEntry(_Strict):
     inputs: dict[str, InputSpec] = Field(default_factory=dict)
     engine_options: dict[str, Scalar] = Field(default_factory=dict)
     caps: MediaCaps = MediaCaps()  # on input media; a table sets only the caps it changes
+    # The real models behind the id, in order of preference (engines/providers/routes.py);
+    # ``engine`` serves when none of them is usable (no key configured).
+    routes: tuple[RouteSpec, ...] = ()
 
 
 class _Removal(_Strict):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 
+from hyperlocal import tracing
 from hyperlocal.core import idempotency, jobs, ledger, stored_inputs
 from hyperlocal.core.catalog import InputType, ModelEntry
 from hyperlocal.core.jobs import JobStatus, JobView, view
@@ -235,6 +236,7 @@ def _new_job(
         progress=0.0,
         attempts=0,
         created_at=time.time(),
+        traceparent=tracing.traceparent(),  # the submitting request's span, if tracing is on
     )
 
 

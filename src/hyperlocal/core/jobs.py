@@ -128,6 +128,8 @@ async def get_job(db: Database, key: KeyInfo, job_id: str) -> JobView:
         if row is None or row.key_id != key.id:
             raise JobNotFoundError
         position = await store.queue_position(session, row) if row.status == "queued" else None
+    if row.status == "running":  # waiting in a provider's queue, where the provider tells
+        position = row.provider_queue_position
     return view(row, position)
 
 

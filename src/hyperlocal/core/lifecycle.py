@@ -135,6 +135,7 @@ class JobLifecycle:
         result: Mapping[str, Any],
         *,
         due: int | None = None,
+        routes: Mapping[str, Any] | None = None,
         then: Callable[[], Awaitable[None]] | None = None,
     ) -> JobView | None:
         """The run succeeded: completed, unless its lease was lost or a cancel was requested
@@ -143,7 +144,7 @@ class JobLifecycle:
         refunds the difference, in the completing transaction.
         ``then`` runs once the row is taken and before the commit: it publishes the outputs,
         so a reader never sees the job completed before its files (a failed ``then`` rolls the
-        completion back)."""
+        completion back). ``routes``: the run's provider-route columns (``route_values``)."""
         refund = 0 if due is None else max(0, job.credits - due)
         values: dict[str, Any] = {
             "status": C.value,
@@ -154,6 +155,7 @@ class JobLifecycle:
             "progress": 1.0,
             "finished_at": time.time(),
             "credits": job.credits - refund,
+            **(routes or {}),
         }
         values = self._ended(job, values)
         async with self.db.transaction() as session:
@@ -177,6 +179,8 @@ class JobLifecycle:
         log.warning("job failed", extra={"job_id": job.id, "model": job.model, "code": error.code})
         async with self.db.transaction() as session:
             values = self._ended(job, _failure(F, error.message, error.code))
+            if error.attempts:
+                values["route_attempts"] = list(error.attempts)
             moved = await store.move(
                 session, job.id, _check([R], F), values, owner=lease.token, uncancelled=True
             )
@@ -337,7 +341,7 @@ class JobLifecycle:
         ending = retention.ending_values(
             job, values["finished_at"], completed=completed, input_s=self.input_retention_s
         )
-        return values | ending
+        return values | ending | {"provider_queue_position": None}
 
     async def _refund_part(self, session: AsyncSession, job: Job, credits: int) -> None:
         """Give back ``credits`` of a completed job's charge: it cost less than was charged."""

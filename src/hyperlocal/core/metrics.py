@@ -14,9 +14,10 @@ webhook backlog) is not counted here but read when scraped: ``snapshot``.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from hyperlocal.engines.base import DeviceMemory
 from hyperlocal.store import metrics as store
 from hyperlocal.store.db import Database
 
@@ -58,6 +59,9 @@ class Metrics:
 
     def resident(self, device: str, change: int) -> None:
         """A model was loaded onto (``change`` 1) or released from (-1) ``device``."""
+
+    def watch_devices(self, source: Callable[[], Sequence[DeviceMemory]]) -> None:
+        """Where the device manager's budgets are read from, when metrics are collected."""
 
 
 @dataclass(frozen=True, slots=True)

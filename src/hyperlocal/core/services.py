@@ -16,6 +16,7 @@ from hyperlocal.core.retention import ExpirySweeper
 from hyperlocal.core.streams import StreamSlots
 from hyperlocal.core.work import JobQueue, OutboxSender
 from hyperlocal.engines.chat.registry import ChatEngineRegistry
+from hyperlocal.engines.providers.router import Router
 from hyperlocal.engines.registry import EngineRegistry
 from hyperlocal.inputs import MediaFetcher
 from hyperlocal.settings import Settings
@@ -31,6 +32,7 @@ class Services:
     db: Database
     catalog: Catalog
     engines: EngineRegistry
+    router: Router  # serves each model through its provider routes, or its engine
     chat: ChatEngineRegistry
     storage: Storage
     private: Storage  # job inputs: never served (storage.private)

@@ -20,6 +20,7 @@ from enum import StrEnum
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hyperlocal import tracing
 from hyperlocal.core.keys import KeyInfo
 from hyperlocal.core.status import WIRE_TYPES, JobStatus
 from hyperlocal.engines.base import Category
@@ -89,6 +90,7 @@ async def record_terminal(session: AsyncSession, job: Job, first_attempt_at: flo
         attempts=0,
         next_attempt_at=first_attempt_at,
         created_at=time.time(),
+        traceparent=tracing.traceparent() or job.traceparent,  # linked from each attempt
     )
     await store.insert(session, delivery)
 

@@ -18,6 +18,7 @@ from hyperlocal.settings import Settings
 __all__ = [
     "Artifact",
     "Category",
+    "DeviceMemory",
     "Engine",
     "EngineContext",
     "EngineFactory",
@@ -28,6 +29,7 @@ __all__ = [
     "MediaCaps",
     "MediaInput",
     "MediaKind",
+    "PositionCallback",
     "ProgressCallback",
     "Segment",
     "Word",
@@ -35,6 +37,7 @@ __all__ = [
 
 InputValue = str | int | float | bool | list[str] | None
 ProgressCallback = Callable[[float, str | None], Awaitable[None]]
+PositionCallback = Callable[[int | None], Awaitable[None]]  # a place in a provider's queue
 
 
 class Category(StrEnum):
@@ -129,6 +132,9 @@ class GenerationResult:
     text: str | None = None
     segments: Sequence[Segment] = ()
     extra: Mapping[str, float | str] = field(default_factory=dict)  # engine facts, e.g. similarity
+    # Through provider routes (engines/providers): every route tried, and the provider's cost.
+    attempts: Sequence[Mapping[str, object]] = ()
+    provider_cost_usd: float | None = None
 
 
 @runtime_checkable
@@ -140,6 +146,15 @@ class Engine(Protocol):
     ) -> GenerationResult: ...
 
     async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceMemory:
+    """One device as the device manager budgets it: bytes its models use, and its budget."""
+
+    device: str  # "cuda:0", "cpu"
+    used: int
+    budget: int
 
 
 class LoadObserver(Protocol):

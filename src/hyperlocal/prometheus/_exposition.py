@@ -7,7 +7,7 @@ import asyncio
 import logging
 import sys
 import threading
-from collections.abc import Callable, Coroutine, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
@@ -16,6 +16,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from hyperlocal.core.metrics import QueueSnapshot
+from hyperlocal.engines.base import DeviceMemory
 
 __all__ = ["DeviceCollector", "MetricsServer", "Union", "queue_gauges"]
 
@@ -55,27 +56,41 @@ def queue_gauges(queue: QueueSnapshot) -> list[Metric]:
 
 
 class DeviceCollector:
-    """GPU memory, read when scraped, from torch where this process has started CUDA; absent
-    (not zero) anywhere else. torch is never imported here, and CUDA never started, just to
-    be measured."""
+    """Device memory, read when scraped: the device manager's budgets where a local engine has
+    placed a model (``source``); else GPU memory from torch where this process has started
+    CUDA; absent (not zero) anywhere else. torch is never imported here, and CUDA never
+    started, just to be measured."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], Sequence[DeviceMemory]] | None = None
 
     def collect(self) -> Iterator[Metric]:
-        torch: Any = sys.modules.get("torch")
-        if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
-            return
         family = GaugeMetricFamily(
             "hyperlocal_device_memory_bytes",
-            "Device memory: used (by every process), and the device's budget (its total).",
+            "Device memory: used by the models loaded here, and the budget they may fill "
+            "(HYPERLOCAL_GPU_MEMORY_FRACTION of the device).",
             labels=["device", "kind"],
         )
-        current = torch.cuda.current_device()
-        for index in range(torch.cuda.device_count()):
-            if index != current and not torch.cuda.memory_reserved(index):
-                continue  # never touched here: asking would start a context on it
-            free, total = torch.cuda.mem_get_info(index)
-            family.add_metric([f"cuda:{index}", "used"], total - free)
-            family.add_metric([f"cuda:{index}", "budget"], total)
-        yield family
+        budgets = list(self.source()) if self.source is not None else []
+        for device in budgets:
+            family.add_metric([device.device, "used"], device.used)
+            family.add_metric([device.device, "budget"], device.budget)
+        if budgets or _from_torch(family):
+            yield family
+
+
+def _from_torch(family: GaugeMetricFamily) -> bool:
+    torch: Any = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return False
+    current = torch.cuda.current_device()
+    for index in range(torch.cuda.device_count()):
+        if index != current and not torch.cuda.memory_reserved(index):
+            continue  # never touched here: asking would start a context on it
+        free, total = torch.cuda.mem_get_info(index)
+        family.add_metric([f"cuda:{index}", "used"], total - free)
+        family.add_metric([f"cuda:{index}", "budget"], total)
+    return True
 
 
 class _Fetched:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import Generic, TypeVar
 
@@ -24,6 +24,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from hyperlocal.core.metrics import Metrics, QueueSnapshot, snapshot
+from hyperlocal.engines.base import DeviceMemory
 from hyperlocal.prometheus._exposition import DeviceCollector, MetricsServer, Union, queue_gauges
 from hyperlocal.settings import Settings
 from hyperlocal.store.db import Database
@@ -228,6 +229,9 @@ class PrometheusMetrics(Metrics):
 
     def resident(self, device: str, change: int) -> None:
         self._resident(device).inc(change)
+
+    def watch_devices(self, source: Callable[[], Sequence[DeviceMemory]]) -> None:
+        self.devices.source = source
 
     # -- what the HTTP layer reports ------------------------------------------------------
 

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from hyperlocal import tracing
 from hyperlocal.core import webhooks
 from hyperlocal.core.metrics import Metrics
 from hyperlocal.inputs import AddressGuardError, AddressPolicy, GuardedTransport
@@ -145,7 +146,7 @@ class WebhookDispatcher:
     async def _send(self, delivery: WebhookDelivery) -> None:
         started = time.monotonic()
         try:
-            code, error = await self._post(delivery)
+            code, error = await tracing.delivery_span(delivery, self._post(delivery))
         finally:
             self._release(delivery.url)
         latency_ms = (time.monotonic() - started) * 1000

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from hyperlocal import tracing
 from hyperlocal.core import stored_inputs
 from hyperlocal.core.catalog import Catalog
 from hyperlocal.core.events import EventBus, JobEvent
@@ -36,8 +37,10 @@ from hyperlocal.engines.base import (
     Category,
     GenerationRequest,
     GenerationResult,
+    PositionCallback,
     ProgressCallback,
 )
+from hyperlocal.engines.providers.router import Router
 from hyperlocal.engines.registry import EngineRegistry
 from hyperlocal.errors import (
     GenerationError,
@@ -115,8 +118,10 @@ class JobRunner:
         worker: str,
         lease_s: float = 30.0,
         max_attempts: int = 3,
+        router: Router | None = None,
     ) -> None:
-        """``storage`` takes the outputs; ``private`` holds the jobs' inputs."""
+        """``storage`` takes the outputs; ``private`` holds the jobs' inputs. ``router`` serves
+        models through their provider routes (without one, each entry's engine serves)."""
         self.lifecycle, self.catalog, self.engines, self.storage = (
             lifecycle,
             catalog,
@@ -125,6 +130,7 @@ class JobRunner:
         )
         self.private = private
         self.worker, self.lease_s, self.max_attempts = worker, lease_s, max_attempts
+        self.router = router
         self._runs: dict[str, _Run] = {}
         self._closing = False
 
@@ -160,7 +166,7 @@ class JobRunner:
         forget = self._watch_cancel(run)
         renewing = self._renew_later(run)
         try:
-            return await self._run(run)
+            return await tracing.job_span(job, self._run(run))
         finally:
             forget()
             renewing.cancel()
@@ -200,7 +206,8 @@ class JobRunner:
                 outputs,
                 _result_json(result),
                 due=due,
-                then=lambda: self._publish(run),
+                routes=_route_values(result),
+                then=lambda: tracing.storage_span("publish", self._publish(run)),
             )
         except Exception:  # not completed (the database, say): the lease sweep runs it again
             await self._discard(run)
@@ -288,15 +295,16 @@ class JobRunner:
     async def _work(self, run: _Run) -> GenerationResult:
         """The engine's run, then its outputs staged: the task that a stop cancels."""
         job = run.job
-        result = await self._execute(job, self._progress_for(run))
+        result = await self._execute(job, self._progress_for(run), self._position_for(run))
         if not result.artifacts:
             raise GenerationError("The engine produced no output")
-        await self._stage(run, result)
+        await tracing.storage_span("stage", self._stage(run, result))
         return result
 
-    async def _execute(self, job: Job, progress: ProgressCallback) -> GenerationResult:
+    async def _execute(
+        self, job: Job, progress: ProgressCallback, position: PositionCallback
+    ) -> GenerationResult:
         entry = self.catalog.get(job.model)
-        engine = await self.engines.get(entry.engine)
         request = GenerationRequest(
             job_id=job.id,
             model=job.model,
@@ -306,8 +314,12 @@ class JobRunner:
             options=entry.engine_options,
             caps=entry.caps,
         )
+        if self.router is not None:
+            work = self.router.generate(entry, request, progress, position)
+        else:
+            work = (await self.engines.get(entry.engine)).generate(request, progress)
         try:
-            return await asyncio.wait_for(engine.generate(request, progress), job.timeout_s)
+            return await asyncio.wait_for(tracing.engine_span(entry.engine, work), job.timeout_s)
         except TimeoutError as exc:
             raise GenerationTimeoutError(f"Generation timed out after {job.timeout_s:g} s") from exc
 
@@ -327,6 +339,24 @@ class JobRunner:
                 log.warning("writing progress failed", extra={"job_id": run.job.id})
                 return
             await self._progress_event(run.job.id, clamped)
+
+        return report
+
+    def _position_for(self, run: _Run) -> PositionCallback:
+        """Where the job waits in a provider's queue, shown as its ``queuePosition``."""
+        last: list[int | None] = [None]
+
+        async def report(place: int | None) -> None:
+            if place == last[0]:
+                return
+            last[0] = place
+            try:
+                async with self.lifecycle.db.transaction() as session:
+                    await store.set_provider_queue_position(
+                        session, run.job.id, run.lease.token, place
+                    )
+            except Exception:  # shown, not owed, like progress
+                log.warning("writing the queue position failed", extra={"job_id": run.job.id})
 
         return report
 
@@ -399,6 +429,16 @@ def _as_generation_error(exc: BaseException) -> GenerationError:
         return GenerationError(exc.message)
     log.exception("unexpected engine error", exc_info=exc)
     return UnexpectedError()
+
+
+def _route_values(result: GenerationResult) -> dict[str, Any]:
+    """The job's provider-route columns, when the run went through routes."""
+    if not result.attempts:
+        return {}
+    return {
+        "route_attempts": [dict(a) for a in result.attempts],
+        "provider_cost_usd": result.provider_cost_usd,
+    }
 
 
 def _result_json(result: GenerationResult) -> dict[str, Any]:

@@ -36,7 +36,10 @@ __all__ = [
     "renew_lease",
     "request_cancel",
     "requeue_expired",
+    "route_attempts",
     "set_progress",
+    "set_provider_queue_position",
+    "usage_by_model",
 ]
 
 QUEUED, RUNNING = "queued", "running"
@@ -188,6 +191,9 @@ _RENEW = prepared(
     .returning(_c.cancel_requested_at)
 )
 _PROGRESS = prepared(update(_jobs).where(*_HELD).values(progress=bindparam("p_progress")))
+_QUEUE_PLACE = prepared(
+    update(_jobs).where(*_HELD).values(provider_queue_position=bindparam("p_place"))
+)
 _REQUEST_CANCEL = prepared(
     update(_jobs)
     .where(_c.id == bindparam("p_job_id"), _c.status == RUNNING, _c.cancel_requested_at.is_(None))
@@ -212,6 +218,13 @@ async def renew_lease(
 async def set_progress(session: AsyncSession, job_id: str, owner: str, progress: float) -> None:
     params = {"p_job_id": job_id, "p_owner": owner, "p_progress": progress}
     await execute(session, _PROGRESS, params)
+
+
+async def set_provider_queue_position(
+    session: AsyncSession, job_id: str, owner: str, place: int | None
+) -> None:
+    params = {"p_job_id": job_id, "p_owner": owner, "p_place": place}
+    await execute(session, _QUEUE_PLACE, params)
 
 
 async def request_cancel(session: AsyncSession, job_id: str, now: float) -> bool:
@@ -323,3 +336,34 @@ async def count_active_for_models(session: AsyncSession, models: Sequence[str]) 
 def _changed(result: Any) -> bool:
     """Whether an UPDATE matched a row (its conditions held)."""
     return bool(result.rowcount)
+
+
+async def usage_by_model(session: AsyncSession, since: float) -> list[Row[Any]]:
+    """Per model, for jobs created since ``since``: jobs, completed jobs, credits kept (of
+    completed jobs), jobs served through a provider, and the providers' reported cost."""
+    completed = Job.status == "completed"
+    stmt = (
+        select(
+            Job.model,
+            func.count().label("jobs"),
+            func.count().filter(completed).label("completed"),
+            func.coalesce(func.sum(Job.credits).filter(completed), 0).label("credits"),
+            func.count(Job.route_attempts).label("routed"),
+            func.sum(Job.provider_cost_usd).label("provider_cost_usd"),
+        )
+        .where(Job.created_at >= since, Job.category != "chat")
+        .group_by(Job.model)
+        .order_by(Job.model)
+    )
+    rows: list[Row[Any]] = list((await session.execute(stmt)).tuples().all())  # type: ignore[arg-type]
+    return rows
+
+
+async def route_attempts(session: AsyncSession, job_id: str) -> list[dict[str, Any]] | None:
+    """The job's recorded route attempts (by its id, or an image's ``res_`` id); None when
+    there is no such job."""
+    column = Job.result_id if job_id.startswith("res_") else Job.id
+    row = (
+        await session.execute(select(Job.id, Job.route_attempts).where(column == job_id))
+    ).one_or_none()
+    return None if row is None else list(row.route_attempts or [])

@@ -132,6 +132,14 @@ class Job(Base):
     expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     expired_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     inputs_expire_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Provider routes (0007): every attempt of the run, the provider's reported cost, and the
+    # job's place in the provider's queue while it waits there.
+    route_attempts: Mapped[list[JsonDict] | None] = mapped_column(JSON, nullable=True)
+    provider_cost_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
+    provider_queue_position: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The W3C traceparent of the span that submitted the job, with tracing on (0008): its
+    # run's span is that span's child, in whichever process runs it.
+    traceparent: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class LedgerRow(TypedDict):
@@ -203,6 +211,9 @@ class WebhookDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
     delivered_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The W3C traceparent of the span that ended the job, with tracing on (0008): each
+    # attempt's span links to it.
+    traceparent: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class WebhookAttempt(Base):

@@ -12,13 +12,20 @@ from hyperlocal.api.routes._views import accepted, json_response
 from hyperlocal.core import jobs
 from hyperlocal.core.generation import SubmitRequest, generate, submit
 from hyperlocal.core.jobs import JobStatus, JobView
-from hyperlocal.errors import ErrorCode, GenerationError, GenerationTimeoutError, UnexpectedError
+from hyperlocal.errors import (
+    ErrorCode,
+    GenerationError,
+    GenerationTimeoutError,
+    ProviderInputError,
+    UnexpectedError,
+)
 
 __all__ = ["run_or_accept", "wants_async"]
 
 _ERRORS: dict[str, type[GenerationError]] = {
     ErrorCode.TIMEOUT: GenerationTimeoutError,
     ErrorCode.UNEXPECTED: UnexpectedError,
+    ErrorCode.INVALID_INPUT: ProviderInputError,
 }
 
 

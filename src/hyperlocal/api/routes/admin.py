@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from hyperlocal.api.deps import AdminKey, Svc
 from hyperlocal.api.routes.account import ledger_line
-from hyperlocal.core import keys, ledger, storage_usage
+from hyperlocal.core import keys, ledger, providers, storage_usage
 from hyperlocal.core.keys import KeyInfo, KeySpec
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -109,7 +109,90 @@ async def model_evidence(_: AdminKey, svc: Svc) -> dict[str, Any]:
                 "evidence": e.evidence.value,
                 "evidenceNote": e.evidence_note,
                 "priceNote": e.price.note,
+                "engine": e.engine,
+                "routes": [r.to for r in e.routes],
+                "activeRoute": svc.router.active(e),
             }
             for e in svc.catalog
         ]
+    }
+
+
+@router.get("/providers")
+async def provider_list(_: AdminKey, svc: Svc) -> dict[str, Any]:
+    """Each installed provider: whether a key is configured (masked), its base URL, and its
+    circuit breaker's state."""
+    return {
+        "data": [
+            {
+                "name": p.name,
+                "configured": p.configured,
+                "keyEnv": p.key_env,
+                "key": p.key,
+                "baseUrl": p.base_url,
+                "circuit": p.circuit,
+            }
+            for p in providers.provider_statuses(svc)
+        ]
+    }
+
+
+@router.get("/usage")
+async def usage(
+    _: AdminKey, svc: Svc, hours: Annotated[float, Query(gt=0, le=24 * 366)] = 24 * 30
+) -> dict[str, Any]:
+    """Credits kept against what providers reported they cost, by model, over ``hours``."""
+    rows = await providers.usage(svc, svc.clock() - hours * 3600)
+    return {
+        "hours": hours,
+        "data": [
+            {
+                "model": u.model,
+                "jobs": u.jobs,
+                "completed": u.completed,
+                "credits": u.credits,
+                "creditsUsd": u.credits / 100,
+                "routedJobs": u.routed,
+                "providerCostUsd": u.provider_cost_usd,
+            }
+            for u in rows
+        ],
+    }
+
+
+@router.get("/jobs/{job_id}/attempts")
+async def job_attempts(job_id: str, _: AdminKey, svc: Svc) -> dict[str, Any]:
+    """Every route a job's run tried: provider, its request id, outcome, latency, cost."""
+    return {"id": job_id, "data": await providers.attempts_of(svc, job_id)}
+
+
+@router.get("/queue")
+async def queue(
+    _: AdminKey, svc: Svc, hours: Annotated[float, Query(gt=0, le=24 * 366)] = 24
+) -> dict[str, Any]:
+    """By model: the jobs queued and running now (the numbers of the ``hyperlocal_jobs_queued``
+    and ``hyperlocal_jobs_running`` gauges) and, of the jobs created in the last ``hours`` that
+    have ended, how many, and the seconds they waited and ran (p50, p99)."""
+    from hyperlocal.core import queue_stats
+
+    since = svc.clock() - hours * 3600
+    rows = await queue_stats.by_model(svc.db, (e.id for e in svc.catalog), since)
+    return {
+        "hours": hours,
+        "sampleLimit": queue_stats.SAMPLE_LIMIT,
+        "data": [
+            {
+                "model": m.model,
+                "queued": m.queued,
+                "running": m.running,
+                "finished": m.finished,
+                "completed": m.completed,
+                "failed": m.failed,
+                "canceled": m.canceled,
+                "sampled": m.sampled,
+                "queueSeconds": m.queue_s and {"p50": m.queue_s.p50, "p99": m.queue_s.p99},
+                "runSeconds": m.run_s and {"p50": m.run_s.p50, "p99": m.run_s.p99},
+            }
+            for m in rows
+        ],
     }

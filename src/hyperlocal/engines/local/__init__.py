@@ -18,8 +18,10 @@ musicgen           ``music.MusicgenEngine``        a transformers MusicGen (``co
 image-to-3d        ``mesh.ImageTo3DEngine``        Hunyuan3D-2 (``<subfolder>/config.yaml``)
 =================  ==============================  =========================================
 
-Every adapter loads its weights once, in a worker thread, on CUDA when torch sees it (else
-the CPU), and runs one job at a time on them (``runtime.Resident``). Their packages (torch,
+Every adapter loads its weights in a worker thread, on CUDA when torch sees it (else the
+CPU), and runs one job at a time on them (``runtime.Resident``). The models of all adapters
+share one shelf per process (``devices.DeviceManager``): each device's budget bounds them,
+the least recently used idle model makes room, and idle ones are unloaded. Their packages (torch,
 diffusers, transformers: the ``gpu`` extra) are imported only inside the load functions, so
 the API starts without them; a missing package surfaces as ``EngineUnavailableError`` on the
 first job, missing weights as a ``GenerationError`` that names the folder it looked in.

@@ -21,6 +21,7 @@ import asyncio
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -79,7 +80,7 @@ class DiffusersImageEngine:
 
     def __init__(self, context: EngineContext, *, concurrency: int = 1) -> None:
         self._settings = context.settings
-        self._pipelines = Resident(ENGINE, _load, concurrency, context.loads)
+        self._pipelines = Resident(ENGINE, _load, context, concurrency)
 
     async def generate(
         self, request: GenerationRequest, progress: ProgressCallback
@@ -89,15 +90,21 @@ class DiffusersImageEngine:
 
         def work(report: Report) -> tuple[Artifact, Weights, ImageJob]:
             job = prepare(request)
-            require(ENGINE, "torch", "diffusers")
-            weights = diffusion.torch_weights(folder, request.options)
-            image = self._pipelines.run(weights, lambda p: _paint(p, job, weights, report), report)
+            image, placed = self._pipelines.run(
+                _weights(folder, request.options),
+                lambda p, w: (_paint(p, job, w, report), w),
+                report,
+            )
             report(0.97, "encoding")
-            return encode(_fit(image, job.size), job.fmt), weights, job
+            return encode(_fit(image, job.size), job.fmt), placed, job
 
         artifact, weights, job = await run_reporting(work, progress)
         await progress(1.0, "image generated")
         return GenerationResult(artifacts=[artifact], extra=_facts(weights, job))
+
+    async def preload(self, options: Mapping[str, InputValue]) -> str:
+        folder = locate(self._settings, options, ENGINE, LAYOUT)
+        return await self._pipelines.apreload(lambda: _weights(folder, options))
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self._pipelines.clear)  # may wait for a load in progress
@@ -145,6 +152,11 @@ def _source(request: GenerationRequest) -> Image.Image | None:
     if media is None and request.category is Category.IMAGE_EDIT:
         raise GenerationError("image_edit needs at least one source image")
     return decode(media) if media else None
+
+
+def _weights(folder: Path, options: Mapping[str, InputValue]) -> Weights:
+    require(ENGINE, "torch", "diffusers")
+    return diffusion.torch_weights(folder, options)
 
 
 def _load(weights: Weights) -> Pipelines:

@@ -22,6 +22,7 @@ what it checks before inference: missing weights, a wrong layout and a missing p
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from hyperlocal.engines.base import (
     EngineContext,
     GenerationRequest,
     GenerationResult,
+    InputValue,
     ProgressCallback,
 )
 from hyperlocal.engines.local import diffusion
@@ -69,30 +71,41 @@ class ImageTo3DEngine:
 
     def __init__(self, context: EngineContext, *, concurrency: int = 1) -> None:
         self._settings = context.settings
-        self._pipelines = Resident(ENGINE, _load, concurrency, context.loads)
+        self._pipelines = Resident(ENGINE, _load, context, concurrency)
 
     async def generate(
         self, request: GenerationRequest, progress: ProgressCallback
     ) -> GenerationResult:
-        folder = locate(self._settings, request.options, ENGINE, LAYOUT)
-        found = checkpoint(folder / text(request.options, "subfolder", SUBFOLDER))
+        found = self._checkpoint(request.options)
         await progress(0.0, "preparing")
 
         def work(report: Report) -> tuple[Artifact, Weights]:
             picture = _cut_out(request)
-            require(ENGINE, "torch", "hy3dgen")
-            weights = diffusion.torch_weights(found.config.parent, request.options)
-            mesh = self._pipelines.run(
-                weights, lambda p: _shape(p, picture, request, report), report
+            mesh, placed = self._pipelines.run(
+                _weights(found, request.options),
+                lambda p, w: (_shape(p, picture, request, report), w),
+                report,
             )
-            return glb_artifact(mesh), weights
+            return glb_artifact(mesh), placed
 
         artifact, weights = await run_reporting(work, progress)
         await progress(1.0, "mesh generated")
         return GenerationResult(
             artifacts=[artifact],
-            extra={"engine": ENGINE, "weights": folder.name, "device": weights.device},
+            extra={
+                "engine": ENGINE,
+                "weights": text(request.options, "weights"),
+                "device": weights.device,
+            },
         )
+
+    async def preload(self, options: Mapping[str, InputValue]) -> str:
+        found = self._checkpoint(options)
+        return await self._pipelines.apreload(lambda: _weights(found, options))
+
+    def _checkpoint(self, options: Mapping[str, InputValue]) -> Checkpoint:
+        folder = locate(self._settings, options, ENGINE, LAYOUT)
+        return checkpoint(folder / text(options, "subfolder", SUBFOLDER))
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self._pipelines.clear)  # may wait for a load in progress
@@ -119,6 +132,11 @@ def _cut_out(request: GenerationRequest) -> Image.Image:
     cut = picture.convert("RGBA")
     cut.putalpha(alpha)
     return cut
+
+
+def _weights(found: Checkpoint, options: Mapping[str, InputValue]) -> Weights:
+    require(ENGINE, "torch", "hy3dgen")
+    return diffusion.torch_weights(found.config.parent, options)
 
 
 def _load(weights: Weights) -> Any:

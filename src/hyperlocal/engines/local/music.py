@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +23,7 @@ from hyperlocal.engines.base import (
     EngineContext,
     GenerationRequest,
     GenerationResult,
+    InputValue,
     ProgressCallback,
 )
 from hyperlocal.engines.local import diffusion
@@ -61,7 +64,7 @@ class MusicgenEngine:
 
     def __init__(self, context: EngineContext, *, concurrency: int = 1) -> None:
         self._settings = context.settings
-        self._models = Resident(ENGINE, _load, concurrency, context.loads)
+        self._models = Resident(ENGINE, _load, context, concurrency)
 
     async def generate(
         self, request: GenerationRequest, progress: ProgressCallback
@@ -71,10 +74,11 @@ class MusicgenEngine:
         await progress(0.0, "preparing")
 
         def work(report: Report) -> tuple[Audio, Weights]:
-            require(ENGINE, "torch", "transformers")
-            weights = diffusion.torch_weights(folder, request.options)
-            audio = self._models.run(weights, lambda m: _compose(m, job, weights, report), report)
-            return audio, weights
+            return self._models.run(
+                _weights(folder, request.options),
+                lambda m, w: (_compose(m, job, w, report), w),
+                report,
+            )
 
         audio, weights = await run_reporting(work, progress)
         await progress(1.0, "music generated")
@@ -83,6 +87,10 @@ class MusicgenEngine:
             duration=audio.duration,
             extra={"engine": ENGINE, "weights": weights.folder.name, "seed": float(job.seed)},
         )
+
+    async def preload(self, options: Mapping[str, InputValue]) -> str:
+        folder = locate(self._settings, options, ENGINE, LAYOUT)
+        return await self._models.apreload(lambda: _weights(folder, options))
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self._models.clear)  # may wait for a load in progress
@@ -103,6 +111,11 @@ def prepare(request: GenerationRequest) -> MusicJob:
         seed=seed_for(request),
         fmt=fmt,
     )
+
+
+def _weights(folder: Path, options: Mapping[str, InputValue]) -> Weights:
+    require(ENGINE, "torch", "transformers")
+    return diffusion.torch_weights(folder, options)
 
 
 def _load(weights: Weights) -> Musicgen:

@@ -1,4 +1,8 @@
-"""What every local adapter shares: finding its weights, loading them once, one job at a time.
+"""What every local adapter shares: finding its weights, and holding them on a device.
+
+Every adapter built from one ``EngineContext`` (the engine registry builds a process's
+engines from one) keeps its models on one ``devices.DeviceManager``: one shelf of loaded
+models per process, placed on its CUDA devices and its CPU within their budgets.
 
 The blocking parts (imports of torch and friends, loading, inference) all run in the worker
 thread that ``run_reporting`` starts, so the event loop never waits on them; that thread posts
@@ -7,25 +11,37 @@ progress, which the loop forwards to the job.
 
 from __future__ import annotations
 
-import gc
+import asyncio
 import importlib.util
 import logging
-import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar, runtime_checkable
 
-from hyperlocal.engines.base import InputValue, LoadObserver
+from hyperlocal.engines.base import DeviceMemory, EngineContext, InputValue, LoadObserver
+from hyperlocal.engines.local.devices import DeviceManager, ModelSpec
 from hyperlocal.engines.local.options import text
-from hyperlocal.engines.local.weights import check_name, models_dir
+from hyperlocal.engines.local.probe import SystemProbe
+from hyperlocal.engines.local.weights import check_name, loaded_bytes, models_dir
 from hyperlocal.engines.media.progress import Report
 from hyperlocal.errors import EngineUnavailableError, GenerationError
 from hyperlocal.settings import Settings
 
-__all__ = ["Resident", "Weights", "locate", "require"]
+__all__ = [
+    "Preloading",
+    "Resident",
+    "Weights",
+    "device_memory",
+    "devices_for",
+    "locate",
+    "new_manager",
+    "require",
+    "sweep_interval",
+]
 
 log = logging.getLogger(__name__)
 
@@ -71,52 +87,134 @@ def require(engine: str, *modules: str) -> None:
         raise EngineUnavailableError(engine)
 
 
-class Resident(Generic[T]):
-    """The one model an adapter keeps loaded, and the gate that runs jobs on it one at a time.
+@runtime_checkable
+class Preloading(Protocol):
+    """An engine that can load a catalogue entry's weights before any job asks for them
+    (``hyperlocal worker --preload``): they are pinned, never evicted nor unloaded."""
 
-    Asking for other weights (another folder, device or dtype) unloads the resident model
-    first: an accelerator holds one large model, not a shelf of them. The gate is a thread
-    semaphore taken inside the worker thread, so one holder serves every event loop; a job
-    waiting for it ties up a thread, not the loop. ``concurrency`` above 1 lets that many jobs
-    share the loaded model, for small models on a large GPU.
-    """
+    async def preload(self, options: Mapping[str, InputValue]) -> str:
+        """Loads and pins the weights that ``options`` (``engine_options``) name; returns
+        the device that holds them."""
+
+
+def new_manager(settings: Settings, observer: LoadObserver | None = None) -> DeviceManager:
+    """A device manager for this machine's devices, as ``settings`` configure it."""
+    return DeviceManager(
+        SystemProbe(),
+        fraction=settings.gpu_memory_fraction,
+        idle_seconds=settings.model_idle_seconds,
+        observer=observer,
+        sweep_every=sweep_interval(settings.model_idle_seconds),
+    )
+
+
+def sweep_interval(idle_s: float) -> float:
+    """Often enough that a model outstays its idle time by a tenth at most, or a minute."""
+    return min(60.0, max(1.0, idle_s / 10))
+
+
+_MANAGERS: weakref.WeakValueDictionary[int, DeviceManager] = weakref.WeakValueDictionary()
+_CONTEXTS: dict[int, EngineContext] = {}  # each manager's context, so that its id stays unique
+_SHARING = threading.Lock()
+
+
+def devices_for(context: EngineContext) -> DeviceManager:
+    """The device manager that every adapter built from ``context`` shares.
+
+    The registry builds all of a process's engines from one context, so this is the process's
+    one manager, while two apps in one test process (two contexts) each get their own. It
+    lives as long as an adapter holds it; the context is kept until then, so that its id,
+    the key here, cannot be reused by another context meanwhile."""
+    with _SHARING:
+        manager = _MANAGERS.get(id(context))
+        if manager is None:
+            manager = new_manager(context.settings, context.loads)
+            _MANAGERS[id(context)] = manager
+            _CONTEXTS[id(context)] = context
+            weakref.finalize(manager, _CONTEXTS.pop, id(context), None)
+        return manager
+
+
+def device_memory(context: EngineContext) -> list[DeviceMemory]:
+    """The budgets of the device manager that ``context``'s adapters share, for the metrics;
+    empty while no local engine has placed a model (nothing is probed, CUDA not started)."""
+    with _SHARING:
+        manager = _MANAGERS.get(id(context))
+    if manager is None:
+        return []
+    return [DeviceMemory(d.device, d.used, d.budget) for d in manager.snapshot()]
+
+
+def _silent(_fraction: float, _message: str) -> None:
+    return None
+
+
+class Resident(Generic[T]):
+    """An adapter's models, on the process's shelf (``devices_for(context)``).
+
+    Each job leases the model its weights name: loaded where it fits (a CUDA device for
+    ``device = "cuda"``, whichever suits), and left loaded beside other adapters' models,
+    until it idles out or is evicted for another. ``concurrency`` jobs share one loaded
+    copy; more than 1 suits small models on a large GPU. The work runs with the weights as
+    placed: ``device`` is then the device that holds them (``cuda:1``)."""
 
     def __init__(
         self,
         engine: str,
         load: Callable[[Weights], T],
+        context: EngineContext,
         concurrency: int = 1,
-        observer: LoadObserver | None = None,
     ) -> None:
-        self._engine = engine
-        self._observer = observer  # told of each load and release (the operator's metrics)
-        self._load = load
-        self._gate = threading.BoundedSemaphore(concurrency)
-        self._lock = threading.Lock()
-        self._weights: Weights | None = None
-        self._model: T | None = None
+        self._engine, self._load, self._concurrency = engine, load, concurrency
+        self._observer = context.loads  # told of each load (the operator's metrics)
+        self._devices = devices_for(context)
+        self._estimates: dict[Weights, int] = {}
 
-    def run(self, weights: Weights, work: Callable[[T], R], report: Report) -> R:
-        """Blocking: waits for the gate, loads ``weights`` unless resident, runs ``work``."""
-        report(0.0, "waiting for the model")  # one job at a time holds it
-        with self._gate:
-            report(0.01, "starting")  # raises here, before any work, if the job was cancelled
-            return work(self._resident(weights, report))
+    def run(self, weights: Weights, work: Callable[[T, Weights], R], report: Report) -> R:
+        """Blocking: waits for the model (loading it if need be), then runs ``work``."""
+        report(0.0, "waiting for the model")
+
+        def waiting() -> None:  # raises once the job is cancelled
+            report(0.0, "waiting for the model")
+
+        with self._devices.use(self._spec(weights, report), waiting) as lease:
+            report(0.02, "starting")  # raises here, before any work, if the job was cancelled
+            return work(lease.model, replace(weights, device=lease.device))
+
+    def preload(self, weights: Weights) -> str:
+        """Blocking: loads and pins ``weights``; returns the device that holds them."""
+        return self._devices.preload(self._spec(weights, _silent))
+
+    async def apreload(self, weights: Callable[[], Weights]) -> str:
+        """``preload`` in a worker thread, of the weights that ``weights()`` finds there."""
+        return await asyncio.to_thread(lambda: self.preload(weights()))
 
     def clear(self) -> None:
-        with self._lock:
-            self._release()
+        """Blocking: unloads this adapter's models (once any load in progress is done)."""
+        self._devices.unload(self._engine)
 
-    def _resident(self, weights: Weights, report: Report) -> T:
-        with self._lock:
-            if self._model is None or self._weights != weights:
-                self._release()
-                report(0.02, f"loading {weights.folder.name}")
-                self._model = self._timed_load(weights)
-                self._weights = weights
-            return self._model
+    def _spec(self, weights: Weights, report: Report) -> ModelSpec[T]:
+        def load(device: str) -> T:
+            return self._timed_load(replace(weights, device=device), report)
 
-    def _timed_load(self, weights: Weights) -> T:
+        return ModelSpec(
+            owner=self._engine,
+            name=weights.folder.name,
+            key=(self._engine, weights),
+            wants=weights.device,
+            estimate=self._estimate(weights),
+            load=load,
+            concurrency=self._concurrency,
+        )
+
+    def _estimate(self, weights: Weights) -> int:
+        found = self._estimates.get(weights)
+        if found is None:  # reads the folder's file headers: once per weights
+            found = self._estimates[weights] = loaded_bytes(weights.folder, weights.dtype)
+        return found
+
+    def _timed_load(self, weights: Weights, report: Report) -> T:
+        report(0.01, f"loading {weights.folder.name}")
         facts = {"engine": self._engine, "weights": str(weights.folder), "device": weights.device}
         log.info(
             "loading %s for %s on %s (%s)",
@@ -132,21 +230,4 @@ class Resident(Generic[T]):
         log.info("loaded %s in %.1f s", weights.folder.name, seconds, extra={**facts, "s": seconds})
         if self._observer is not None:
             self._observer.model_loaded(self._engine, seconds)
-            self._observer.resident(weights.device, 1)
         return model
-
-    def _release(self) -> None:
-        if self._model is None or self._weights is None:
-            return
-        device = self._weights.device
-        self._model, self._weights = None, None
-        if self._observer is not None:
-            self._observer.resident(device, -1)
-        gc.collect()  # pipelines hold reference cycles; their GPU memory waits on the collector
-        _empty_cuda_cache()
-
-
-def _empty_cuda_cache() -> None:
-    torch = sys.modules.get("torch")  # never imported just to be emptied
-    if torch is not None and torch.cuda.is_available():
-        torch.cuda.empty_cache()

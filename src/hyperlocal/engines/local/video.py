@@ -21,6 +21,7 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -75,7 +76,7 @@ class DiffusersVideoEngine:
 
     def __init__(self, context: EngineContext, *, concurrency: int = 1) -> None:
         self._settings = context.settings
-        self._pipelines = Resident(ENGINE, _load, concurrency, context.loads)
+        self._pipelines = Resident(ENGINE, _load, context, concurrency)
 
     async def generate(
         self, request: GenerationRequest, progress: ProgressCallback
@@ -85,12 +86,12 @@ class DiffusersVideoEngine:
 
         def work(report: Report) -> tuple[Encoded, Weights, VideoJob]:
             job = prepare(request)
-            require(ENGINE, "torch", "diffusers")
-            weights = diffusion.torch_weights(folder, request.options)
-            frames = self._pipelines.run(
-                weights, lambda p: _render(p, job, weights, report), report
+            frames, placed = self._pipelines.run(
+                _weights(folder, request.options),
+                lambda p, w: (_render(p, job, w, report), w),
+                report,
             )
-            return _encode(frames, job, report), weights, job
+            return _encode(frames, job, report), placed, job
 
         encoded, weights, job = await run_reporting(work, progress)
         await progress(1.0, "video generated")
@@ -98,6 +99,10 @@ class DiffusersVideoEngine:
         return GenerationResult(
             artifacts=[artifact], duration=encoded.seconds, extra=_facts(weights, job, encoded)
         )
+
+    async def preload(self, options: Mapping[str, InputValue]) -> str:
+        folder = locate(self._settings, options, ENGINE, LAYOUT)
+        return await self._pipelines.apreload(lambda: _weights(folder, options))
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self._pipelines.clear)  # may wait for a load in progress
@@ -151,6 +156,11 @@ def frame_count(duration: float, fps: int, options: Mapping[str, InputValue]) ->
 
 def _round(side: int, multiple: int) -> int:
     return max(multiple, multiple * round(side / multiple))
+
+
+def _weights(folder: Path, options: Mapping[str, InputValue]) -> Weights:
+    require(ENGINE, "torch", "diffusers")
+    return diffusion.torch_weights(folder, options)
 
 
 def _load(weights: Weights) -> Any:

@@ -12,8 +12,11 @@ and ``huggingface_hub`` is imported only when a pull starts.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import re
+import struct
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -44,6 +47,7 @@ __all__ = [
     "check_name",
     "detect_kind",
     "installed",
+    "loaded_bytes",
     "models_dir",
     "pull",
     "pull_named",
@@ -263,3 +267,65 @@ def _file_size(path: Path) -> int:
         return path.stat().st_size
     except FileNotFoundError:  # a download renames its partial file while we walk
         return 0
+
+
+def loaded_bytes(folder: Path, dtype: str) -> int:
+    """About what the weights under ``folder`` take once loaded as ``dtype`` (a torch dtype
+    name): the device manager's guess until a load has measured them. Safetensors headers
+    give each tensor's element count, so weights stored in float32 and loaded in float16
+    count half; other files count their size on disk. Of a variant beside its plain file
+    (``model.fp16.safetensors``), and of a pickle beside its safetensors, one counts."""
+    return sum(_file_bytes(path, dtype) for path in _weight_files(folder))
+
+
+_WEIGHT_SUFFIXES = frozenset({".safetensors", ".bin", ".ckpt", ".pt", ".pth", ".gguf"})
+_VARIANT = re.compile(r"\.(fp16|bf16|fp32|non_ema|ema)(?=\.)")
+_FLOATS = frozenset({"F64", "F32", "F16", "BF16"})
+_DTYPE_BYTES = {"float16": 2, "bfloat16": 2, "float32": 4}
+_HEADER_MAX = 100_000_000  # a safetensors header is JSON; a larger one is not believed
+
+
+def _weight_files(folder: Path) -> list[Path]:
+    chosen: dict[tuple[Path, str], Path] = {}
+    for path in sorted(folder.rglob("*")):
+        if path.suffix not in _WEIGHT_SUFFIXES or not path.is_file():
+            continue
+        group = (path.parent, _VARIANT.sub("", path.name).rsplit(".", 1)[0])
+        if group not in chosen or _preference(path) < _preference(chosen[group]):
+            chosen[group] = path
+    return list(chosen.values())
+
+
+def _preference(path: Path) -> tuple[bool, bool]:
+    """What ``from_pretrained`` reads without a variant: the plain file, safetensors first."""
+    return bool(_VARIANT.search(path.name)), path.suffix != ".safetensors"
+
+
+def _file_bytes(path: Path, dtype: str) -> int:
+    if path.suffix == ".safetensors" and (header := _safetensors_header(path)) is not None:
+        return sum(_tensor_bytes(info, dtype) for info in header.values() if "dtype" in info)
+    return _file_size(path)
+
+
+def _safetensors_header(path: Path) -> dict[str, dict[str, object]] | None:
+    """The JSON header (8 bytes of little-endian length, then the JSON): no tensor is read."""
+    try:
+        with path.open("rb") as file:
+            (length,) = struct.unpack("<Q", file.read(8))
+            if length > _HEADER_MAX:
+                return None
+            header = json.loads(file.read(length))
+    except (OSError, ValueError, struct.error):
+        return None
+    if not isinstance(header, dict):
+        return None
+    return {k: v for k, v in header.items() if isinstance(v, dict)}
+
+
+def _tensor_bytes(info: dict[str, object], dtype: str) -> int:
+    shape, offsets = info.get("shape"), info.get("data_offsets")
+    stored = offsets[1] - offsets[0] if isinstance(offsets, list) and len(offsets) == 2 else 0
+    target = _DTYPE_BYTES.get(dtype)
+    if target is None or info.get("dtype") not in _FLOATS or not isinstance(shape, list):
+        return int(stored)
+    return math.prod(int(n) for n in shape) * target

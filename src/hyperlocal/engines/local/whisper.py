@@ -58,7 +58,7 @@ class WhisperLocalEngine:
 
     def __init__(self, context: EngineContext, *, concurrency: int = 1) -> None:
         self._settings = context.settings
-        self._models = Resident(ENGINE, _load, concurrency, context.loads)
+        self._models = Resident(ENGINE, _load, context, concurrency)
 
     async def generate(
         self, request: GenerationRequest, progress: ProgressCallback
@@ -68,12 +68,11 @@ class WhisperLocalEngine:
 
         def work(report: Report) -> tuple[Transcript, Weights]:
             audio = _audio(request)
-            require(ENGINE, "faster_whisper")
-            weights = _weights(folder, request.options)
-            heard = self._models.run(
-                weights, lambda m: _transcribe(m, audio, request, report), report
+            return self._models.run(
+                _weights(folder, request.options),
+                lambda m, w: (_transcribe(m, audio, request, report), w),
+                report,
             )
-            return heard, weights
 
         heard, weights = await run_reporting(work, progress)
         await progress(1.0, "transcribed")
@@ -85,6 +84,10 @@ class WhisperLocalEngine:
             segments=heard.segments,
             extra={"engine": ENGINE, "weights": weights.folder.name, "language": heard.language},
         )
+
+    async def preload(self, options: Mapping[str, InputValue]) -> str:
+        folder = locate(self._settings, options, ENGINE, LAYOUT)
+        return await self._models.apreload(lambda: _weights(folder, options))
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self._models.clear)  # may wait for a load in progress
@@ -98,21 +101,24 @@ def _audio(request: GenerationRequest) -> Audio:
 
 
 def _weights(folder: Path, options: Mapping[str, InputValue]) -> Weights:
+    require(ENGINE, "faster_whisper")
     import ctranslate2  # type: ignore[import-untyped]  # faster-whisper's runtime
 
     cuda = ctranslate2.get_cuda_device_count() > 0
     device = text(options, "device", "cuda" if cuda else "cpu")
-    compute = text(options, "compute_type", "float16" if device == "cuda" else "int8")
+    compute = text(options, "compute_type", "float16" if device.startswith("cuda") else "int8")
     return Weights(folder, device, compute, threads=integer(options, "cpu_threads", 0))
 
 
 def _load(weights: Weights) -> Any:
     from faster_whisper import WhisperModel  # type: ignore[import-untyped]
 
+    kind, _, index = weights.device.partition(":")  # CTranslate2 takes "cuda" and an index
     try:
         return WhisperModel(
             str(weights.folder),
-            device=weights.device,
+            device=kind,
+            device_index=int(index or 0),
             compute_type=weights.dtype,
             cpu_threads=weights.threads,
         )

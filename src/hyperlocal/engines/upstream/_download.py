@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import mimetypes
 import re
+from collections.abc import Mapping
 from pathlib import PurePosixPath
 
 import httpx
@@ -17,7 +18,7 @@ from hyperlocal.errors import GenerationError
 from hyperlocal.inputs import ForbiddenAddressError, UnresolvableHostError
 from hyperlocal.inputs.datauri import decode_data_uri, is_data_uri
 
-__all__ = ["MAX_OUTPUT_BYTES", "download"]
+__all__ = ["MAX_OUTPUT_BYTES", "artifact_of", "download"]
 
 MAX_OUTPUT_BYTES = 1024 * 1024 * 1024
 
@@ -44,41 +45,59 @@ _CONTENT_TYPE = re.compile(r"[a-z0-9.+-]+/[a-z0-9.+-]+")
 
 
 async def download(
-    client: httpx.AsyncClient, base: httpx.URL, url: str, category: Category
+    client: httpx.AsyncClient,
+    base: httpx.URL,
+    url: str,
+    category: Category,
+    *,
+    source: str = "upstream",
+    headers: Mapping[str, str] | None = None,
 ) -> Artifact:
-    """The output at ``url`` (absolute, relative to ``base``, or a ``data:`` URI)."""
+    """The output at ``url`` (absolute, relative to ``base``, or a ``data:`` URI). Errors
+    name ``source``; ``headers`` go with the request (none by default: see above)."""
     if is_data_uri(url):
         data = decode_data_uri("output", url, MAX_OUTPUT_BYTES)
         return _artifact(data, url[5:].split(";", 1)[0].split(",", 1)[0], "", category)
     target = base.join(url)
     if target.scheme not in ("http", "https"):
-        raise GenerationError("upstream: the output URL is not http(s)")
+        raise GenerationError(f"{source}: the output URL is not http(s)")
     try:
-        return await _fetch(client, target, category)
+        return await _fetch(client, target, category, source, headers or {})
     except ForbiddenAddressError as exc:
-        raise GenerationError("upstream: the output URL resolves to a private address") from exc
+        raise GenerationError(f"{source}: the output URL resolves to a private address") from exc
     except UnresolvableHostError as exc:
-        raise GenerationError("upstream: the output URL's host could not be resolved") from exc
+        raise GenerationError(f"{source}: the output URL's host could not be resolved") from exc
 
 
-async def _fetch(client: httpx.AsyncClient, url: httpx.URL, category: Category) -> Artifact:
-    async with client.stream("GET", url, follow_redirects=True) as response:
+async def _fetch(
+    client: httpx.AsyncClient,
+    url: httpx.URL,
+    category: Category,
+    source: str,
+    headers: Mapping[str, str],
+) -> Artifact:
+    async with client.stream("GET", url, headers=headers, follow_redirects=True) as response:
         if not response.is_success:
             raise GenerationError(
-                f"upstream: downloading the output failed (HTTP {response.status_code})"
+                f"{source}: downloading the output failed (HTTP {response.status_code})"
             )
-        data = await _read_capped(response)
+        data = await _read_capped(response, source)
         declared = response.headers.get("Content-Type", "")
         return _artifact(data, declared, response.url.path, category)
 
 
-async def _read_capped(response: httpx.Response) -> bytes:
+async def _read_capped(response: httpx.Response, source: str) -> bytes:
     body = bytearray()
     async for chunk in response.aiter_bytes():
         body += chunk
         if len(body) > MAX_OUTPUT_BYTES:
-            raise GenerationError(f"upstream: the output is larger than {MAX_OUTPUT_BYTES} bytes")
+            raise GenerationError(f"{source}: the output is larger than {MAX_OUTPUT_BYTES} bytes")
     return bytes(body)
+
+
+def artifact_of(data: bytes, content_type: str | None, category: Category) -> Artifact:
+    """An output whose bytes came with the answer (inline data, an authenticated download)."""
+    return _artifact(data, content_type or "", "", category)
 
 
 def _artifact(data: bytes, declared: str, path: str, category: Category) -> Artifact:
