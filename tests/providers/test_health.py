@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from hyperlocal.engines.providers.health import Breaker, InFlight, Lane
-from hyperlocal.engines.providers.router import _webhooks_on
+from hyperlocal.engines.providers.router import webhooks_wanted
 from hyperlocal.settings import Settings
 
 
@@ -111,4 +111,4 @@ def test_webhooks_are_asked_for_only_where_providers_can_reach_us(
     public_url: str, setting: str, on: bool
 ) -> None:
     settings = Settings(public_url=public_url, provider_webhooks=setting)
-    assert _webhooks_on(settings) is on
+    assert webhooks_wanted(settings) is on

@@ -27,7 +27,6 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from ipaddress import ip_address
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -42,6 +41,14 @@ from hyperlocal.engines.base import (
     GenerationResult,
     PositionCallback,
     ProgressCallback,
+)
+from hyperlocal.engines.providers.attempts import (
+    Attempt,
+    AttemptWatch,
+    Run,
+    all_failed,
+    outcome_of,
+    total_cost,
 )
 from hyperlocal.engines.providers.base import (
     FailureKind,
@@ -63,7 +70,7 @@ from hyperlocal.inputs import AddressPolicy, GuardedTransport
 from hyperlocal.inputs.addresses import is_forbidden
 from hyperlocal.settings import Settings
 
-__all__ = ["Attempt", "RoutedEntry", "Router"]
+__all__ = ["RoutedEntry", "Router", "webhooks_wanted"]
 
 log = logging.getLogger(__name__)
 
@@ -79,86 +86,6 @@ class RoutedEntry(Protocol):
     def engine(self) -> str: ...
     @property
     def routes(self) -> tuple[RouteSpec, ...]: ...
-
-
-@dataclass
-class Attempt:
-    """One route tried for one job; ``outcome`` is ``ok``, ``unavailable``, ``throttled``,
-    ``invalid``, ``failed``, ``canceled``, or ``skipped`` (with the reason in ``error``)."""
-
-    route: str
-    provider: str
-    started: float = field(default_factory=time.monotonic)
-    outcome: str = "running"
-    request_id: str | None = None
-    status: int | None = None
-    error: str | None = None
-    latency_s: float | None = None
-    cost_usd: float | None = None
-
-    def end(self, outcome: str, error: str | None = None, status: int | None = None) -> None:
-        self.outcome, self.error, self.status = outcome, error, status
-        self.latency_s = round(time.monotonic() - self.started, 4)
-
-    def record(self) -> dict[str, object]:
-        return {
-            "route": self.route,
-            "provider": self.provider,
-            "requestId": self.request_id,
-            "outcome": self.outcome,
-            "status": self.status,
-            "error": self.error,
-            "latencyS": self.latency_s,
-            "costUsd": self.cost_usd,
-        }
-
-
-@dataclass
-class _Run:
-    """One job on its way through the routes."""
-
-    request: GenerationRequest
-    progress: ProgressCallback
-    position: PositionCallback
-    attempts: list[Attempt] = field(default_factory=list)
-
-    def attempt(self, route: RouteSpec) -> Attempt:
-        self.attempts.append(Attempt(route.to, route.provider))
-        return self.attempts[-1]
-
-    def records(self) -> tuple[dict[str, object], ...]:
-        return tuple(a.record() for a in self.attempts)
-
-
-class _Watch:
-    """The router's side of ``base.Watch`` for one attempt."""
-
-    def __init__(
-        self,
-        attempt: Attempt,
-        hub: WebhookHub,
-        progress: ProgressCallback,
-        position: PositionCallback,
-    ) -> None:
-        self._attempt, self.hub = attempt, hub
-        self._progress, self._position = progress, position
-
-    async def submitted(self, request_id: str) -> None:
-        self._attempt.request_id = request_id
-        log.info(
-            "provider accepted the job",
-            extra={"provider": self._attempt.provider, "request_id": request_id},
-        )
-
-    async def progress(
-        self, fraction: float | None = None, queue_position: int | None = None
-    ) -> None:
-        await self._position(queue_position)
-        if fraction is not None:
-            await self._progress(fraction, self._attempt.provider)
-
-    async def wait(self, request_id: str, seconds: float) -> None:
-        await self.hub.wait(self._attempt.provider, request_id, seconds)
 
 
 class Router:
@@ -232,17 +159,17 @@ class Router:
         if not routes:
             engine = await self._engines.get(entry.engine)
             return await engine.generate(request, progress)
-        run = _Run(request, progress, position)
+        run = Run(request, progress, position)
         try:
             result = await self._walk(routes, run)
         except GenerationError as exc:
             exc.attempts = run.records()
             raise
         return dataclasses.replace(
-            result, attempts=run.records(), provider_cost_usd=_total_cost(run.attempts)
+            result, attempts=run.records(), provider_cost_usd=total_cost(run.attempts)
         )
 
-    async def _walk(self, routes: Sequence[RouteSpec], run: _Run) -> GenerationResult:
+    async def _walk(self, routes: Sequence[RouteSpec], run: Run) -> GenerationResult:
         for i, route in enumerate(routes):
             if route.is_engine:
                 result = await self._local(route, run, more=i + 1 < len(routes))
@@ -250,9 +177,9 @@ class Router:
                 result = await self._remote(route, run)
             if result is not None:
                 return result
-        raise GenerationError(_all_failed(run.attempts))
+        raise GenerationError(all_failed(run.attempts))
 
-    async def _local(self, route: RouteSpec, run: _Run, *, more: bool) -> GenerationResult | None:
+    async def _local(self, route: RouteSpec, run: Run, *, more: bool) -> GenerationResult | None:
         attempt = run.attempt(route)
         lane = self.lane(route.target)
         wait = lane.expected_wait()
@@ -264,12 +191,12 @@ class Router:
             try:
                 result = await engine.generate(run.request, run.progress)
             except BaseException as exc:
-                attempt.end(_outcome_of(exc), str(exc) or type(exc).__name__)
+                attempt.end(outcome_of(exc), str(exc) or type(exc).__name__)
                 raise
         attempt.end("ok")
         return result
 
-    async def _remote(self, route: RouteSpec, run: _Run) -> GenerationResult | None:
+    async def _remote(self, route: RouteSpec, run: Run) -> GenerationResult | None:
         if self.breaker.is_open(route.provider):
             run.attempt(route).end("skipped", "circuit open: the provider failed its last calls")
             return None
@@ -293,13 +220,13 @@ class Router:
             await run.position(None)
 
     async def _call(
-        self, provider: Provider, call: ProviderCall, route: RouteSpec, run: _Run
+        self, provider: Provider, call: ProviderCall, route: RouteSpec, run: Run
     ) -> ProviderResult | None:
         """The provider's answer; None to move on. 429s within the budget are waited out."""
         waited = 0.0
         while True:
             attempt = run.attempt(route)
-            watch = _Watch(attempt, self.hub, run.progress, run.position)
+            watch = AttemptWatch(attempt, self.hub, run.progress, run.position)
             try:
                 answer = await provider.run(call, watch)
             except ProviderError as exc:
@@ -373,7 +300,7 @@ class Router:
         )
 
     def _webhook_url(self, provider: str) -> str | None:
-        if not _webhooks_on(self._settings):
+        if not webhooks_wanted(self._settings):
             return None
         return self._settings.external_url(f"/v1/providers/{provider}/webhook")
 
@@ -383,7 +310,7 @@ class Router:
         await self.providers.aclose()
 
 
-def _webhooks_on(settings: Settings) -> bool:
+def webhooks_wanted(settings: Settings) -> bool:
     if settings.provider_webhooks != "auto":
         return settings.provider_webhooks == "on"
     host = urlsplit(settings.public_url).hostname or ""
@@ -393,17 +320,3 @@ def _webhooks_on(settings: Settings) -> bool:
         return not is_forbidden(ip_address(host))
     except ValueError:
         return True  # a name: the operator set a public URL
-
-
-def _outcome_of(exc: BaseException) -> str:
-    return "canceled" if isinstance(exc, asyncio.CancelledError) else "failed"
-
-
-def _total_cost(attempts: Sequence[Attempt]) -> float | None:
-    costs = [a.cost_usd for a in attempts if a.cost_usd is not None]
-    return round(sum(costs), 6) if costs else None
-
-
-def _all_failed(attempts: Sequence[Attempt]) -> str:
-    tried = "; ".join(f"{a.route}: {a.error or a.outcome}" for a in attempts)
-    return f"Every route of this model failed ({tried})"
