@@ -408,7 +408,8 @@ def _bare(key: str, value: Any) -> Any:
     return Media(None, _b64(value))
 
 
-# OpenAI's own fields, which no route maps: the model, one image, the transcript's shape.
+# Fields the OpenAI adapter sets itself, which no route maps: one image per job, and the
+# transcript's shape. (``model`` is the route's target.)
 _OPENAI_FIXED = {
     "n": "1",
     "response_format": "verbose_json",
@@ -438,9 +439,8 @@ def _check_openai(submit: openai.Received, route: RouteSpec, payload: Payload) -
 
 
 def _is_media(value: Any) -> bool:
-    return isinstance(_as_sent(value), Media) or (
-        isinstance(value, list) and all(isinstance(v, MediaInput) for v in value)
-    )
+    items = value if isinstance(value, list) else [value]
+    return bool(items) and all(isinstance(item, MediaInput) for item in items)
 
 
 def _one_or_all(name: str, media: list[Media]) -> Media | list[Media]:

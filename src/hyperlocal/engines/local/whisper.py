@@ -12,7 +12,6 @@ transcribe English. Engine options: ``weights`` (required), ``beam_size`` (5), `
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from hyperlocal.engines.local.options import integer, text
 from hyperlocal.engines.local.runtime import Resident, Weights, locate, require
 from hyperlocal.engines.media.audio_codec import Audio, decode
 from hyperlocal.engines.media.progress import Report, run_reporting
+from hyperlocal.engines.media.transcript import transcript_artifact
 from hyperlocal.errors import GenerationError, InputError
 
 __all__ = ["Transcript", "WhisperLocalEngine", "create"]
@@ -160,19 +160,6 @@ def _s(value: float) -> float:
 
 
 def _artifact(text_: str, heard: Transcript, weights: str) -> Artifact:
-    body = {
-        "text": text_,
-        "duration": round(heard.duration, 3),
-        "language": heard.language,
-        "model": weights,
-        "segments": [_segment_json(s) for s in heard.segments],
-    }
-    data = json.dumps(body, ensure_ascii=False, indent=1).encode()
-    return Artifact(data=data, content_type="application/json", extension="json")
-
-
-def _segment_json(segment: Segment) -> dict[str, object]:
-    out: dict[str, object] = {"text": segment.text, "start": segment.start, "end": segment.end}
-    if segment.words:
-        out["words"] = [{"word": w.word, "start": w.start, "end": w.end} for w in segment.words]
-    return out
+    return transcript_artifact(
+        text_, heard.duration, heard.segments, language=heard.language, model=weights
+    )

@@ -110,8 +110,8 @@ class ProviderRegistry:
         if not self.configured(name):
             raise EngineUnavailableError(f"provider:{name}")
         async with self._lock:
-            if name not in self._providers:
-                self._providers[name] = self._create(name)
+            if name not in self._providers:  # an SDK's import takes a second or two: not on
+                self._providers[name] = await asyncio.to_thread(self._create, name)  # the loop
         return self._providers[name]
 
     def _create(self, name: str) -> Provider:

@@ -42,6 +42,7 @@ from hyperlocal.engines.base import (
     PositionCallback,
     ProgressCallback,
 )
+from hyperlocal.engines.media.transcript import transcript_artifact
 from hyperlocal.engines.providers.attempts import (
     Attempt,
     AttemptWatch,
@@ -276,7 +277,11 @@ class Router:
         return None
 
     async def _result(self, answer: ProviderResult, request: GenerationRequest) -> GenerationResult:
+        """The outputs brought home; a transcript with no file (speech recognition) is kept as
+        the JSON file that our own ASR engines store."""
         artifacts = [await self._artifact(output, request) for output in answer.outputs]
+        if not artifacts and answer.text is not None:
+            artifacts = [transcript_artifact(answer.text, answer.duration, answer.segments)]
         return GenerationResult(
             artifacts=artifacts,
             duration=answer.duration,

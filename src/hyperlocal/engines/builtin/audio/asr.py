@@ -11,7 +11,6 @@ JSON, since a job needs a file to point at.
 from __future__ import annotations
 
 import asyncio
-import json
 
 from hyperlocal.engines.base import (
     Artifact,
@@ -25,6 +24,7 @@ from hyperlocal.engines.base import (
 from hyperlocal.engines.builtin.audio.lazy import Lazy
 from hyperlocal.engines.builtin.audio.transcribers import Transcriber, load_transcriber
 from hyperlocal.engines.media.audio_codec import Audio, decode
+from hyperlocal.engines.media.transcript import transcript_artifact
 from hyperlocal.errors import InputError
 
 __all__ = ["SpeechRecognitionEngine", "check_language", "create"]
@@ -104,19 +104,4 @@ async def _transcribe(
 def _artifact(
     text: str, duration: float, language: str, segments: list[Segment], model: str
 ) -> Artifact:
-    body = {
-        "text": text,
-        "duration": round(duration, 3),
-        "language": language,
-        "model": model,
-        "segments": [_segment_json(s) for s in segments],
-    }
-    data = json.dumps(body, ensure_ascii=False, indent=1).encode()
-    return Artifact(data=data, content_type="application/json", extension="json")
-
-
-def _segment_json(segment: Segment) -> dict[str, object]:
-    out: dict[str, object] = {"text": segment.text, "start": segment.start, "end": segment.end}
-    if segment.words:
-        out["words"] = [{"word": w.word, "start": w.start, "end": w.end} for w in segment.words]
-    return out
+    return transcript_artifact(text, duration, segments, language=language, model=model)
