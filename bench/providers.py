@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import importlib.util
@@ -50,6 +51,7 @@ from time import perf_counter
 from typing import Any
 
 import httpx
+import psutil
 import uvicorn
 from _load import percentile
 from _report import Machine
@@ -167,6 +169,7 @@ class Fal:
     url: str
     key: str  # made for this run; it travels in environments only
     image: bytes
+    pid: int
 
     @property
     def jwks_url(self) -> str:
@@ -201,7 +204,16 @@ def start_fal(stack: AsyncExitStack, root: Path, options: Options) -> Fal:
         "BENCH_FAL_JOB_MS": str(options.job_ms),
     }
     url = stack.enter_context(running("_fal_fake:create", port, env, root, root / "fal.log"))
-    return Fal(url, key, image)
+    return Fal(url, key, image, _listening_pid(port))
+
+
+def _listening_pid(port: int) -> int:
+    """The child process of this run that listens on ``port``."""
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if any(c.laddr.port == port for c in child.net_connections(kind="tcp")):
+                return int(child.pid)
+    raise RuntimeError(f"no child process listens on port {port}")
 
 
 def _clean_env() -> dict[str, str]:
@@ -418,6 +430,7 @@ class Flows:
     hyperlocal: dict[str, httpx.AsyncClient]  # by variant, with the bench key
     receiver: Receiver
     first_poll: float
+    learned: dict[str, float] = field(default_factory=dict)  # hyperlocal job -> when (unix s)
 
     def of(self, variant: str, side: str) -> Flow:
         flows = {
@@ -456,14 +469,18 @@ class Flows:
             body: dict[str, Any] = _ok(await client.get(f"/v1/jobs/{job_id}")).json()
             return None if body["status"] == "processing" else body
 
-        await self._hyperlocal_output(client, await polled(ended, self.first_poll))
+        ended_body = await polled(ended, self.first_poll)
+        self.learned[job_id] = time.time()
+        await self._hyperlocal_output(client, ended_body)
         return job_id
 
     async def hyperlocal_webhook(self) -> str:
         client = self.hyperlocal[WEBHOOK]
         hook = {"webhook_url": f"{self.receiver.url}/hyperlocal"}
         job_id = await _hyperlocal_submit(client, hook, {})
-        await self._hyperlocal_output(client, await self.receiver.wait(job_id))
+        notice = await self.receiver.wait(job_id)
+        self.learned[job_id] = time.time()
+        await self._hyperlocal_output(client, notice)
         return job_id
 
     async def _fal_submit(self, params: dict[str, str]) -> dict[str, str]:
@@ -508,6 +525,7 @@ class Batch:
     ids: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
+    cpu_s: dict[str, float] = field(default_factory=dict)  # by process, over the batch
 
 
 async def timed(flow: Flow, batch: Batch) -> None:
@@ -536,10 +554,33 @@ async def in_flight(flow: Flow, batch: Batch, jobs: int, concurrency: int, tick:
     return batch
 
 
+class Meter:
+    """CPU time of the processes that a path's jobs use: this client (and its receiver), the
+    fal fake and, for hyperlocal, the variant's server. The least disturbed figure on a shared
+    machine: it counts only what each process did."""
+
+    def __init__(self, client: int, fal: int, servers: dict[str, int]) -> None:
+        self._fixed = {"client": psutil.Process(client), "fal fake": psutil.Process(fal)}
+        self._servers = {v: psutil.Process(pid) for v, pid in servers.items()}
+
+    def read(self, variant: str, side: str) -> dict[str, float]:
+        processes = dict(self._fixed)
+        if side == HYPERLOCAL:
+            processes["hyperlocal"] = self._servers[variant]
+        return {name: _cpu_s(p) for name, p in processes.items()}
+
+
+def _cpu_s(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
 @dataclass(slots=True)
 class Measured:
     sequential: dict[tuple[str, str], Batch]
     loaded: dict[tuple[str, str], list[Batch]]  # one batch per round
+    learned: dict[str, float]  # when the client learned that a hyperlocal job had ended
+    refused: int  # webhooks whose signature did not verify
 
 
 def _progress() -> Progress:
@@ -551,7 +592,7 @@ def _tick(progress: Progress, description: str, total: int) -> Tick:
     return partial(progress.advance, progress.add_task(description, total=total))
 
 
-async def measure(flows: Flows, options: Options) -> Measured:
+async def measure(flows: Flows, meter: Meter, options: Options) -> Measured:
     with _progress() as progress:
         for variant, side in PATHS:
             tick = _tick(progress, f"warm-up {side}, {variant}", options.warmup)
@@ -560,8 +601,8 @@ async def measure(flows: Flows, options: Options) -> Measured:
             if batch.errors:
                 raise RuntimeError(f"warm-up {side}, {variant}: {batch.errors[0]}")
         sequential = await _sequential(flows, options, progress)
-        loaded = await _loaded(flows, options, progress)
-    return Measured(sequential, loaded)
+        loaded = await _loaded(flows, meter, options, progress)
+    return Measured(sequential, loaded, flows.learned, flows.receiver.refused)
 
 
 async def _sequential(
@@ -578,7 +619,7 @@ async def _sequential(
 
 
 async def _loaded(
-    flows: Flows, options: Options, progress: Progress
+    flows: Flows, meter: Meter, options: Options, progress: Progress
 ) -> dict[tuple[str, str], list[Batch]]:
     """``concurrency`` in flight, in rounds that alternate direct and hyperlocal."""
     loaded: dict[tuple[str, str], list[Batch]] = {path: [] for path in PATHS}
@@ -588,27 +629,28 @@ async def _loaded(
     }
     for _ in range(options.rounds):
         for path in PATHS:
-            batch = Batch(*path)
+            batch, before = Batch(*path), meter.read(*path)
             flow = flows.of(*path)
             await in_flight(flow, batch, options.per_round, options.concurrency, ticks[path])
+            batch.cpu_s = {k: v - before[k] for k, v in meter.read(*path).items()}
             loaded[path].append(batch)
     return loaded
 
 
-async def bench(options: Options, root: Path) -> tuple[Measured, dict[str, Inside], int]:
+async def bench(options: Options, root: Path) -> tuple[Measured, dict[str, Inside]]:
     async with AsyncExitStack() as stack:
         fal = start_fal(stack, root, options)
         servers = {
             v: await start_hyperlocal(stack, root, fal, v, options) for v in (POLLED, WEBHOOK)
         }
         flows = await _flows(stack, fal, servers, options)
-        measured = await measure(flows, options)
-        refused = flows.receiver.refused
+        meter = Meter(os.getpid(), fal.pid, {v: s.pid for v, s in servers.items()})
+        measured = await measure(flows, meter, options)
     inside = {
-        v: inside_hyperlocal(s.ws.db_file, measured.sequential[v, HYPERLOCAL].ids)
+        v: inside_hyperlocal(s.ws.db_file, measured.sequential[v, HYPERLOCAL].ids, measured.learned)
         for v, s in servers.items()
     }
-    return measured, inside, refused
+    return measured, inside
 
 
 async def _flows(
@@ -632,36 +674,43 @@ async def _flows(
     return Flows(fal, fal_http, hyper, receiver, options.poll_interval)
 
 
+def _ms(values: Sequence[float], q: float) -> float:
+    return percentile(values, q) * 1e3 if values else math.nan
+
+
 # -- inside hyperlocal: its own timestamps, from its database -----------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class Inside:
-    """p50s of hyperlocal's own record of the one-at-a-time jobs (ms)."""
+    """p50s of the one-at-a-time jobs from hyperlocal's own timestamps (its database), and
+    when the client learned of each end (ms)."""
 
     jobs: int
-    queued_ms: float  # created (the submit's transaction) -> a worker started it
-    provider_ms: float  # the fal call: submit, its polls or webhook, the result JSON
+    queued_ms: float  # created (in the submit's transaction) -> a worker started it
+    provider_ms: float  # the fal call: submit, its polls or the webhook, the result JSON
     run_ms: float  # started -> finished: the fal call, the download, storing, completing
     total_ms: float  # created -> finished
+    told_ms: float  # finished -> the client knew: its next poll, or the webhook's arrival
 
 
-def inside_hyperlocal(db_file: Path, ids: Sequence[str]) -> Inside:
+def inside_hyperlocal(db_file: Path, ids: Sequence[str], learned: dict[str, float]) -> Inside:
     with closing(sqlite3.connect(f"file:{db_file}?mode=ro", uri=True)) as conn:
         marks = ",".join("?" * len(ids))  # placeholders only: the ids are bound
-        columns = "created_at, started_at, finished_at, route_attempts"
+        columns = "id, created_at, started_at, finished_at, route_attempts"
         sql = f"SELECT {columns} FROM jobs WHERE id IN ({marks})"
-        rows = [r for r in conn.execute(sql, list(ids)) if r[1] is not None and r[2] is not None]
+        rows = [r for r in conn.execute(sql, list(ids)) if r[2] is not None and r[3] is not None]
     if not rows:
-        return Inside(0, *([math.nan] * 4))
-    p50 = partial(percentile, q=50)
-    calls = [json.loads(a)[-1]["latencyS"] for *_, a in rows if a]
+        return Inside(0, *([math.nan] * 5))
+    calls = [json.loads(attempts)[-1]["latencyS"] for *_, attempts in rows if attempts]
+    told = [learned[i] - f for i, _, _, f, _ in rows if i in learned]
     return Inside(
         len(rows),
-        p50([s - c for c, s, _, _ in rows]) * 1e3,
-        p50(calls) * 1e3 if calls else math.nan,
-        p50([f - s for _, s, f, _ in rows]) * 1e3,
-        p50([f - c for c, _, f, _ in rows]) * 1e3,
+        _ms([s - c for _, c, s, _, _ in rows], 50),
+        _ms(calls, 50),
+        _ms([f - s for _, _, s, f, _ in rows], 50),
+        _ms([f - c for _, c, _, f, _ in rows], 50),
+        _ms(told, 50),
     )
 
 
@@ -681,6 +730,7 @@ class PathStats:
     loaded_jobs: int
     errors: int
     round_jobs_per_s: tuple[float, ...]
+    cpu_ms_per_job: dict[str, float]  # at ``concurrency`` in flight, by process
 
 
 @dataclass(frozen=True, slots=True)
@@ -692,10 +742,6 @@ class Added:
     p99_ms: float
     throughput: float
     within_goal: bool  # p50_ms <= GOAL_ADDED_P50_MS
-
-
-def _ms(values: Sequence[float], q: float) -> float:
-    return percentile(values, q) * 1e3 if values else math.nan
 
 
 def path_stats(sequential: Batch, rounds: Sequence[Batch]) -> PathStats:
@@ -713,7 +759,13 @@ def path_stats(sequential: Batch, rounds: Sequence[Batch]) -> PathStats:
         len(loaded),
         len(sequential.errors) + sum(len(b.errors) for b in rounds),
         tuple(round(len(b.latencies) / b.elapsed_s, 1) for b in rounds),
+        _cpu_per_job(rounds, len(loaded)),
     )
+
+
+def _cpu_per_job(rounds: Sequence[Batch], jobs: int) -> dict[str, float]:
+    names = rounds[0].cpu_s if rounds else {}
+    return {n: sum(b.cpu_s[n] for b in rounds) / jobs * 1e3 if jobs else math.nan for n in names}
 
 
 def added(direct: PathStats, hyper: PathStats) -> Added:
@@ -766,17 +818,26 @@ def table(
 
 
 def inside_table(inside: dict[str, Inside]) -> Table:
-    out = Table(title="Inside hyperlocal, one job at a time: p50 ms from its own timestamps")
-    for column in ("variant", "jobs", "queued", "fal call", "run", "created -> finished"):
+    title = "Inside hyperlocal, one job at a time: p50 ms from its own timestamps"
+    out = Table(title=title)
+    columns = ("queued", "fal call", "run", "created -> finished", "finished -> client knew")
+    for column in ("variant", "jobs", *columns):
         out.add_column(column, justify="left" if column == "variant" else "right")
     for variant, i in inside.items():
-        cells = (
-            f"{i.queued_ms:.2f}",
-            f"{i.provider_ms:.2f}",
-            f"{i.run_ms:.2f}",
-            f"{i.total_ms:.2f}",
-        )
-        out.add_row(variant, str(i.jobs), *cells)
+        times = (i.queued_ms, i.provider_ms, i.run_ms, i.total_ms, i.told_ms)
+        out.add_row(variant, str(i.jobs), *(f"{t:.2f}" for t in times))
+    return out
+
+
+def cpu_table(stats: Sequence[PathStats], concurrency: int) -> Table:
+    out = Table(title=f"CPU ms per job at {concurrency} in flight, by process")
+    names = ("client", "fal fake", "hyperlocal")
+    for column in ("", *names, "all"):
+        out.add_column(column, justify="right" if column else "left")
+    for s in stats:
+        cpu = s.cpu_ms_per_job
+        cells = [f"{cpu[n]:.2f}" if n in cpu else "" for n in names]
+        out.add_row(f"{s.variant}, {s.side}", *cells, f"{sum(cpu.values()):.2f}")
     return out
 
 
@@ -830,7 +891,7 @@ def execute(options: Options) -> dict[str, Any]:
         tempfile.TemporaryDirectory(prefix="hyperlocal-providers-") as tmp,
         asyncio.Runner(loop_factory=loop_factory()) as runner,
     ):
-        measured, inside, refused = runner.run(bench(options, Path(tmp)))
+        measured, inside = runner.run(bench(options, Path(tmp)))
     stats = [path_stats(measured.sequential[p], measured.loaded[p]) for p in PATHS]
     by_path = {(s.variant, s.side): s for s in stats}
     deltas = [added(by_path[v, DIRECT], by_path[v, HYPERLOCAL]) for v in (POLLED, WEBHOOK)]
@@ -841,14 +902,14 @@ def execute(options: Options) -> dict[str, Any]:
     )
     console.print(table(stats, deltas, options, caption))
     console.print(inside_table(inside))
+    console.print(cpu_table(stats, options.concurrency))
     for a in deltas:
         verdict = "within" if a.within_goal else "over"
-        console.print(
-            f"{a.variant}: +{a.p50_ms:.2f} ms p50 added, {verdict} the {GOAL_ADDED_P50_MS:g} ms goal"
-        )
+        goal = f"{verdict} the {GOAL_ADDED_P50_MS:g} ms goal"
+        console.print(f"{a.variant}: +{a.p50_ms:.2f} ms p50 added, {goal}")
     for (variant, side), what in INCLUDES.items():
         console.print(f"[bold]{side}, {variant}[/bold]: {what}.")
-    _print_errors(measured, refused)
+    _print_errors(measured)
     data: dict[str, Any] = {
         "name": "providers",
         "date": datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -860,7 +921,7 @@ def execute(options: Options) -> dict[str, Any]:
         "added": [asdict(a) for a in deltas],
         "inside": {v: asdict(i) for v, i in inside.items()},
         "includes": {f"{side}, {variant}": w for (variant, side), w in INCLUDES.items()},
-        "webhooks_refused": refused,
+        "webhooks_refused": measured.refused,
     }
     data["markdown"] = markdown_line(data)
     json_path, history = write_results(data, options.results)
@@ -869,15 +930,15 @@ def execute(options: Options) -> dict[str, Any]:
     return data
 
 
-def _print_errors(measured: Measured, refused: int) -> None:
+def _print_errors(measured: Measured) -> None:
     batches = [*measured.sequential.values(), *(b for r in measured.loaded.values() for b in r)]
     for b in batches:
         if b.errors:
             console.print(
                 f"[red]{b.side}, {b.variant}: {len(b.errors)} errors[/red]; first: {b.errors[0]}"
             )
-    if refused:
-        console.print(f"[red]{refused} webhooks did not verify[/red]")
+    if measured.refused:
+        console.print(f"[red]{measured.refused} webhooks did not verify[/red]")
 
 
 def run(quick: bool) -> dict[str, Any]:

@@ -107,7 +107,8 @@ async def test_an_edit_is_submitted_polled_and_returns_the_sample_url(
     (job_id,) = fake.state.jobs
     assert result.request_id == job_id
     assert watch.request_ids == [job_id]
-    assert result.cost_usd is None  # BFL reports credits, not dollars
+    assert fake.state.cost is not None
+    assert result.cost_usd == pytest.approx(fake.state.cost * 0.01)  # credits: one cent each
     (output,) = result.outputs
     assert output.url == f"{fake.url}/files/{job_id}.png"
     downloaded = (await http.get(output.url)).content

@@ -38,6 +38,7 @@ from hyperlocal.settings import Settings
 from tests.conftest import SettingsFactory, auth, services_of
 from tests.providers.fakes.fal import FalState, JobScript, Reply, serve_fal
 from tests.providers.fakes.replicate import ReplicateState, running
+from tests.providers.servers import serve
 from tests.support import eventually, free_port, serve_in_thread, tiny_png
 
 WAIT_S = 60.0
@@ -494,3 +495,41 @@ async def test_an_output_url_at_a_private_address_is_refused_and_refunded(
         assert "private address" in response.json()["error"]
         assert await s.balance() == 1000
     assert providers.fal_submits() == 1 and providers.replicate_creates() == 0
+
+
+# -- what providers cost, beside the credits charged -----------------------------------------
+
+KONTEXT_CATALOG = """
+[[model]]
+id = "kontext-t2i"
+category = "image"
+name = "FLUX Kontext through BFL"
+engine = "preview-image"
+price = { kind = "flat", credits = 8 }
+inputs.prompt = { type = "string", required = true }
+
+[[model.routes]]
+to = "bfl:flux-kontext-pro"
+map.prompt = "prompt"
+"""
+
+
+async def test_admin_usage_shows_credits_against_the_providers_reported_cost(
+    make_settings: SettingsFactory, tmp_path: Path
+) -> None:
+    catalog = tmp_path / "kontext.toml"
+    catalog.write_text(KONTEXT_CATALOG)
+    with serve("bfl") as bfl:
+        bfl.state.cost = 4.0  # BFL credits: four cents
+        settings = make_settings(catalog=catalog, provider_poll_interval=0.01, **bfl.settings())
+        async with served(settings) as s:
+            for _ in range(2):
+                response = await s.image({"model": "kontext-t2i", "prompt": "a red door"})
+                assert response.status_code == 200, response.text
+            usage = await s.client.get("/admin/usage?hours=1", headers=auth(s.admin))
+            refused = await s.client.get("/admin/usage", headers=auth(s.user))
+    assert refused.status_code == 403
+    row = next(r for r in usage.json()["data"] if r["model"] == "kontext-t2i")
+    assert row["jobs"] == row["completed"] == row["routedJobs"] == 2
+    assert row["credits"] == 16 and row["creditsUsd"] == pytest.approx(0.16)
+    assert row["providerCostUsd"] == pytest.approx(0.08)

@@ -65,7 +65,7 @@ function Route({ model }: { model: ModelEvidence }) {
     <>
       <code class="model-id">{model.activeRoute}</code>{" "}
       <Badge tone={provider ? "info" : "neutral"}>{provider ? "provider" : "this server"}</Badge>
-      {others.length > 0 && <div class="muted small">also: {others.join(", ")}</div>}
+      {others.length > 0 && <div class="muted small">other routes: {others.join(", ")}</div>}
     </>
   );
 }

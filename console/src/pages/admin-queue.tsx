@@ -111,7 +111,7 @@ function QueueCard({ stats, error, onRetry, label }: { stats: QueueStats | null;
     <Card
       flush
       title="Queue and latency by model"
-      subtitle={`Queued and running now, refreshed every ${QUEUE_REFRESH_MS / 1000} s. Of the jobs created in the last ${label} that ended: wait (created to started) and run (started to ended), p50 and p99 over each model's newest ${(stats?.sampleLimit ?? 5000).toLocaleString()}.`}
+      subtitle={`Queued and running now, refreshed every ${QUEUE_REFRESH_MS / 1000} s. Of the jobs created in the last ${label} that ended: how long they waited to start and ran, p50 and p99 of each model's newest ${(stats?.sampleLimit ?? 5000).toLocaleString()}.`}
       actions={<Segmented<"active" | "all"> label="Models shown" value={idleToo ? "all" : "active"} onChange={(v) => setIdleToo(v === "all")} options={[{ value: "active", label: "Active" }, { value: "all", label: "All models" }]} />}
     >
       {error !== null && <div class="card-pad"><ErrorBox error={error} title="Could not load the queue" onRetry={onRetry} /></div>}

@@ -355,7 +355,7 @@ async def usage_by_model(session: AsyncSession, since: float) -> list[Row[Any]]:
         .group_by(Job.model)
         .order_by(Job.model)
     )
-    rows: list[Row[Any]] = list((await session.execute(stmt)).tuples().all())  # type: ignore[arg-type]
+    rows: list[Row[Any]] = list((await session.execute(stmt)).all())  # type: ignore[arg-type]
     return rows
 
 

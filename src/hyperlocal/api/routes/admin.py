@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from hyperlocal.api.deps import AdminKey, Svc
 from hyperlocal.api.routes.account import ledger_line
-from hyperlocal.core import keys, ledger, providers, storage_usage
+from hyperlocal.core import keys, ledger, providers, queue_stats, storage_usage
 from hyperlocal.core.keys import KeyInfo, KeySpec
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -173,8 +173,6 @@ async def queue(
     """By model: the jobs queued and running now (the numbers of the ``hyperlocal_jobs_queued``
     and ``hyperlocal_jobs_running`` gauges) and, of the jobs created in the last ``hours`` that
     have ended, how many, and the seconds they waited and ran (p50, p99)."""
-    from hyperlocal.core import queue_stats
-
     since = svc.clock() - hours * 3600
     rows = await queue_stats.by_model(svc.db, (e.id for e in svc.catalog), since)
     return {

@@ -78,10 +78,14 @@ _RATE_LIMITED = 429
 Origin = tuple[str, str, int | None]
 
 
+USD_PER_CREDIT = 0.01  # BFL's pricing (docs.bfl.ai): 1 credit = $0.01
+
+
 @dataclass(frozen=True, slots=True)
 class _Accepted:
     request_id: str
     poll_url: httpx.URL
+    cost_usd: float | None = None
 
 
 class BflProvider:
@@ -101,10 +105,11 @@ class BflProvider:
         # No cancel endpoint exists at BFL: a CancelledError raised into the poll below just
         # propagates, and polling stops.
         sample = await self._follow(accepted, watch)
-        # BFL's submit answer carries ``cost`` in BFL credits, not dollars; the contract's
-        # cost_usd is a dollar figure the provider reports, so nothing is recorded rather than
-        # converting at a rate BFL may change.
-        return ProviderResult(outputs=[ProviderOutput(url=sample)], request_id=accepted.request_id)
+        return ProviderResult(
+            outputs=[ProviderOutput(url=sample)],
+            request_id=accepted.request_id,
+            cost_usd=accepted.cost_usd,
+        )
 
     async def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookNotice:
         del headers, body  # nothing is verified: every notice is refused
@@ -138,7 +143,8 @@ class BflProvider:
         request_id = body.get("id")
         if not isinstance(request_id, str) or not request_id:
             raise ProviderError(FailureKind.UNAVAILABLE, "BFL accepted the job without an id")
-        return _Accepted(request_id, self._poll_url(request_id, body.get("polling_url")))
+        poll_url = self._poll_url(request_id, body.get("polling_url"))
+        return _Accepted(request_id, poll_url, _dollars(body.get("cost")))
 
     def _poll_url(self, request_id: str, polling_url: object) -> httpx.URL:
         """BFL's ``polling_url`` when it is on the operator's base origin, else ``get_result``
@@ -326,3 +332,10 @@ def _origin(url: httpx.URL) -> Origin:
 
 def create(context: ProviderContext) -> BflProvider:
     return BflProvider(context)
+
+
+def _dollars(credits: object) -> float | None:
+    """BFL reports ``cost`` in its credits; its pricing makes one credit one US cent."""
+    if isinstance(credits, bool) or not isinstance(credits, int | float) or credits < 0:
+        return None
+    return round(float(credits) * USD_PER_CREDIT, 6)
