@@ -19,7 +19,7 @@ image downloaded:
 
 See bench/README.md.
 
-    .venv/bin/python bench/providers.py [--sequential 200] [--jobs 1000] [--concurrency 32]
+    .venv/bin/python bench/providers.py [--sequential 200] [--jobs 600] [--concurrency 32]
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ class Options:
 
     @classmethod
     def preset(cls, quick: bool) -> Options:
-        sequential, jobs = (100, 400) if quick else (200, 1000)
+        sequential, jobs = (100, 300) if quick else (200, 600)
         return cls(sequential, jobs, 32, 2, 64, 0.005, 0.0, 256, BENCH_DIR / "results")
 
     @property
@@ -275,6 +275,9 @@ def _spawned(command: list[str], env: dict[str, str], cwd: Path, ready: str) -> 
     try:
         _wait_ready(process, ready, log)
         yield process.pid
+    except BaseException:
+        console.print(f"[red]{cwd.name} server log, last lines:[/red]\n{_tail(log)}")
+        raise
     finally:
         process.terminate()
         try:
@@ -284,18 +287,22 @@ def _spawned(command: list[str], env: dict[str, str], cwd: Path, ready: str) -> 
             process.wait()
 
 
+def _tail(log: Path, lines: int = 20) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
 def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"exited ({process.returncode}):\n{log.read_text()[-3000:]}")
+            raise RuntimeError(f"exited ({process.returncode}):\n{_tail(log)}")
         try:
             if httpx.get(url, timeout=1).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer within 60 s:\n{log.read_text()[-3000:]}")
+    raise RuntimeError(f"{url} did not answer within 60 s:\n{_tail(log)}")
 
 
 # -- the webhook receiver (in this process, on this event loop) ---------------------------------

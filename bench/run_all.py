@@ -33,7 +33,17 @@ from typing import Any
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 RESULTS = BENCH_DIR / "results"  # where every benchmark writes its JSON by default
-ORDER = ("images", "jobs_poll", "submits", "chat_relay", "webhooks", "sse_streams", "scaling")
+ORDER = (
+    "images",
+    "jobs_poll",
+    "submits",
+    "chat_relay",
+    "webhooks",
+    "providers",
+    "sse_streams",
+    "scaling",
+    "gpu_serving",
+)
 Data = dict[str, Any]
 
 
@@ -59,6 +69,8 @@ SCRIPTS = {
     "chat_relay": Script(
         ("--requests", "400", "--rounds", "2", "--sequential", "40"), stem="chat-relay"
     ),
+    # the CPU part only; its --gpu part runs by hand on a CUDA machine (bench/README.md)
+    "gpu_serving": Script(("--images", "12"), ("--images", "40"), json_flag=True),
 }
 ENGINES = Script(("--repeats", "1"), ("--repeats", "3"), json_flag=True)
 
@@ -247,6 +259,32 @@ def webhooks(data: Data) -> list[Figure]:
     return out
 
 
+def providers(data: Data) -> list[Figure]:
+    """A fal job through hyperlocal against the same job with httpx, polled and webhooked."""
+    paths = {(p["variant"], p["side"]): p for p in data["paths"]}
+    concurrency = data["options"]["concurrency"]
+    out = []
+    for a in data["added"]:
+        direct, hyper = paths[a["variant"], "direct"], paths[a["variant"], "hyperlocal"]
+        detail = f"goal: at most 5 ms; p99 +{_number(a['p99_ms'])} ms"
+        out.append(
+            Figure(
+                f"{a['variant']}: added per job p50",
+                a["p50_ms"],
+                "ms",
+                detail,
+                f"direct {_number(direct['p50_ms'])} ms",
+            )
+        )
+        name = f"{a['variant']}: jobs/s at {concurrency} in flight"
+        rate, base = hyper["jobs_per_s"], direct["jobs_per_s"]
+        loaded = (
+            f"p50 {_number(hyper['loaded_p50_ms'])} ms, p99 {_number(hyper['loaded_p99_ms'])} ms"
+        )
+        out.append(compared(name, rate, "jobs/s", base, "direct", detail=loaded))
+    return out
+
+
 def sse_streams(data: Data) -> list[Figure]:
     d = data
     alive = f"of {d['streams']}; {d['alive_at_end']} still open at the end"
@@ -283,6 +321,18 @@ def scaling(data: Data) -> list[Figure]:
     return out
 
 
+def gpu_serving(data: Data) -> list[Figure]:
+    """The time per image through hyperlocal against the bare pipeline loop."""
+    h, b = data["hyperlocal"], data["bare"]
+    goal = f"overhead {data['overhead_pct']:+.1f}% (goal <= {data['goal_pct']:.0f}%)"
+    paired = f"{data['paired_overhead_pct']:+.1f}%, {data['paired_overhead_ms']:+.1f} ms"
+    return [
+        compared("hyperlocal per image p50", h["p50_ms"], "ms", b["p50_ms"], "bare", detail=goal),
+        Figure("overhead, median of the pairs", data["paired_overhead_pct"], "%", paired),
+        compared("CPU per image p50", h["cpu_p50_ms"], "ms", b["cpu_p50_ms"], "bare"),
+    ]
+
+
 def generic(data: Data) -> list[Figure]:
     """Engine timings (a list of cases with ``wall_s``), else the top-level numbers."""
     cases = next(
@@ -312,8 +362,10 @@ FIGURES: dict[str, Callable[[Data], list[Figure]]] = {
     "submits": submits,
     "chat_relay": chat_relay,
     "webhooks": webhooks,
+    "providers": providers,
     "sse_streams": sse_streams,
     "scaling": scaling,
+    "gpu_serving": gpu_serving,
 }
 
 

@@ -24,6 +24,7 @@
     ├── ProviderUnavailableError     a provider could not be reached to check a webhook (503)
     └── GenerationError              the engine failed (E1001)
         ├── GenerationTimeoutError   (E1002)
+        ├── StartDeadlineError       the job did not start by its X-Start-Deadline (E1005)
         ├── ProviderInputError       a provider refused the input as invalid (E1004, 400)
         └── UnexpectedError          (E9999)
 """
@@ -55,6 +56,7 @@ __all__ = [
     "ProviderUnavailableError",
     "RateLimitedError",
     "RequestError",
+    "StartDeadlineError",
     "TooManyStreamsError",
     "UnexpectedError",
     "UnsupportedModelError",
@@ -68,6 +70,8 @@ class ErrorCode(StrEnum):
     GENERATION_FAILED = "E1001"
     TIMEOUT = "E1002"
     INVALID_INPUT = "E1004"
+    # Ours, beyond the hosted codes (E1003 is left alone: the hosted service may use it).
+    START_DEADLINE = "E1005"  # not started within the submit's X-Start-Deadline
     UNEXPECTED = "E9999"
     CANCELED = "canceled"  # a job cancelled by its key (spec §6: error "canceled")
 
@@ -211,6 +215,14 @@ class GenerationError(HyperlocalError):
 class GenerationTimeoutError(GenerationError):
     message = "Generation timed out"
     code = ErrorCode.TIMEOUT
+
+
+class StartDeadlineError(GenerationError):
+    """The job was still queued when its start deadline (``X-Start-Deadline``) passed: it
+    never ran, and it is refunded."""
+
+    message = "The start deadline passed while the job was queued"
+    code = ErrorCode.START_DEADLINE
 
 
 class ProviderInputError(GenerationError):

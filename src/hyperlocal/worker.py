@@ -38,6 +38,7 @@ from typing import Any
 
 from hyperlocal import tracing
 from hyperlocal.core.services import Services
+from hyperlocal.core.workers import Identity, Reporter, device_source
 from hyperlocal.engines.base import EngineFactory
 from hyperlocal.errors import HyperlocalError
 from hyperlocal.prometheus import MetricsServer, PrometheusMetrics
@@ -147,6 +148,7 @@ def _consume(
         raise ValueError(f"no installed model matches {list(options.models)}")
     runner = _runner(settings, services)
     sweeper = Sweeper(runner, queue, sweep_interval(runner.lease_s))
+    queue.report_with(_reporter(settings, services, runner).report)  # with each heartbeat
     loop.call(queue.register_worker(runner.worker, models, sweeper.heartbeat_ttl))
     sweeping = loop.call(_spawn(sweeper.run()))
     _drain_on_shutdown(loop, runner, settings.shutdown_grace_seconds)
@@ -173,6 +175,13 @@ def _scale_out_queue(services: Services) -> CeleryQueue:
             "and HYPERLOCAL_REDIS_URL"
         )
     return services.queue
+
+
+def _reporter(settings: Settings, services: Services, runner: JobRunner) -> Reporter:
+    """What GET /admin/workers shows of this process: its devices, models and jobs."""
+    identity = Identity.current(runner.worker)
+    devices = device_source(services.engines)
+    return Reporter(identity, services.db, devices, settings.gpu_memory_fraction)
 
 
 def _runner(settings: Settings, services: Services) -> JobRunner:

@@ -12,10 +12,12 @@ from typing import Any
 
 import pytest
 import redis
+from kombu.transport.redis import Channel
 from pydantic import SecretStr
 
 from hyperlocal.core import keys
 from hyperlocal.core.keys import IssuedKey, KeySpec
+from hyperlocal.queue.celery_app import message_priority
 from hyperlocal.settings import Settings
 from hyperlocal.store.db import Database
 from tests.conftest import REDIS_URL, SettingsFactory
@@ -37,8 +39,10 @@ class RedisScope:
         self._key_ids.append(key_id)
 
     def broker_list(self, model: str) -> str:
-        """The Redis list that holds ``model``'s queue (kombu's global key prefix + name)."""
-        return f"{self.namespace}:{self.namespace}.{model}"
+        """The Redis list that holds ``model``'s queue of normal-priority jobs: kombu's global
+        key prefix, the queue's name, and its priority step (see ``queue.celery_app``)."""
+        step = message_priority(0)
+        return f"{self.namespace}:{self.namespace}.{model}{Channel.sep}{step}"
 
     def flush(self) -> None:
         patterns = [f"{self.namespace}*", *(f"*{key_id}*" for key_id in self._key_ids)]

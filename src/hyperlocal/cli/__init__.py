@@ -7,6 +7,7 @@ Each module adds its subcommands to the parser and returns their handlers:
 ``models``     ``models [list | pull]``: the catalogue and local weights
 ``keys``       ``keys create | list | revoke``, ``credits grant``
 ``storage``    ``storage usage``: bytes and files by kind and by age
+``workers``    ``workers``: each worker's devices, models and jobs (from a server)
 ``generate``   ``image``, ``video``, ``tts``, ``clone``, ``transcribe``, ``music``,
                ``3d``, ``chat``: through the SDK, against any server
 =============  ==================================================================
@@ -17,7 +18,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from hyperlocal.cli import generate, keys, models, server, storage
+from hyperlocal.cli import generate, keys, models, server, storage, workers
 from hyperlocal.cli._command import Handler
 from hyperlocal.logs import configure_logging
 from hyperlocal.settings import Settings
@@ -34,6 +35,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
         models.add_commands,
         keys.add_commands,
         storage.add_commands,
+        workers.add_commands,
         generate.add_commands,
     )
     for add_commands in groups:  # in the order that ``hyperlocal --help`` lists them

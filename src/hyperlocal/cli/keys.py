@@ -38,6 +38,14 @@ def _keys_args(keys: argparse.ArgumentParser) -> None:
     create.add_argument("--rate-limit", type=int, help="requests per rolling hour")
     create.add_argument("--max-running", type=int, help="jobs running at once")
     create.add_argument("--admin", action="store_true", help="may use /admin routes")
+    create.add_argument(
+        "--priority",
+        type=int,
+        choices=(0, 1, 2),
+        default=0,
+        help="0 normal (the default), 1 high, 2 highest: within a model's queue, the key's jobs "
+        "start before the waiting jobs of lower-priority keys",
+    )
     create.add_argument("--json", action="store_true")
     listing = actions.add_parser("list", help="list keys (never the key itself)")
     listing.add_argument("--json", action="store_true")
@@ -73,6 +81,7 @@ async def _create(args: argparse.Namespace, settings: Settings) -> int:
         rate_limit=args.rate_limit,
         max_running_jobs=args.max_running,
         is_admin=args.admin,
+        priority=args.priority,
     )
     async with database(settings) as db:
         issued = await create_key(db, spec)
@@ -93,6 +102,7 @@ def _key_row(info: KeyInfo) -> dict[str, Any]:
         "admin": info.is_admin,
         "credits": info.credits,
         "rateLimit": info.rate_limit,
+        "priority": info.priority,
         "revoked": info.revoked,
     }
 

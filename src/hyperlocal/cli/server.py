@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import sys
 from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
@@ -50,6 +51,12 @@ def _worker_args(parser: argparse.ArgumentParser) -> None:
         metavar="PORT",
         help="serve Prometheus metrics on this port (bound to HYPERLOCAL_HOST)",
     )
+    parser.add_argument(
+        "--gpus",
+        metavar="all|0,1",
+        help="one worker process per GPU, each with its own CUDA_VISIBLE_DEVICES "
+        "(with --metrics-port P, the Nth serves P+N)",
+    )
 
 
 def serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -62,10 +69,22 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         announce(issued)
     if settings.bootstrap_keys:  # the bootstrap just migrated; don't pay for it twice
         settings = settings.model_copy(update={"migrate_on_start": False})
+    settings = _a_lane_per_gpu(settings)
     Console().print(f"hyperlocal listening on http://{host}:{port}  (docs at /docs)")
     _stop_exits_zero()
     uvicorn.run(create_app(settings), host=host, port=port, log_config=None, proxy_headers=False)
     return 0
+
+
+def _a_lane_per_gpu(settings: Settings) -> Settings:
+    """Embedded, the in-process queue runs ``worker_concurrency`` jobs at once: at least one
+    per GPU, so that every device can be busy (the device manager places each job)."""
+    from hyperlocal.supervisor import visible_gpus
+
+    gpus = len(visible_gpus(ask_torch=False))  # never starts CUDA (nor imports torch) here
+    if gpus <= settings.worker_concurrency:
+        return settings
+    return settings.model_copy(update={"worker_concurrency": gpus})
 
 
 def _stop_exits_zero() -> None:
@@ -94,6 +113,8 @@ async def _bootstrap(settings: Settings) -> list[IssuedKey]:
 
 
 def worker(args: argparse.Namespace, settings: Settings) -> int:
+    if args.gpus:
+        return _worker_per_gpu(args, settings)
     from hyperlocal.worker import WorkerOptions, run_worker
 
     options = WorkerOptions(
@@ -108,6 +129,32 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         Console().print(f"[red]error:[/red] {exc}")
         return 2
+
+
+def _worker_per_gpu(args: argparse.Namespace, settings: Settings) -> int:
+    """``worker --gpus``: this process supervises one ``hyperlocal worker`` per device."""
+    from hyperlocal.supervisor import Child, gpu_ids, supervise
+
+    try:
+        devices = gpu_ids(args.gpus)
+    except ValueError as exc:
+        Console(stderr=True).print(f"[red]error:[/red] {exc}")
+        return 2
+    children = [Child(d, tuple(_child_argv(args, i))) for i, d in enumerate(devices)]
+    return supervise(children, settings.shutdown_grace_seconds)
+
+
+def _child_argv(args: argparse.Namespace, index: int) -> list[str]:
+    """``hyperlocal worker`` with this command's options, less ``--gpus``."""
+    argv = [sys.executable, "-m", "hyperlocal", "worker"]
+    options = {"--models": args.models, "--preload": args.preload}
+    for flag, values in options.items():
+        argv += [flag, *values] if values else []
+    if args.concurrency:
+        argv += ["--concurrency", str(args.concurrency)]
+    if args.metrics_port is not None:
+        argv += ["--metrics-port", str(args.metrics_port + index)]
+    return argv + (["--burst"] if args.burst else [])
 
 
 def show_settings(_args: argparse.Namespace, settings: Settings) -> int:

@@ -26,6 +26,7 @@ __all__ = ["CANCEL", "EventBus", "JobEvent", "MemoryEventBus", "RedisEventBus", 
 log = logging.getLogger(__name__)
 _CHANNEL = "hyperlocal:job:"
 _QUEUE_LIMIT = 256  # a subscriber this far behind drops progress, never the terminal event
+_OPTIONAL = ("step", "steps", "preview")  # fields left out of the wire while unset
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,11 @@ class JobEvent:
     kind: str  # "status", "progress", or "cancel" (a request to stop the job's work)
     status: str  # internal status: queued, running, completed, failed, canceled
     progress: float
+    # progress only, where the engine reports steps: which step of how many, and a small
+    # ``data:image/jpeg`` preview on the steps that carry one (never stored, only sent)
+    step: int | None = None
+    steps: int | None = None
+    preview: str | None = None
 
     @property
     def terminal(self) -> bool:
@@ -126,7 +132,7 @@ class RedisEventBus(MemoryEventBus):
         self._listener: asyncio.Task[None] | None = None
 
     async def publish(self, event: JobEvent) -> None:
-        await self._redis.publish(_CHANNEL + event.job_id, json.dumps(asdict(event)))
+        await self._redis.publish(_CHANNEL + event.job_id, _wire(event))
 
     @contextlib.asynccontextmanager
     async def subscribe(self, job_id: str) -> AsyncIterator[AsyncIterator[JobEvent]]:
@@ -158,6 +164,16 @@ class RedisEventBus(MemoryEventBus):
                 await self._listener
         await self._redis.aclose()
         await super().aclose()
+
+
+def _wire(event: JobEvent) -> str:
+    """The event as JSON, without the optional fields it leaves unset: an event without steps
+    is the same message as before they existed."""
+    fields = asdict(event)
+    for name in _OPTIONAL:
+        if fields[name] is None:
+            del fields[name]
+    return json.dumps(fields)
 
 
 def open_event_bus(redis_url: str | None) -> EventBus:

@@ -52,6 +52,8 @@ class SubmitRequest:
     webhook_url: str | None = None
     idempotency_key: str | None = None
     retention: float | None = None  # seconds: shortens the server's output retention
+    # Seconds (``X-Start-Deadline``): the job fails, refunded, if it has not started by then.
+    start_deadline: float | None = None
 
     def fingerprint(self) -> str:
         cats = [c.value for c in self.categories]
@@ -165,7 +167,7 @@ async def _refuse_if_short(svc: Services, key: KeyInfo, least: int) -> None:
 
 
 async def _create(svc: Services, req: SubmitRequest, job: Job, *, here: bool) -> _Submitted:
-    slot = await svc.queue.reserve_slot(SLOT_WAIT_S) if here else None
+    slot = await svc.queue.reserve_slot(_slot_wait(job)) if here else None
     try:
         claimed = await _commit(svc, req, job, slot)
     except BaseException:
@@ -177,8 +179,16 @@ async def _create(svc: Services, req: SubmitRequest, job: Job, *, here: bool) ->
         return _Submitted(view(job), job, slot)
     if slot is not None:
         slot.release()
-    await svc.queue.enqueue(job.id, job.model)
+    await svc.queue.enqueue(job.id, job.model, job.priority)
     return _Submitted(view(job))
+
+
+def _slot_wait(job: Job) -> float:
+    """How long a synchronous call waits for a slot: ``SLOT_WAIT_S``, but never past its
+    start deadline (a job claimed by its slot starts when the slot frees)."""
+    if job.start_deadline_at is None:
+        return SLOT_WAIT_S
+    return max(0.0, min(SLOT_WAIT_S, job.start_deadline_at - time.time()))
 
 
 def _count(svc: Services, job: Job, *, claimed: bool) -> None:
@@ -222,6 +232,8 @@ async def _create_paid(svc: Services, req: SubmitRequest, job: Job) -> None:
 def _new_job(
     req: SubmitRequest, entry: ModelEntry, params: Mapping[str, InputValue], credits: int
 ) -> Job:
+    now = time.time()
+    deadline = None if req.start_deadline is None else now + req.start_deadline
     return Job(
         id=new_job_id(),
         key_id=req.key.id,
@@ -235,8 +247,10 @@ def _new_job(
         timeout_s=entry.timeout_s,
         progress=0.0,
         attempts=0,
-        created_at=time.time(),
+        created_at=now,
         traceparent=tracing.traceparent(),  # the submitting request's span, if tracing is on
+        priority=req.key.priority,
+        start_deadline_at=deadline,
     )
 
 

@@ -58,6 +58,7 @@ class KeyInfo:
     max_running_jobs: int
     created_at: float
     revoked: bool = False
+    priority: int = 0  # see ``KeySpec.priority``
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,7 @@ class IssuedKey:
 MAX_CREDITS = 10**12  # far above any real balance, far below the BIGINT column's range
 MAX_RATE_LIMIT = 2**31 - 1  # the INTEGER column
 MAX_RUNNING_JOBS = 100_000
+MAX_PRIORITY = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +83,9 @@ class KeySpec:
     rate_limit: int
     max_running_jobs: int
     is_admin: bool = False
+    # 0 normal, 1 high, 2 highest: within a model's queue, a job of a higher-priority key
+    # starts before any waiting job of a lower one (oldest first within a priority).
+    priority: int = 0
 
     def __post_init__(self) -> None:
         if not self.name or len(self.name) > 200 or not self.name.isprintable():
@@ -88,6 +93,7 @@ class KeySpec:
         _check_range("credits", self.credits, 0, MAX_CREDITS)
         _check_range("rate_limit", self.rate_limit, 1, MAX_RATE_LIMIT)
         _check_range("max_running_jobs", self.max_running_jobs, 1, MAX_RUNNING_JOBS)
+        _check_range("priority", self.priority, 0, MAX_PRIORITY)
 
     @classmethod
     def with_defaults(
@@ -99,6 +105,7 @@ class KeySpec:
         rate_limit: int | None = None,
         max_running_jobs: int | None = None,
         is_admin: bool = False,
+        priority: int = 0,
     ) -> KeySpec:
         """A spec whose unset limits take the server's defaults."""
         return cls(
@@ -107,6 +114,7 @@ class KeySpec:
             rate_limit=rate_limit or settings.default_rate_limit,
             max_running_jobs=max_running_jobs or settings.default_max_running_jobs,
             is_admin=is_admin,
+            priority=priority,
         )
 
 
@@ -130,6 +138,7 @@ def _info(row: ApiKey) -> KeyInfo:
         max_running_jobs=row.max_running_jobs,
         created_at=row.created_at,
         revoked=row.revoked_at is not None,
+        priority=row.priority,
     )
 
 
@@ -161,6 +170,7 @@ async def _create(session: AsyncSession, spec: KeySpec) -> IssuedKey:
         max_running_jobs=spec.max_running_jobs,
         webhook_secret=secret,
         created_at=time.time(),
+        priority=spec.priority,
     )
     await store.insert(session, row)
     if spec.credits:

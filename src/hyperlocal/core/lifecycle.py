@@ -13,7 +13,8 @@ cancel route and the lease sweep all call these; nothing else writes a job's sta
       │                 │ │  the work stopped
       │                 │ └─expire────────▶ failed     (refunded: a chat, or too many tries)
       │                 └───recover───────▶ queued     (lease expired, or released at shutdown)
-      └──────cancel────────────────────────▶ canceled   (refunded)
+      ├──────cancel────────────────────────▶ canceled   (refunded)
+      └──────miss its start deadline───────▶ failed     (refunded; E1005, never started)
 
 ``MOVES`` is that diagram as a table; ``_move`` refuses anything else.
 
@@ -69,10 +70,20 @@ C, F, X = JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED
 ChatEnd = tuple[str, JobStatus, dict[str, Any]]  # a chat's id, its end state, its columns
 
 
-class _AtCap(Exception):
+class _Undo(Exception):
+    """Rolls a claim back."""
+
     def __init__(self, job: Job) -> None:
         super().__init__(job.id)
         self.job = job
+
+
+class _AtCap(_Undo):
+    """The job's key is at its running cap: the job stays queued."""
+
+
+class _Late(_Undo):
+    """The job's first start comes after its start deadline: it fails instead."""
 
 
 class JobLifecycle:
@@ -95,17 +106,22 @@ class JobLifecycle:
 
     async def start(self, job_id: str, worker: str, lease_s: float) -> Claim:
         """Claim a queued job under a new lease, unless its key is at its running cap."""
-        token = new_lease_token(worker)
+        token, now = new_lease_token(worker), time.time()
         try:
             async with self.db.transaction() as session:
-                job = await store.claim(session, job_id, token, time.time(), lease_s)
+                job = await store.claim(session, job_id, token, now, lease_s)
                 if job is None:
                     return Claim(ClaimOutcome.GONE)
+                if _missed_start(job, now):
+                    raise _Late(job)  # rolls the claim back
                 cap = await key_store.running_cap(session, job.key_id)
                 if await store.count_running_for_key(session, job.key_id) > cap:
                     raise _AtCap(job)  # rolls the claim back
         except _AtCap as at_cap:
             return Claim(ClaimOutcome.AT_CAP, at_cap.job)
+        except _Late:
+            await self.miss_deadline(job_id)
+            return Claim(ClaimOutcome.GONE)
         if job.attempts == 1 and job.started_at is not None:
             self.metrics.started(job.model, job.started_at - job.created_at)
         return Claim(ClaimOutcome.CLAIMED, job, Lease(job_id, token))
@@ -292,13 +308,39 @@ class JobLifecycle:
             except Exception:  # the runner reads the request at its next lease renewal
                 log.warning("publishing a cancel failed", extra={"job_id": job_id})
 
+    # -- start deadlines -----------------------------------------------------------------
+
+    async def miss_deadline(self, job_id: str) -> bool:
+        """A queued job that never started, whose start deadline (``X-Start-Deadline``) has
+        passed: failed (E1005) and refunded, never run. Whether this call ended it."""
+        async with self.db.transaction() as session:
+            job = await store.get(session, job_id)
+            if job is None:
+                return False
+            values = self._ended(job, _failure(F, _late_message(job), ErrorCode.START_DEADLINE))
+            moved = await store.move(session, job_id, _check([Q], F), values, unstarted=True)
+            if moved:
+                await self._refund_and_outbox(session, job, ErrorCode.START_DEADLINE)
+        if moved:
+            await self._after(job, F)
+        return moved
+
+    async def _expire_deadlines(self) -> None:
+        """Fail every queued job past its start deadline, one transaction each: whether or not
+        a worker ever claims it."""
+        async with self.db.read() as session:
+            late = await store.missed_start_deadlines(session, time.time())
+        for job_id in late:
+            await self.miss_deadline(job_id)
+
     # -- the lease sweep -----------------------------------------------------------------
 
     async def expire(self, max_attempts: int) -> list[str]:
         """Deal with running jobs whose lease expired (their worker stopped renewing): a
         cancelled one is canceled; a media job with tries left goes back to the queue; a chat
-        (a stream to a client that is gone) or a job out of tries fails. Each refunded. The
-        ids of the jobs requeued, for the queue to send again."""
+        (a stream to a client that is gone) or a job out of tries fails. Each refunded. Then
+        fail the queued jobs past their start deadline (``miss_deadline``). The ids of the jobs
+        requeued, for the queue to send again."""
         now = time.time()
         requeued: list[str] = []
         ended: list[tuple[Job, JobStatus]] = []
@@ -312,6 +354,7 @@ class JobLifecycle:
                     ended.append((job, target))
         for job, target in ended:
             await self._after(job, target)
+        await self._expire_deadlines()
         return requeued
 
     async def _end_expired(
@@ -383,6 +426,19 @@ def _expiry_target(job: Job, max_attempts: int) -> JobStatus:
     if job.category != Category.CHAT.value and job.attempts < max_attempts:
         return Q
     return F
+
+
+def _missed_start(job: Job, now: float) -> bool:
+    """Whether a claim at ``now`` (just made) is the job's first start, and after its start
+    deadline. The claim sets ``started_at`` to ``now`` only when the job never started: a job
+    that started once and was requeued has met its deadline."""
+    deadline = job.start_deadline_at
+    return deadline is not None and job.started_at == now and now > deadline
+
+
+def _late_message(job: Job) -> str:
+    seconds = (job.start_deadline_at or job.created_at) - job.created_at
+    return f"Start deadline of {seconds:g} s (X-Start-Deadline) passed while the job was queued"
 
 
 def _failure(status: JobStatus, message: str, code: str) -> dict[str, Any]:

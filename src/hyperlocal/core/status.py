@@ -41,7 +41,7 @@ WIRE_TYPES: Mapping[Category, str] = {
 
 # The state diagram (drawn in ``core.lifecycle``) as a table: every transition checks its move.
 MOVES: Mapping[JobStatus, frozenset[JobStatus]] = {
-    JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.CANCELED}),
+    JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.CANCELED, JobStatus.FAILED}),
     JobStatus.RUNNING: frozenset(
         {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED, JobStatus.QUEUED}
     ),

@@ -43,9 +43,10 @@ class JobQueue(Protocol):
         """Begin taking work, after resuming whatever a previous process left behind."""
         ...
 
-    async def enqueue(self, job_id: str, model: str | None = None) -> None:
+    async def enqueue(self, job_id: str, model: str | None = None, priority: int = 0) -> None:
         """Hand a committed, queued job to a worker. Enqueuing a job twice is harmless.
-        ``model``, when the caller knows it, saves a queue that routes by model a read."""
+        ``model``, when the caller knows it, saves a queue that routes by model a read;
+        ``priority`` is the job's (its key's): with ``model``, it saves that read too."""
         ...
 
     async def wait(self, job_id: str, timeout: float) -> JobView | None:

@@ -32,12 +32,34 @@ __all__ = [
     "PositionCallback",
     "ProgressCallback",
     "Segment",
+    "StepMessage",
     "Word",
 ]
 
 InputValue = str | int | float | bool | list[str] | None
 ProgressCallback = Callable[[float, str | None], Awaitable[None]]
+"""``progress(fraction, message)``: how far the job is (0 to 1) and what it does now. The
+message may be a :class:`StepMessage`, which says which step, in words and in numbers."""
 PositionCallback = Callable[[int | None], Awaitable[None]]  # a place in a provider's queue
+
+
+class StepMessage(str):
+    """A progress message that reports one step of a model's loop: ``"step 3/40"``.
+
+    It is the message itself, so every progress callback takes it as it takes any message;
+    one that knows the type (the job runner) also reads ``step`` and ``steps`` (1-based, of
+    this run) and ``preview``: a small ``data:image/jpeg;base64,...`` of the work so far, on
+    the steps where the request asked for one, else None. A ``str`` subclass rather than a
+    third argument so that the many two-argument callbacks need no change."""
+
+    step: int
+    steps: int
+    preview: str | None
+
+    def __new__(cls, step: int, steps: int, preview: str | None = None) -> StepMessage:
+        message = super().__new__(cls, f"step {step}/{steps}")
+        message.step, message.steps, message.preview = step, steps, preview
+        return message
 
 
 class Category(StrEnum):

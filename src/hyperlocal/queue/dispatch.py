@@ -12,13 +12,14 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
 
 from hyperlocal.core.events import EventBus, JobEvent
-from hyperlocal.queue.celery_app import TASK_NAME, make_celery, queue_name
+from hyperlocal.core.workers import WorkerReport
+from hyperlocal.queue.celery_app import TASK_NAME, make_celery, message_priority, queue_name
 from hyperlocal.store import jobs as store
 from hyperlocal.store.db import Database
 
@@ -40,13 +41,15 @@ class CeleryQueue:
         self._db, self._events, self.namespace = db, events, namespace
         self.celery: Any = make_celery(redis_url, namespace)
         self._redis: Redis = Redis.from_url(redis_url)
+        self._reporter: Callable[[], Awaitable[WorkerReport]] | None = None
 
     async def start(self) -> None:
         """Nothing to resume on an API server: workers sweep for lost and orphaned jobs."""
 
-    async def enqueue(self, job_id: str, model: str | None = None) -> None:
-        """Send the job to its model's queue, once: while its mark lives, this is a no-op."""
-        await self._dispatch(job_id, only_new=True, model=model)
+    async def enqueue(self, job_id: str, model: str | None = None, priority: int = 0) -> None:
+        """Send the job to its model's queue, once: while its mark lives, this is a no-op.
+        ``priority`` counts only with ``model``; without, both are read from the job."""
+        await self._dispatch(job_id, only_new=True, route=(model, priority) if model else None)
 
     async def redispatch(
         self, job_id: str, *, deferrals: int = 0, countdown: float | None = None
@@ -66,12 +69,12 @@ class CeleryQueue:
         only_new: bool,
         deferrals: int = 0,
         countdown: float | None = None,
-        model: str | None = None,
+        route: tuple[str, int] | None = None,
     ) -> None:
         # Never raises: the job is committed already, and the sweep is the fallback.
         try:
             if await self._mark(job_id, only_new=only_new):
-                await self._send(job_id, deferrals, countdown, model)
+                await self._send(job_id, deferrals, countdown, route)
         except Exception:
             log.exception("dispatch failed; the sweep will retry", extra={"job_id": job_id})
             await self.release(job_id)
@@ -102,10 +105,40 @@ class CeleryQueue:
 
     async def heartbeat(self, worker: str, ttl: float) -> None:
         await self._redis.set(self._alive_key(worker), 1, px=max(1, int(ttl * 1000)))
+        if self._reporter is not None:
+            await self._publish_report(worker, self._reporter, ttl)
 
     async def unregister_worker(self, worker: str) -> None:
         await self._redis.hdel(self._workers_key, worker)
-        await self._redis.delete(self._alive_key(worker))
+        await self._redis.delete(self._alive_key(worker), self._report_key(worker))
+
+    # -- worker reports (core.workers): what GET /admin/workers shows -----------------------
+    # Each heartbeat of a worker that has a reporter also writes its report, under a key that
+    # expires with the heartbeat: a dead worker's report is gone when its heartbeat is.
+
+    def report_with(self, reporter: Callable[[], Awaitable[WorkerReport]]) -> None:
+        """From now on, each ``heartbeat`` also publishes ``reporter()``'s report."""
+        self._reporter = reporter
+
+    async def worker_reports(self) -> list[WorkerReport]:
+        """The latest report of every registered worker whose report has not expired."""
+        names = [_text(w) for w in await self._redis.hkeys(self._workers_key)]
+        if not names:
+            return []
+        found = await self._redis.mget([self._report_key(name) for name in names])
+        return [report for raw in found if raw is not None and (report := _report(raw))]
+
+    async def _publish_report(
+        self, worker: str, reporter: Callable[[], Awaitable[WorkerReport]], ttl: float
+    ) -> None:
+        try:  # the heartbeat (and the sweep after it) must not fail for want of a report
+            body = json.dumps((await reporter()).as_dict())
+            await self._redis.set(self._report_key(worker), body, px=max(1, int(ttl * 1000)))
+        except Exception:
+            log.exception("publishing the worker report failed", extra={"worker": worker})
+
+    def _report_key(self, worker: str) -> str:
+        return f"{self.namespace}:report:{worker}"
 
     async def redispatch_for_dead_workers(self) -> list[str]:
         """Send again the queued jobs of every registered worker whose heartbeat has stopped."""
@@ -165,23 +198,26 @@ class CeleryQueue:
         job_id: str,
         deferrals: int = 0,
         countdown: float | None = None,
-        model: str | None = None,
+        route: tuple[str, int] | None = None,
     ) -> None:
-        model = model or await self._model_of(job_id)
-        if model is None:
+        route = route or await self._route_of(job_id)
+        if route is None:
             return
+        model, priority = route
         await asyncio.to_thread(
             self.celery.send_task,
             TASK_NAME,
             args=(job_id, deferrals),
             queue=queue_name(self.namespace, model),
             countdown=countdown,
+            priority=message_priority(priority),
         )
 
-    async def _model_of(self, job_id: str) -> str | None:
+    async def _route_of(self, job_id: str) -> tuple[str, int] | None:
+        """The job's model (its queue) and priority."""
         async with self._db.read() as session:
             job = await store.get(session, job_id)
-        return job.model if job is not None else None
+        return (job.model, job.priority) if job is not None else None
 
     async def _is_terminal(self, job_id: str) -> bool:
         async with self._db.read() as session:
@@ -193,6 +229,18 @@ class CeleryQueue:
 
     async def _mark(self, job_id: str, *, only_new: bool) -> bool:
         return bool(await self._redis.set(self._mark_key(job_id), 1, ex=MARK_TTL_S, nx=only_new))
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _report(raw: bytes | str) -> WorkerReport | None:
+    try:
+        return WorkerReport.from_dict(json.loads(raw))
+    except (ValueError, KeyError, TypeError, AttributeError):  # another version's shape
+        log.warning("a worker report could not be read; skipped")
+        return None
 
 
 async def _first_terminal(events: AsyncIterator[JobEvent]) -> None:

@@ -1,11 +1,15 @@
 """The embedded queue: asyncio workers inside the API process, with the database as the
 source of truth. Nothing lives only in memory: on start it resumes every queued job and,
-through the lease sweep, every job that a killed process left running."""
+through the lease sweep, every job that a killed process left running.
+
+Waiting jobs start in the database's order (``store.jobs.queued``): a higher key priority
+first, then the order they came in."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections import defaultdict, deque
 
@@ -20,6 +24,10 @@ __all__ = ["InProcessQueue"]
 
 log = logging.getLogger(__name__)
 
+# A queue entry: (-priority, arrival number, job id); no id wakes a worker to leave, first.
+_Entry = tuple[int, int, str | None]
+_LEAVE = -(2**31)
+
 
 class InProcessQueue:
     def __init__(
@@ -33,9 +41,10 @@ class InProcessQueue:
     ) -> None:
         self._db, self._runner, self._grace = db, runner, grace
         self._concurrency, self._sweep_interval = concurrency, sweep_interval
-        self._queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self._queue: asyncio.PriorityQueue[_Entry] = asyncio.PriorityQueue()
+        self._arrivals = itertools.count()
         self._pending: set[str] = set()
-        self._deferred: defaultdict[str, deque[str]] = defaultdict(deque)
+        self._deferred: defaultdict[str, deque[tuple[str, int]]] = defaultdict(deque)
         self._waiters: dict[str, _Waiter] = {}
         self._tasks: list[asyncio.Task[None]] = []
         # One permit per job running here, whether a worker or a request runs it. Waiters
@@ -50,10 +59,15 @@ class InProcessQueue:
         self._tasks = [asyncio.create_task(self._work()) for _ in range(self._concurrency)]
         self._tasks.append(asyncio.create_task(self._sweep()))
 
-    async def enqueue(self, job_id: str, model: str | None = None) -> None:  # noqa: ARG002
+    async def enqueue(
+        self,
+        job_id: str,
+        model: str | None = None,  # noqa: ARG002
+        priority: int = 0,
+    ) -> None:
         if job_id not in self._pending:
             self._pending.add(job_id)
-            self._queue.put_nowait(job_id)
+            self._queue.put_nowait((-priority, next(self._arrivals), job_id))
 
     async def wait(self, job_id: str, timeout: float) -> JobView | None:
         waiter = self._waiters.setdefault(job_id, _Waiter())
@@ -83,7 +97,7 @@ class InProcessQueue:
     async def _run_in_request(self, job: Job) -> JobView | None:
         try:
             result = await self._runner.run_claimed(job)
-            await self._after_run(job.id, result)
+            await self._after_run(job.id, result, job.priority)
             return result.view
         finally:
             self._slots.release()
@@ -95,33 +109,34 @@ class InProcessQueue:
 
     async def _work(self) -> None:
         while True:
-            job_id = await self._queue.get()
+            rank, _, job_id = await self._queue.get()
             if job_id is None or self._closing:
                 return  # a job taken now stays queued in the database for the next start
             self._pending.discard(job_id)
             try:
                 async with self._slots:
-                    await self._run_one(job_id)
+                    await self._run_one(job_id, -rank)
             except Exception:
                 log.exception("worker error", extra={"job_id": job_id})
             finally:
                 self._queue.task_done()
 
-    async def _run_one(self, job_id: str) -> None:
-        await self._after_run(job_id, await self._runner.run(job_id))
+    async def _run_one(self, job_id: str, priority: int) -> None:
+        await self._after_run(job_id, await self._runner.run(job_id), priority)
 
-    async def _after_run(self, job_id: str, result: RunResult) -> None:
+    async def _after_run(self, job_id: str, result: RunResult, priority: int) -> None:
         """A deferred job waits for its key's next finished job; a finished one wakes its
         waiter and that key's first deferred job. A released job stays queued in the
         database for the next start."""
         key_id = result.key_id
         if result.outcome is Outcome.DEFERRED and key_id:
-            if job_id not in self._deferred[key_id]:
-                self._deferred[key_id].append(job_id)
+            if (job_id, priority) not in self._deferred[key_id]:
+                self._deferred[key_id].append((job_id, priority))
         elif result.outcome is Outcome.FINISHED:
             self._signal(job_id, result.view)
             if key_id and self._deferred[key_id]:
-                await self.enqueue(self._deferred[key_id].popleft())
+                deferred, its_priority = self._deferred[key_id].popleft()
+                await self.enqueue(deferred, priority=its_priority)
 
     def _signal(self, job_id: str, view: JobView | None) -> None:
         waiter = self._waiters.get(job_id)
@@ -131,17 +146,17 @@ class InProcessQueue:
 
     async def _enqueue_all_queued(self) -> None:
         async with self._db.read() as session:
-            ids = await store.queued_ids(session)
-        for job_id in ids:
-            await self.enqueue(job_id)
+            queued = await store.queued(session)
+        for job_id, priority in queued:
+            await self.enqueue(job_id, priority=priority)
 
     async def _sweep(self) -> None:
-        """Recover expired leases and pick up queued jobs that nobody holds in memory."""
+        """Recover expired leases (and fail jobs past their start deadline), then pick up
+        queued jobs that nobody holds in memory: the requeued ones among them."""
         while True:
             await asyncio.sleep(self._sweep_interval)
             try:
-                for job_id in await self._runner.expire_leases():
-                    await self.enqueue(job_id)
+                await self._runner.expire_leases()
                 await self._enqueue_all_queued()
             except Exception:
                 log.exception("lease sweep failed")
@@ -152,7 +167,7 @@ class InProcessQueue:
         self._closing = True
         tasks, self._tasks = self._tasks, []
         for _ in tasks:
-            self._queue.put_nowait(None)  # wakes idle workers so they can exit
+            self._queue.put_nowait((_LEAVE, next(self._arrivals), None))  # idle workers exit
         sweeper, workers = tasks[-1:], tasks[:-1]
         for task in sweeper:
             task.cancel()

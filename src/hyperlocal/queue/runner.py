@@ -21,7 +21,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -39,6 +39,7 @@ from hyperlocal.engines.base import (
     GenerationResult,
     PositionCallback,
     ProgressCallback,
+    StepMessage,
 )
 from hyperlocal.engines.providers.router import Router
 from hyperlocal.engines.registry import EngineRegistry
@@ -324,21 +325,27 @@ class JobRunner:
             raise GenerationTimeoutError(f"Generation timed out after {job.timeout_s:g} s") from exc
 
     def _progress_for(self, run: _Run) -> ProgressCallback:
+        """Progress to the job's row (at most twice a second) and to its events. A step's
+        ``StepMessage`` adds ``step`` and ``steps`` to the event; one with a preview is sent
+        even between writes, as an event only: previews are never stored."""
         last = [0.0]
 
-        async def report(fraction: float, _message: str | None) -> None:
+        async def report(fraction: float, message: str | None) -> None:
             now = time.monotonic()
+            clamped = min(max(fraction, 0.0), 1.0)
+            step = message if isinstance(message, StepMessage) else None
             if now - last[0] < 0.5 and fraction < 1.0:
+                if step is not None and step.preview is not None:
+                    await self._progress_event(run.job.id, clamped, step)
                 return  # throttle: at most two progress writes a second
             last[0] = now
-            clamped = min(max(fraction, 0.0), 1.0)
             try:
                 async with self.lifecycle.db.transaction() as session:
                     await store.set_progress(session, run.job.id, run.lease.token, clamped)
             except Exception:  # progress is shown, not owed: a transient error skips one
                 log.warning("writing progress failed", extra={"job_id": run.job.id})
                 return
-            await self._progress_event(run.job.id, clamped)
+            await self._progress_event(run.job.id, clamped, step)
 
         return report
 
@@ -360,13 +367,16 @@ class JobRunner:
 
         return report
 
-    async def _progress_event(self, job_id: str, progress: float) -> None:
+    async def _progress_event(
+        self, job_id: str, progress: float, step: StepMessage | None = None
+    ) -> None:
         if self.events is None:
             return
+        event = JobEvent(job_id, "progress", JobStatus.RUNNING.value, progress)
+        if step is not None:
+            event = replace(event, step=step.step, steps=step.steps, preview=step.preview)
         try:
-            await self.events.publish(
-                JobEvent(job_id, "progress", JobStatus.RUNNING.value, progress)
-            )
+            await self.events.publish(event)
         except Exception:  # events are best effort; the database is the truth
             log.warning("publishing a job event failed", extra={"job_id": job_id})
 

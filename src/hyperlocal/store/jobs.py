@@ -27,8 +27,10 @@ __all__ = [
     "insert",
     "insert_chat",
     "list_for_key",
+    "missed_start_deadlines",
     "move",
     "queue_position",
+    "queued",
     "queued_ids",
     "read",
     "read_by_result",
@@ -54,6 +56,9 @@ _BY_RESULT = select(_jobs).where(_c.result_id == bindparam("result_id"))
 _COUNT_RUNNING = prepared(
     select(func.count()).where(_c.key_id == bindparam("key_id"), _c.status == RUNNING)
 )
+# The order in which queued jobs start: higher priority first, then oldest first (served by
+# the index ``ix_jobs_queue_order``).
+_START_ORDER = (_c.priority.desc(), _c.created_at)
 
 
 async def insert(session: AsyncSession, job: Job) -> None:
@@ -245,9 +250,11 @@ async def move(
     *,
     owner: str | None = None,
     uncancelled: bool = False,
+    unstarted: bool = False,
 ) -> bool:
     """Move a job out of any of ``from_states``, clearing its lease: only while ``owner`` (if
-    given) holds it, and (``uncancelled``) only if no cancel was requested. Whether it moved.
+    given) holds it, (``uncancelled``) only if no cancel was requested, and (``unstarted``)
+    only if it never started. Whether it moved.
     ``core.lifecycle`` is the only caller: it decides which moves are allowed."""
     params: dict[str, Any] = {"p_job_id": job_id}
     if owner is not None:
@@ -255,18 +262,18 @@ async def move(
     state: str | None = from_states[0] if len(from_states) == 1 else None
     if state is None:
         params["p_states"] = list(from_states)
-    stmt = _leave_state(tuple(values), state, owner is not None, uncancelled)
+    stmt = _leave_state(tuple(values), state, owner is not None, uncancelled, unstarted)
     return _changed(await execute(session, stmt, params | _set_params(values)))
 
 
 @cache
 def _leave_state(
-    columns: tuple[str, ...], state: str | None, by_owner: bool, uncancelled: bool
+    columns: tuple[str, ...], state: str | None, by_owner: bool, uncancelled: bool, unstarted: bool
 ) -> Update:
     """``UPDATE jobs SET <columns>, lease cleared WHERE id AND status = state [AND owner]
-    [AND no cancel requested]``, or with ``status IN (...)`` when ``state`` is None: built once
-    per shape, with bind parameters (``p_*`` match, ``v_*`` set), so that its compiled form is
-    cached and prepared (see ``store.prepared``)."""
+    [AND no cancel requested] [AND never started]``, or with ``status IN (...)`` when ``state``
+    is None: built once per shape, with bind parameters (``p_*`` match, ``v_*`` set), so that
+    its compiled form is cached and prepared (see ``store.prepared``)."""
     where = [_c.id == bindparam("p_job_id")]
     if state is None:
         where.append(_c.status.in_(bindparam("p_states", expanding=True)))
@@ -276,6 +283,8 @@ def _leave_state(
         where.append(_c.lease_owner == bindparam("p_owner"))
     if uncancelled:
         where.append(_c.cancel_requested_at.is_(None))
+    if unstarted:
+        where.append(_c.started_at.is_(None))
     sets = {name: bindparam(f"v_{name}", type_=_c[name].type) for name in columns}
     stmt = update(_jobs).where(*where).values(lease_owner=None, lease_expires_at=None, **sets)
     return prepared(stmt)
@@ -299,14 +308,34 @@ async def requeue_expired(session: AsyncSession, job_id: str, now: float) -> boo
     return _changed(await session.execute(stmt))
 
 
+async def queued(
+    session: AsyncSession, limit: int = 10_000, models: Sequence[str] | None = None
+) -> list[tuple[str, int]]:
+    """Queued jobs in the order they should start (highest priority first, then oldest), as
+    (id, priority); only of ``models``, if given."""
+    stmt = select(_c.id, _c.priority).where(_c.status == QUEUED)
+    if models is not None:
+        stmt = stmt.where(_c.model.in_(models))
+    rows = await session.execute(stmt.order_by(*_START_ORDER).limit(limit))
+    return [(job_id, priority) for job_id, priority in rows]
+
+
 async def queued_ids(
     session: AsyncSession, limit: int = 10_000, models: Sequence[str] | None = None
-) -> Sequence[str]:
-    """Queued jobs, oldest first; only of ``models``, if given."""
-    stmt = select(Job.id).where(Job.status == QUEUED)
-    if models is not None:
-        stmt = stmt.where(Job.model.in_(models))
-    return (await session.scalars(stmt.order_by(Job.created_at).limit(limit))).all()
+) -> list[str]:
+    """``queued``'s ids alone."""
+    return [job_id for job_id, _ in await queued(session, limit, models)]
+
+
+async def missed_start_deadlines(session: AsyncSession, now: float, limit: int = 1000) -> list[str]:
+    """Queued jobs that never started and whose start deadline is before ``now``."""
+    stmt = (
+        select(_c.id)
+        .where(_c.status == QUEUED, _c.started_at.is_(None), _c.start_deadline_at < now)
+        .order_by(_c.start_deadline_at)
+        .limit(limit)
+    )
+    return list((await session.scalars(stmt)).all())
 
 
 async def count_running_for_key(session: AsyncSession, key_id: str) -> int:
@@ -324,7 +353,12 @@ async def below_running_cap(session: AsyncSession, key_id: str, known_cap: int) 
 
 
 async def queue_position(session: AsyncSession, job: Job | Row[Any]) -> int:
-    stmt = select(func.count()).where(Job.status == QUEUED, Job.created_at < job.created_at)
+    """How many queued jobs start before ``job``: those of a higher priority, and the older ones
+    of its own."""
+    ahead = (_c.priority > job.priority) | (
+        (_c.priority == job.priority) & (_c.created_at < job.created_at)
+    )
+    stmt = select(func.count()).where(_c.status == QUEUED, ahead)
     return int(await session.scalar(stmt) or 0)
 
 

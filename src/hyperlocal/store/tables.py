@@ -22,6 +22,7 @@ from sqlalchemy import (
     UniqueConstraint,
     insert,
     inspect,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -62,6 +63,8 @@ class ApiKey(Base):
     webhook_secret: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[float] = mapped_column(Float)
     revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # 0 normal, 1 high, 2 highest (0009): copied onto each job the key submits.
+    priority: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
 class LedgerEntry(Base):
@@ -96,6 +99,8 @@ class Job(Base):
         Index("ix_jobs_expiry", "expired_at", "expires_at"),
         Index("ix_jobs_inputs_expire", "inputs_expire_at"),
         Index("ix_jobs_result_id", "result_id"),
+        # The order in which queued jobs start (0009): higher priority first, then oldest.
+        Index("ix_jobs_queue_order", "status", text("priority DESC"), "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -140,6 +145,12 @@ class Job(Base):
     # The W3C traceparent of the span that submitted the job, with tracing on (0008): its
     # run's span is that span's child, in whichever process runs it.
     traceparent: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Scheduling (0009): the key's priority at submit, and when the job fails if it has not
+    # started by then (the submit's ``X-Start-Deadline``; None: it waits as long as it takes).
+    # Only a server default: an INSERT that leaves it out (a chat's) stays one prepared
+    # statement (``store.prepared``).
+    priority: Mapped[int] = mapped_column(Integer, server_default="0")
+    start_deadline_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class LedgerRow(TypedDict):

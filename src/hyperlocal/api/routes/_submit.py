@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from fastapi import Request, Response
@@ -16,17 +17,40 @@ from hyperlocal.errors import (
     ErrorCode,
     GenerationError,
     GenerationTimeoutError,
+    InputError,
     ProviderInputError,
+    StartDeadlineError,
     UnexpectedError,
 )
 
-__all__ = ["run_or_accept", "wants_async"]
+__all__ = ["START_DEADLINE_HEADER", "run_or_accept", "start_deadline", "wants_async"]
 
 _ERRORS: dict[str, type[GenerationError]] = {
     ErrorCode.TIMEOUT: GenerationTimeoutError,
     ErrorCode.UNEXPECTED: UnexpectedError,
     ErrorCode.INVALID_INPUT: ProviderInputError,
+    ErrorCode.START_DEADLINE: StartDeadlineError,
 }
+
+START_DEADLINE_HEADER = "X-Start-Deadline"
+MAX_START_DEADLINE_S = 30 * 86_400  # a month: longer is a mistake, not a deadline
+
+
+def start_deadline(request: Request) -> float | None:
+    """``X-Start-Deadline: <seconds>``: the job fails (E1005), refunded, if it has not started
+    that long after its submit. None without the header; 400 (E1004) unless it is a number of
+    seconds above 0 and at most ``MAX_START_DEADLINE_S``."""
+    raw = request.headers.get(START_DEADLINE_HEADER)
+    if raw is None:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds <= MAX_START_DEADLINE_S:  # NaN fails too
+        problem = f"must be a number of seconds above 0 and at most {MAX_START_DEADLINE_S}"
+        raise InputError(START_DEADLINE_HEADER, problem)
+    return seconds
 
 
 def wants_async(request: Request, webhook_url: str | None) -> bool:

@@ -22,6 +22,9 @@ class KeyCreate(BaseModel):
     rate_limit: int | None = Field(None, ge=1, le=2**31 - 1)
     max_running_jobs: int | None = Field(None, ge=1, le=100_000)
     admin: bool = False
+    priority: int = Field(
+        0, ge=0, le=2, description="0 normal, 1 high, 2 highest: starts first in a model's queue"
+    )
 
 
 class CreditGrant(BaseModel):
@@ -40,6 +43,7 @@ def key_json(info: KeyInfo) -> dict[str, Any]:
         "maxRunningJobs": info.max_running_jobs,
         "created": int(info.created_at),
         "revoked": info.revoked,
+        "priority": info.priority,
     }
 
 
@@ -57,6 +61,7 @@ async def create_key(body: KeyCreate, _: AdminKey, svc: Svc) -> JSONResponse:
         rate_limit=body.rate_limit,
         max_running_jobs=body.max_running_jobs,
         is_admin=body.admin,
+        priority=body.priority,
     )
     issued = await keys.create_key(svc.db, spec)
     payload = {"key": issued.key, "webhookSecret": issued.webhook_secret, **key_json(issued.info)}
@@ -194,3 +199,13 @@ async def queue(
             for m in rows
         ],
     }
+
+
+@router.get("/workers")
+async def workers(_: AdminKey, svc: Svc) -> dict[str, Any]:
+    """Each worker process (a ``hyperlocal worker``, or this server's in-process lanes): its
+    devices' memory used and budget, the models loaded on each with their size and idle
+    seconds, and its running jobs by model; then every model's jobs queued and running."""
+    from hyperlocal.core import workers as workers_view
+
+    return (await workers_view.overview(svc)).as_dict()

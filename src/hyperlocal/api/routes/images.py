@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response
 
 from hyperlocal.api.deps import IdempotentCall
 from hyperlocal.api.fast_route import FastRoute
-from hyperlocal.api.routes._submit import run_or_accept
+from hyperlocal.api.routes._submit import run_or_accept, start_deadline
 from hyperlocal.api.routes._views import image_response
 from hyperlocal.api.schemas import ImageEditBody, ImageGenerateBody, ImageResponse, JobAccepted
 from hyperlocal.core.generation import SubmitRequest
@@ -41,6 +41,7 @@ async def generate_image(body: ImageGenerateBody, call: IdempotentCall) -> Respo
         webhook_url=body.webhook_url,
         idempotency_key=call.idempotency_key,
         retention=body.retention,
+        start_deadline=start_deadline(call.request),
     )
     return await run_or_accept(call, req, image_response)
 
@@ -55,5 +56,6 @@ async def edit_image(body: ImageEditBody, call: IdempotentCall) -> Response:
         webhook_url=body.webhook_url,
         idempotency_key=call.idempotency_key,
         retention=body.retention,
+        start_deadline=start_deadline(call.request),
     )
     return await run_or_accept(call, req, image_response)

@@ -15,6 +15,7 @@ from hyperlocal.api.deps import CurrentKey, Svc
 from hyperlocal.api.routes._views import job_status, job_unavailable
 from hyperlocal.api.schemas import JobListResponse, JobStatusResponse, JobUnavailable
 from hyperlocal.core import jobs, webhooks
+from hyperlocal.core.events import JobEvent
 from hyperlocal.core.streams import StreamSlot
 from hyperlocal.errors import UnexpectedError
 from hyperlocal.storage.base import Storage
@@ -76,8 +77,9 @@ async def cancel_job(job_id: str, key: CurrentKey, svc: Svc) -> JobStatusRespons
 
 @router.get("/jobs/{job_id}/events", response_class=StreamingResponse)
 async def job_events(job_id: str, key: CurrentKey, svc: Svc) -> StreamingResponse:
-    """Server-Sent Events: ``status`` (the job, as polling shows it) and ``progress`` events,
-    a ``: heartbeat`` comment every 15 s, and the stream ends after the terminal status."""
+    """Server-Sent Events: ``status`` (the job, as polling shows it) and ``progress`` events
+    (with ``step``, ``steps`` and a ``preview`` where the engine reports them), a
+    ``: heartbeat`` comment every 15 s, and the stream ends after the terminal status."""
     await svc.chat_recorder.flush()
     await jobs.get_job(svc.db, key, job_id)  # 404 before the stream starts
     slot = svc.streams.take(key.id)  # 429 past the key's open streams
@@ -105,16 +107,29 @@ class _HeldStream(StreamingResponse):
 
 
 async def _sse(
-    job_id: str, stream: AsyncIterator[jobs.JobView | float | None], storage: Storage
+    job_id: str,
+    stream: AsyncIterator[jobs.JobView | JobEvent | float | None],
+    storage: Storage,
 ) -> AsyncIterator[str]:
     async for item in stream:
         if item is None:
             yield ": heartbeat\n\n"
-        elif isinstance(item, float):
-            yield _event("progress", {"jobId": job_id, "progress": round(item, 3)})
+        elif isinstance(item, float | JobEvent):
+            yield _event("progress", _progress(job_id, item))
         else:
             shown = await _shown(storage, item)
             yield _event("status", shown.model_dump(exclude_none=True))
+
+
+def _progress(job_id: str, item: JobEvent | float) -> dict[str, Any]:
+    """A ``progress`` event: ``jobId`` and ``progress``, then ``step``, ``steps`` and
+    ``preview`` (a small ``data:image/jpeg``) where the engine reports them."""
+    if isinstance(item, float):
+        return {"jobId": job_id, "progress": round(item, 3)}
+    data: dict[str, Any] = {"jobId": job_id, "progress": round(item.progress, 3)}
+    optional = {"step": item.step, "steps": item.steps, "preview": item.preview}
+    data.update((name, value) for name, value in optional.items() if value is not None)
+    return data
 
 
 def _event(name: str, data: dict[str, Any]) -> str:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hyperlocal.api.deps import Call, IdempotentCall
 from hyperlocal.api.fast_route import FastRoute
-from hyperlocal.api.routes._submit import run_or_accept
+from hyperlocal.api.routes._submit import run_or_accept, start_deadline
 from hyperlocal.api.routes._views import accepted, json_response
 from hyperlocal.api.schemas import JobAccepted
 from hyperlocal.core.generation import SubmitRequest, submit
@@ -55,6 +55,7 @@ def _request(body: GenerationBody, call: Call, categories: tuple[Category, ...])
         webhook_url=body.webhook_url,
         idempotency_key=call.idempotency_key,
         retention=body.retention,
+        start_deadline=start_deadline(call.request),
     )
 
 
