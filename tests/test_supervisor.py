@@ -28,9 +28,10 @@ mark = pathlib.Path(sys.argv[1]) / os.environ["CUDA_VISIBLE_DEVICES"]
 def stop(*_):
     mark.with_suffix(".stopped").write_text("")
     sys.exit(0)
-signal.signal(signal.SIGTERM, stop)
 if sys.argv[2] == "done":
     sys.exit(0)
+if sys.argv[2] == "wait":  # "starting": SIGTERM's default action, as before a handler is set
+    signal.signal(signal.SIGTERM, stop)
 mark.write_text(str(os.getpid()))
 while True:
     signal.pause()
@@ -75,7 +76,8 @@ def test_all_is_what_cuda_visible_devices_allows_else_what_nvidia_smi_lists(
 
 @contextmanager
 def supervised(marks: Path, *modes: str) -> Iterator[subprocess.Popen[bytes]]:
-    """The supervisor over one child per mode (``wait`` or ``done``), with devices 0, 1..."""
+    """The supervisor over one child per mode, with devices 0, 1...: ``wait`` for SIGTERM and
+    stop, ``starting`` (SIGTERM kills it), or ``done`` at once."""
     children = [
         (str(i), [sys.executable, "-c", CHILD, str(marks), mode]) for i, mode in enumerate(modes)
     ]
@@ -120,6 +122,14 @@ def test_each_child_gets_its_device_and_sigterm_stops_them_all(tmp_path: Path) -
         assert parent.wait(DEADLINE_S) == 0
     assert (tmp_path / "0.stopped").exists() and (tmp_path / "1.stopped").exists()
     assert all(gone(pid) for pid in pids)  # the supervisor waited for them
+
+
+def test_a_child_stopped_before_it_set_its_handler_counts_as_stopped(tmp_path: Path) -> None:
+    with supervised(tmp_path, "wait", "starting") as parent:
+        pids = [pid_of(tmp_path, device) for device in ("0", "1")]
+        parent.send_signal(signal.SIGTERM)
+        assert parent.wait(DEADLINE_S) == 0  # it died of the SIGTERM it was sent: as asked
+    assert all(gone(pid) for pid in pids)
 
 
 def test_a_child_that_dies_stops_the_others_and_fails_the_set(tmp_path: Path) -> None:

@@ -56,8 +56,8 @@ def gpu_ids(spec: str) -> list[str]:
         found = visible_gpus()
         if not found:
             raise ValueError(
-                "--gpus all: no GPU found (CUDA_VISIBLE_DEVICES is unset, nvidia-smi lists "
-                "none, and torch sees no CUDA device)"
+                "--gpus all: no GPU found (asked CUDA_VISIBLE_DEVICES when it is set, else "
+                "nvidia-smi -L, else torch)"
             )
         return found
     ids = [part.strip() for part in spec.split(",")]
@@ -187,20 +187,27 @@ def _watch(watch: _Watch, procs: Sequence[tuple[Child, subprocess.Popen[bytes]]]
 
 
 def _stop(procs: Sequence[tuple[Child, subprocess.Popen[bytes]]], timeout: float) -> int:
-    """SIGTERM to every child still running, then waits; 1 if any ended other than 0."""
+    """SIGTERM to every child still running, then waits; 1 if any did not end well: 0, or
+    the SIGTERM itself (one told to stop while it was still starting has nothing to drain)."""
+    told = {id(p) for _, p in procs if p.poll() is None}
     for _, proc in procs:
-        if proc.poll() is None:
+        if id(proc) in told:
             proc.send_signal(signal.SIGTERM)
     failed = False
     for child, proc in procs:
-        try:
-            code = proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            log.error("the worker for GPU %s did not stop; killing it", child.device)
-            proc.kill()
-            code = proc.wait()
-        failed = failed or code != 0
+        code = _wait(child, proc, timeout)
+        stopped = code == -signal.SIGTERM and id(proc) in told
+        failed = failed or not (code == 0 or stopped)
     return 1 if failed else 0
+
+
+def _wait(child: Child, proc: subprocess.Popen[bytes], timeout: float) -> int:
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        log.error("the worker for GPU %s did not stop; killing it", child.device)
+        proc.kill()
+        return proc.wait()
 
 
 def _status(code: int) -> int:

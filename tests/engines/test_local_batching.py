@@ -320,14 +320,13 @@ async def test_progress_events_carry_steps_and_previews_only_where_known() -> No
     preview = "data:image/jpeg;base64,AA=="
     step = JobEvent("job_1", "progress", "running", 0.5, 3, 4, preview)
 
-    async def stream() -> AsyncIterator[JobEvent | float | None]:
-        for item in (0.25, JobEvent("job_1", "progress", "running", 0.3), step):
+    async def stream() -> AsyncIterator[JobEvent | None]:
+        for item in (JobEvent("job_1", "progress", "running", 0.3), step):
             yield item
 
     sent = [chunk async for chunk in _sse("job_1", stream(), storage=None)]  # type: ignore[arg-type]
     data = [json.loads(chunk.split("data: ", 1)[1]) for chunk in sent]
     assert data == [
-        {"jobId": "job_1", "progress": 0.25},
         {"jobId": "job_1", "progress": 0.3},
         {"jobId": "job_1", "progress": 0.5, "step": 3, "steps": 4, "preview": preview},
     ]

@@ -106,7 +106,7 @@ async def test_gpus_runs_one_real_worker_per_device_and_sigterm_stops_them(
     env = scale_out.env(**FAST_SWEEPS)
     with spawned("gpus", GPU_WORKERS, env, tmp_path / "logs") as parent:
         children = await _two_children(client, admin, parent.popen.pid)
-        assert parent.terminate(60) == 0, parent.output()  # each child drained and exited 0
+        assert parent.terminate(60) == 0, parent.output()  # each child stopped as asked
     await eventually(lambda: _none(client, admin), 30, "the children's reports to go")
     assert all(_gone(pid) for pid in children.values())
 

@@ -159,8 +159,9 @@ async def list_jobs(db: Database, key: KeyInfo, *, limit: int, cursor: str | Non
 
 async def watch(
     db: Database, events: EventBus, key: KeyInfo, job_id: str, heartbeat: float
-) -> AsyncIterator[JobView | float | None]:
-    """A job's life as a stream: a JobView on each status change, a float on progress, and
+) -> AsyncIterator[JobView | JobEvent | None]:
+    """A job's life as a stream: a JobView on each status change, its progress events (with
+    ``step``, ``steps`` and a ``preview`` where the engine reports them), and
     None when ``heartbeat`` seconds pass quietly. Ends after the terminal view.
 
     It subscribes before reading the current state, so no change falls between the two, and
@@ -181,14 +182,14 @@ _RECHECK_EVERY = 4
 
 async def _follow(
     db: Database, key: KeyInfo, job_id: str, waiter: _EventWaiter, heartbeat: float
-) -> AsyncIterator[JobView | float | None]:
+) -> AsyncIterator[JobView | JobEvent | None]:
     current = await get_job(db, key, job_id)
     yield current
     quiet = 0
     while not current.status.terminal:
         event = await waiter.next(heartbeat)
         if event is not None and event.kind == "progress":
-            yield event.progress
+            yield event
             continue
         quiet = quiet + 1 if event is None else 0
         if event is None and quiet % _RECHECK_EVERY:

@@ -108,24 +108,22 @@ class _HeldStream(StreamingResponse):
 
 async def _sse(
     job_id: str,
-    stream: AsyncIterator[jobs.JobView | JobEvent | float | None],
+    stream: AsyncIterator[jobs.JobView | JobEvent | None],
     storage: Storage,
 ) -> AsyncIterator[str]:
     async for item in stream:
         if item is None:
             yield ": heartbeat\n\n"
-        elif isinstance(item, float | JobEvent):
+        elif isinstance(item, JobEvent):
             yield _event("progress", _progress(job_id, item))
         else:
             shown = await _shown(storage, item)
             yield _event("status", shown.model_dump(exclude_none=True))
 
 
-def _progress(job_id: str, item: JobEvent | float) -> dict[str, Any]:
+def _progress(job_id: str, item: JobEvent) -> dict[str, Any]:
     """A ``progress`` event: ``jobId`` and ``progress``, then ``step``, ``steps`` and
     ``preview`` (a small ``data:image/jpeg``) where the engine reports them."""
-    if isinstance(item, float):
-        return {"jobId": job_id, "progress": round(item, 3)}
     data: dict[str, Any] = {"jobId": job_id, "progress": round(item.progress, 3)}
     optional = {"step": item.step, "steps": item.steps, "preview": item.preview}
     data.update((name, value) for name, value in optional.items() if value is not None)
