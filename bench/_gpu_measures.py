@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from _sd_models import build_pipeline, drop_cached, paint, read_seconds
+from _sd_models import build_pipeline, drop_cached, filesystem, paint, read_seconds
 from _serving import Entry, Keys, Server, Workspace, alternate, issue_keys, ms, serving
 
 __all__ = ["FULL", "REHEARSAL", "Plan", "cuda_name", "measure_gpu"]
@@ -102,7 +102,8 @@ def measure_gpu(ws: Workspace, plan: Plan) -> dict[str, Any]:
     del pipe  # the bare pipeline's memory, before the swap server loads two
     swap = _swap(ws, keys, plan, device)
     memory = {
-        "peak_mib": peak.mib,
+        "peak_mib": peak.process_mib,
+        "device_peak_mib": peak.device_mib,
         "budget_mib": device["budget"] / 2**20,
         "model_mib": device["used"] / 2**20,
         "total_mib": device["total"] / 2**20,
@@ -176,18 +177,23 @@ def _swap(ws: Workspace, keys: Keys, plan: Plan, device: dict[str, Any]) -> dict
         "read_mib": round(reads[0][1] / 2**20, 1),
         "swap_vs_read": round(swap_s / read_s, 3),
         "loaded_after": loaded,
+        "filesystem": filesystem(ws.models),
     }
 
 
 class _Peak:
+    """Peaks in MiB: the server process's own (0 where nvidia-smi does not show its pid, as in
+    some containers) and the whole device's, which also holds this process's bare pipeline."""
+
     def __init__(self) -> None:
-        self.mib = 0.0
+        self.process_mib = 0.0
+        self.device_mib = 0.0
 
 
 @contextmanager
 def _peak_memory(pid: int, device: str) -> Iterator[_Peak]:
-    """The process's peak device memory while the block runs: nvidia-smi sampled every
-    0.2 s on CUDA, the kernel's peak RSS (VmHWM) on the CPU."""
+    """The server's peak memory while the block runs: nvidia-smi sampled every 0.2 s on CUDA,
+    the kernel's peak RSS (VmHWM) on the CPU."""
     peak, done = _Peak(), threading.Event()
     sampler = threading.Thread(target=_sample, args=(pid, peak, done), daemon=True)
     if device == "cuda":
@@ -199,17 +205,24 @@ def _peak_memory(pid: int, device: str) -> Iterator[_Peak]:
         if device == "cuda":
             sampler.join()
         else:
-            peak.mib = _vm_hwm_mib(pid)
+            peak.process_mib = _vm_hwm_mib(pid)
 
 
 def _sample(pid: int, peak: _Peak, done: threading.Event) -> None:
-    query = ["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"]
+    apps = ["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"]
+    card = ["nvidia-smi", "-i", "0", "--query-gpu=memory.used", "--format=csv,noheader,nounits"]
     while not done.wait(0.2):
-        out = subprocess.run(query, capture_output=True, text=True, check=False).stdout
-        for line in out.splitlines():
+        for line in _lines(apps):
             found, _, used = line.partition(",")
             if found.strip() == str(pid) and used.strip().isdigit():
-                peak.mib = max(peak.mib, float(used))
+                peak.process_mib = max(peak.process_mib, float(used))
+        used = _lines(card)
+        if used and used[0].strip().isdigit():
+            peak.device_mib = max(peak.device_mib, float(used[0]))
+
+
+def _lines(argv: list[str]) -> list[str]:
+    return subprocess.run(argv, capture_output=True, text=True, check=False).stdout.splitlines()
 
 
 def _vm_hwm_mib(pid: int) -> float:

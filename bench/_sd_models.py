@@ -26,6 +26,7 @@ __all__ = [
     "build_pipeline",
     "configs",
     "drop_cached",
+    "filesystem",
     "load_pipeline",
     "paint",
     "read_seconds",
@@ -178,6 +179,16 @@ def drop_cached(folder: Path) -> None:
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         finally:
             os.close(fd)
+
+
+def filesystem(path: Path) -> str:
+    """The type of the file system that holds ``path`` (tmpfs has no disk to read from)."""
+    try:
+        mounts = [line.split()[1:3] for line in Path("/proc/mounts").read_text().splitlines()]
+    except OSError:
+        return "unknown"
+    found = [(m, kind) for m, kind in mounts if path.resolve().is_relative_to(m)]
+    return max(found, key=lambda f: len(f[0]))[1] if found else "unknown"
 
 
 def read_seconds(folder: Path) -> tuple[float, int]:

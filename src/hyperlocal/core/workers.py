@@ -192,9 +192,7 @@ def _host_device(fraction: float) -> DeviceSnapshot:
 
 def device_source(engines: EngineRegistry) -> DeviceSource:
     """The snapshot of the device manager that ``engines``' local adapters share."""
-    # The registry's context keys the process's device manager (``runtime.devices_for``);
-    # the registry exposes no accessor for it yet.
-    context = engines._context
+    context = engines.context  # it keys the process's device manager (runtime.devices_for)
 
     def snapshot() -> list[DeviceSnapshot]:
         return devices_for(context).snapshot()

@@ -62,6 +62,12 @@ class Registry(Generic[E]):
         self._engines: dict[str, E] = {}
         self._lock = asyncio.Lock()
 
+    @property
+    def context(self) -> EngineContext:
+        """What every engine here was (or will be) built from: the process's settings, its
+        load observer, and so the key to its device manager (``local.runtime.devices_for``)."""
+        return self._context
+
     def names(self) -> list[str]:
         return sorted(self._factories)
 
