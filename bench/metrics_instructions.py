@@ -31,6 +31,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+import types
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -148,26 +149,28 @@ def steady_clocks() -> None:
     _set_default(chat_recorder.ChatRecorder.__init__, "delay", QUIET_S)
     if not hasattr(chat_recorder, "MAX_BATCH"):
         raise RuntimeError("chat_recorder.MAX_BATCH is gone: update metrics_instructions.py")
-    chat_recorder.MAX_BATCH = CHATS_PER_COMMIT  # type: ignore[misc] # read at each record
+    chat_recorder.MAX_BATCH = CHATS_PER_COMMIT  # read at each record
 
 
 def _set_default(function: Callable[..., object], name: str, value: float) -> None:
     """Gives ``function``'s parameter ``name`` a new default; fails loudly when the parameter
     or its default is gone, so that a change in the app cannot pass unnoticed."""
+    if not isinstance(function, types.FunctionType):
+        raise TypeError(f"{function!r} is not a plain function: update this bench")
     parameters = inspect.signature(function).parameters
     if name not in parameters or parameters[name].default is inspect.Parameter.empty:
         raise RuntimeError(f"{function.__qualname__}({name}=...) is gone: update this bench")
     if parameters[name].kind is inspect.Parameter.KEYWORD_ONLY:
-        function.__kwdefaults__[name] = value  # type: ignore[attr-defined]
+        function.__kwdefaults__ = {**(function.__kwdefaults__ or {}), name: value}
         return
     positional = [
         p.name
         for p in parameters.values()
         if p.default is not inspect.Parameter.empty and p.kind is not p.KEYWORD_ONLY
     ]
-    defaults = list(function.__defaults__)  # type: ignore[attr-defined]
+    defaults = list(function.__defaults__ or ())
     defaults[positional.index(name)] = value
-    function.__defaults__ = tuple(defaults)  # type: ignore[attr-defined]
+    function.__defaults__ = tuple(defaults)
 
 
 # --------------------------------------------------------------------------------------------
