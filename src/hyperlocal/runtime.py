@@ -47,6 +47,7 @@ __all__ = [
     "open_dispatcher",
     "open_private_storage",
     "open_queue",
+    "open_router",
     "open_services",
     "open_storage",
     "worker_id",
@@ -106,9 +107,7 @@ async def open_services(
     metrics = metrics or open_metrics(settings)
     db = await open_database(settings)
     catalog = load_catalog(settings.catalog)
-    context = EngineContext(settings, metrics)
-    engines = EngineRegistry(context, discover_factories() | dict(extra_engines or {}))
-    metrics.watch_devices(partial(device_memory, context))
+    router = open_router(settings, metrics, extra_engines)
     storage = open_storage(settings)
     private = open_private_storage(settings)
     events = open_event_bus(_redis_url(settings))
@@ -121,15 +120,14 @@ async def open_services(
         input_retention_s=settings.input_retention,
         metrics=metrics,
     )
-    router = Router(settings, engines, ProviderRegistry(settings), WebhookHub())
     runner = open_runner(settings, lifecycle, catalog, router, storage, private=private)
     services = Services(
         settings=settings,
         db=db,
         catalog=catalog,
-        engines=engines,
+        engines=router.engines,
         router=router,
-        chat=ChatEngineRegistry(context, discover_chat_factories()),
+        chat=ChatEngineRegistry(router.engines.context, discover_chat_factories()),
         storage=storage,
         private=private,
         fetcher=_fetcher(settings),
@@ -148,11 +146,27 @@ async def open_services(
         metrics=metrics,
     )
     if start_queue:
-        db.start_background()
-        await services.queue.start()
-        await services.webhooks.start()
-        await services.expiry.start()
+        await _start_background(services)
     return services
+
+
+def open_router(
+    settings: Settings, metrics: Metrics, extra_engines: Mapping[str, EngineFactory] | None
+) -> Router:
+    """The process's engines (found by entry point, plus ``extra_engines``) and its provider
+    adapters behind one router; the device manager's budgets feed ``metrics``."""
+    context = EngineContext(settings, metrics)
+    engines = EngineRegistry(context, discover_factories() | dict(extra_engines or {}))
+    metrics.watch_devices(partial(device_memory, context))
+    return Router(settings, engines, ProviderRegistry(settings), WebhookHub())
+
+
+async def _start_background(services: Services) -> None:
+    """An API process's background work: the queue, webhook delivery, the retention sweep."""
+    services.db.start_background()
+    await services.queue.start()
+    await services.webhooks.start()
+    await services.expiry.start()
 
 
 def open_runner(
@@ -169,13 +183,12 @@ def open_runner(
     return JobRunner(
         lifecycle,
         catalog,
-        router.engines,
+        router,
         storage,
         private=private,
         worker=worker_id(),
         lease_s=settings.job_lease_seconds,
         max_attempts=settings.job_max_attempts,
-        router=router,
     )
 
 

@@ -68,7 +68,7 @@ def _runner(svc: Services, lifecycle: JobLifecycle, lease_s: float) -> JobRunner
     return JobRunner(
         lifecycle,
         svc.catalog,
-        svc.engines,
+        svc.router,
         svc.storage,
         private=svc.private,
         worker="w1",

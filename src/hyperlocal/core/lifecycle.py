@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -37,7 +36,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hyperlocal.core import ledger, retention, webhooks
+from hyperlocal.core import endings, ledger, retention, webhooks
 from hyperlocal.core.events import CANCEL, EventBus, JobEvent
 from hyperlocal.core.jobs import JobView, get_job, view
 from hyperlocal.core.keys import KeyInfo
@@ -112,7 +111,7 @@ class JobLifecycle:
                 job = await store.claim(session, job_id, token, now, lease_s)
                 if job is None:
                     return Claim(ClaimOutcome.GONE)
-                if _missed_start(job, now):
+                if endings.missed_start(job, now):
                     raise _Late(job)  # rolls the claim back
                 cap = await key_store.running_cap(session, job.key_id)
                 if await store.count_running_for_key(session, job.key_id) > cap:
@@ -187,14 +186,14 @@ class JobLifecycle:
         if not moved:
             return None
         await self._after(job, C)
-        return _as_written(job, values)
+        return endings.as_written(job, values)
 
     async def fail(self, lease: Lease, job: Job, error: GenerationError) -> JobView | None:
         """The run failed: failed and refunded (canceled, if a cancel was requested); None if
         the lease was lost."""
         log.warning("job failed", extra={"job_id": job.id, "model": job.model, "code": error.code})
         async with self.db.transaction() as session:
-            values = self._ended(job, _failure(F, error.message, error.code))
+            values = self._ended(job, endings.failure(F, error.message, error.code))
             if error.attempts:
                 values["route_attempts"] = list(error.attempts)
             moved = await store.move(
@@ -204,13 +203,13 @@ class JobLifecycle:
                 await self._refund_and_outbox(session, job, str(error.code))
         if moved:
             await self._after(job, F)
-            return _as_written(job, values)
+            return endings.as_written(job, values)
         return await self.stopped(lease, job)
 
     async def stopped(self, lease: Lease, job: Job) -> JobView | None:
         """The work of a job whose cancel was requested has stopped: canceled and refunded.
         None if the lease was lost meanwhile."""
-        values = self._ended(job, _failure(X, "canceled", ErrorCode.CANCELED))
+        values = self._ended(job, endings.failure(X, "canceled", ErrorCode.CANCELED))
         async with self.db.transaction() as session:
             moved = await store.move(session, job.id, _check([R], X), values, owner=lease.token)
             if moved:
@@ -218,7 +217,7 @@ class JobLifecycle:
         if not moved:
             return None
         await self._after(job, X)
-        return _as_written(job, values)
+        return endings.as_written(job, values)
 
     async def recover(self, lease: Lease) -> bool:
         """Give a running job back to the queue now (a graceful stop), its attempt not
@@ -251,7 +250,7 @@ class JobLifecycle:
         code = str(getattr(error, "code", ErrorCode.UNEXPECTED))
         log.warning("chat failed", extra={"job_id": job_id, "code": code})
         async with self.db.transaction() as session:
-            values = _failure(F, error.message, code)
+            values = endings.failure(F, error.message, code)
             if await store.move(session, job_id, _check([R], F), values):
                 await ledger.refund(session, key_id, job_id, code)
         await self._publish(job_id, F, 0.0)
@@ -295,7 +294,7 @@ class JobLifecycle:
         return view(fresh)
 
     async def _cancel_queued(self, session: AsyncSession, row: Job) -> bool:
-        values = self._ended(row, _failure(X, "canceled", ErrorCode.CANCELED))
+        values = self._ended(row, endings.failure(X, "canceled", ErrorCode.CANCELED))
         if not await store.move(session, row.id, _check([Q], X), values):
             return False
         await self._refund_and_outbox(session, row, ErrorCode.CANCELED)
@@ -317,7 +316,9 @@ class JobLifecycle:
             job = await store.get(session, job_id)
             if job is None:
                 return False
-            values = self._ended(job, _failure(F, _late_message(job), ErrorCode.START_DEADLINE))
+            values = self._ended(
+                job, endings.failure(F, endings.late_message(job), ErrorCode.START_DEADLINE)
+            )
             moved = await store.move(session, job_id, _check([Q], F), values, unstarted=True)
             if moved:
                 await self._refund_and_outbox(session, job, ErrorCode.START_DEADLINE)
@@ -346,7 +347,7 @@ class JobLifecycle:
         ended: list[tuple[Job, JobStatus]] = []
         async with self.db.transaction() as session:
             for job in await store.expired_leases(session, now):
-                target = _expiry_target(job, max_attempts)
+                target = endings.expiry_target(job, max_attempts)
                 if target is Q:
                     if await store.requeue_expired(session, job.id, now):
                         requeued.append(job.id)
@@ -361,9 +362,9 @@ class JobLifecycle:
         self, session: AsyncSession, job: Job, target: JobStatus, now: float
     ) -> bool:
         if target is X:
-            values = _failure(X, "canceled", ErrorCode.CANCELED)
+            values = endings.failure(X, "canceled", ErrorCode.CANCELED)
         else:
-            values = _failure(F, "The worker running this job stopped", ErrorCode.UNEXPECTED)
+            values = endings.failure(F, "The worker running this job stopped", ErrorCode.UNEXPECTED)
         values = self._ended(job, values | {"finished_at": now})
         if not await store.move(session, job.id, _check([R], target), values):
             return False
@@ -418,47 +419,3 @@ class JobLifecycle:
             await self.events.publish(JobEvent(job_id, "status", status.value, progress))
         except Exception:  # events are best effort; the database is the truth
             log.warning("publishing a job event failed", extra={"job_id": job_id})
-
-
-def _expiry_target(job: Job, max_attempts: int) -> JobStatus:
-    if job.cancel_requested_at is not None:
-        return X
-    if job.category != Category.CHAT.value and job.attempts < max_attempts:
-        return Q
-    return F
-
-
-def _missed_start(job: Job, now: float) -> bool:
-    """Whether a claim at ``now`` (just made) is the job's first start, and after its start
-    deadline. The claim sets ``started_at`` to ``now`` only when the job never started: a job
-    that started once and was requeued has met its deadline."""
-    deadline = job.start_deadline_at
-    return deadline is not None and job.started_at == now and now > deadline
-
-
-def _late_message(job: Job) -> str:
-    seconds = (job.start_deadline_at or job.created_at) - job.created_at
-    return f"Start deadline of {seconds:g} s (X-Start-Deadline) passed while the job was queued"
-
-
-def _failure(status: JobStatus, message: str, code: str) -> dict[str, Any]:
-    return {
-        "status": status.value,
-        "error": message,
-        "error_code": str(code),
-        "finished_at": time.time(),
-    }
-
-
-def _as_written(job: Job, values: Mapping[str, Any]) -> JobView:
-    """The job as a transition just wrote it, without reading it back."""
-    lists = ("output_urls", "output_keys")
-    shown = JobView.__dataclass_fields__
-    fields = {k: v for k, v in values.items() if k in shown and k != "status" and k not in lists}
-    return dataclasses.replace(
-        view(job),
-        **fields,
-        status=JobStatus(values["status"]),
-        output_urls=tuple(values.get("output_urls") or ()),
-        output_keys=tuple(values.get("output_keys") or ()),
-    )

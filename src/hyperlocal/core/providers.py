@@ -14,7 +14,7 @@ from hyperlocal.errors import (
     ProviderUnavailableError,
     WebhookSignatureError,
 )
-from hyperlocal.store import jobs as job_store
+from hyperlocal.store import usage as usage_store
 
 __all__ = [
     "ModelUsage",
@@ -84,7 +84,7 @@ class ModelUsage:
 
 async def usage(svc: Services, since: float) -> list[ModelUsage]:
     async with svc.db.read() as session:
-        rows = await job_store.usage_by_model(session, since)
+        rows = await usage_store.usage_by_model(session, since)
     return [
         ModelUsage(
             model=row.model,
@@ -102,7 +102,7 @@ async def usage(svc: Services, since: float) -> list[ModelUsage]:
 
 async def attempts_of(svc: Services, job_id: str) -> list[dict[str, object]]:
     async with svc.db.read() as session:
-        found = await job_store.route_attempts(session, job_id)
+        found = await usage_store.route_attempts(session, job_id)
     if found is None:
         raise JobNotFoundError
     return found

@@ -21,15 +21,15 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from hyperlocal import tracing
 from hyperlocal.core import stored_inputs
 from hyperlocal.core.catalog import Catalog
-from hyperlocal.core.events import EventBus, JobEvent
-from hyperlocal.core.jobs import JobStatus, JobView
+from hyperlocal.core.events import EventBus
+from hyperlocal.core.jobs import JobView
 from hyperlocal.core.lease import ClaimOutcome, Lease, Outputs
 from hyperlocal.core.lifecycle import JobLifecycle
 from hyperlocal.core.pricing import settled
@@ -39,15 +39,19 @@ from hyperlocal.engines.base import (
     GenerationResult,
     PositionCallback,
     ProgressCallback,
-    StepMessage,
 )
 from hyperlocal.engines.providers.router import Router
-from hyperlocal.engines.registry import EngineRegistry
 from hyperlocal.errors import (
     GenerationError,
     GenerationTimeoutError,
     HyperlocalError,
     UnexpectedError,
+)
+from hyperlocal.queue.reporting import (
+    position_reporter,
+    progress_reporter,
+    result_json,
+    route_values,
 )
 from hyperlocal.storage.base import Storage
 from hyperlocal.store import jobs as store
@@ -112,26 +116,24 @@ class JobRunner:
         self,
         lifecycle: JobLifecycle,
         catalog: Catalog,
-        engines: EngineRegistry,
+        router: Router,
         storage: Storage,
         *,
         private: Storage,
         worker: str,
         lease_s: float = 30.0,
         max_attempts: int = 3,
-        router: Router | None = None,
     ) -> None:
-        """``storage`` takes the outputs; ``private`` holds the jobs' inputs. ``router`` serves
-        models through their provider routes (without one, each entry's engine serves)."""
-        self.lifecycle, self.catalog, self.engines, self.storage = (
+        """``router`` serves each model (through its provider routes, or its engine);
+        ``storage`` takes the outputs; ``private`` holds the jobs' inputs."""
+        self.lifecycle, self.catalog, self.router, self.storage = (
             lifecycle,
             catalog,
-            engines,
+            router,
             storage,
         )
         self.private = private
         self.worker, self.lease_s, self.max_attempts = worker, lease_s, max_attempts
-        self.router = router
         self._runs: dict[str, _Run] = {}
         self._closing = False
 
@@ -205,9 +207,9 @@ class JobRunner:
                 run.lease,
                 job,
                 outputs,
-                _result_json(result),
+                result_json(result),
                 due=due,
-                routes=_route_values(result),
+                routes=route_values(result),
                 then=lambda: tracing.storage_span("publish", self._publish(run)),
             )
         except Exception:  # not completed (the database, say): the lease sweep runs it again
@@ -296,7 +298,9 @@ class JobRunner:
     async def _work(self, run: _Run) -> GenerationResult:
         """The engine's run, then its outputs staged: the task that a stop cancels."""
         job = run.job
-        result = await self._execute(job, self._progress_for(run), self._position_for(run))
+        db, lease = self.lifecycle.db, run.lease
+        progress = progress_reporter(db, self.events, lease)
+        result = await self._execute(job, progress, position_reporter(db, lease))
         if not result.artifacts:
             raise GenerationError("The engine produced no output")
         await tracing.storage_span("stage", self._stage(run, result))
@@ -315,70 +319,11 @@ class JobRunner:
             options=entry.engine_options,
             caps=entry.caps,
         )
-        if self.router is not None:
-            work = self.router.generate(entry, request, progress, position)
-        else:
-            work = (await self.engines.get(entry.engine)).generate(request, progress)
+        work = self.router.generate(entry, request, progress, position)
         try:
             return await asyncio.wait_for(tracing.engine_span(entry.engine, work), job.timeout_s)
         except TimeoutError as exc:
             raise GenerationTimeoutError(f"Generation timed out after {job.timeout_s:g} s") from exc
-
-    def _progress_for(self, run: _Run) -> ProgressCallback:
-        """Progress to the job's row (at most twice a second) and to its events. A step's
-        ``StepMessage`` adds ``step`` and ``steps`` to the event; one with a preview is sent
-        even between writes, as an event only: previews are never stored."""
-        last = [0.0]
-
-        async def report(fraction: float, message: str | None) -> None:
-            now = time.monotonic()
-            clamped = min(max(fraction, 0.0), 1.0)
-            step = message if isinstance(message, StepMessage) else None
-            if now - last[0] < 0.5 and fraction < 1.0:
-                if step is not None and step.preview is not None:
-                    await self._progress_event(run.job.id, clamped, step)
-                return  # throttle: at most two progress writes a second
-            last[0] = now
-            try:
-                async with self.lifecycle.db.transaction() as session:
-                    await store.set_progress(session, run.job.id, run.lease.token, clamped)
-            except Exception:  # progress is shown, not owed: a transient error skips one
-                log.warning("writing progress failed", extra={"job_id": run.job.id})
-                return
-            await self._progress_event(run.job.id, clamped, step)
-
-        return report
-
-    def _position_for(self, run: _Run) -> PositionCallback:
-        """Where the job waits in a provider's queue, shown as its ``queuePosition``."""
-        last: list[int | None] = [None]
-
-        async def report(place: int | None) -> None:
-            if place == last[0]:
-                return
-            last[0] = place
-            try:
-                async with self.lifecycle.db.transaction() as session:
-                    await store.set_provider_queue_position(
-                        session, run.job.id, run.lease.token, place
-                    )
-            except Exception:  # shown, not owed, like progress
-                log.warning("writing the queue position failed", extra={"job_id": run.job.id})
-
-        return report
-
-    async def _progress_event(
-        self, job_id: str, progress: float, step: StepMessage | None = None
-    ) -> None:
-        if self.events is None:
-            return
-        event = JobEvent(job_id, "progress", JobStatus.RUNNING.value, progress)
-        if step is not None:
-            event = replace(event, step=step.step, steps=step.steps, preview=step.preview)
-        try:
-            await self.events.publish(event)
-        except Exception:  # events are best effort; the database is the truth
-            log.warning("publishing a job event failed", extra={"job_id": job_id})
 
     async def _stage(self, run: _Run, result: GenerationResult) -> None:
         """Each output written under a staging key of this run's own, never served."""
@@ -439,30 +384,3 @@ def _as_generation_error(exc: BaseException) -> GenerationError:
         return GenerationError(exc.message)
     log.exception("unexpected engine error", exc_info=exc)
     return UnexpectedError()
-
-
-def _route_values(result: GenerationResult) -> dict[str, Any]:
-    """The job's provider-route columns, when the run went through routes."""
-    if not result.attempts:
-        return {}
-    return {
-        "route_attempts": [dict(a) for a in result.attempts],
-        "provider_cost_usd": result.provider_cost_usd,
-    }
-
-
-def _result_json(result: GenerationResult) -> dict[str, Any]:
-    return {
-        "duration": result.duration,
-        "text": result.text,
-        "segments": [
-            {
-                "text": s.text,
-                "start": s.start,
-                "end": s.end,
-                "words": [{"word": w.word, "start": w.start, "end": w.end} for w in s.words],
-            }
-            for s in result.segments
-        ],
-        "extra": dict(result.extra),
-    }

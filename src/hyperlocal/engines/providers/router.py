@@ -42,6 +42,7 @@ from hyperlocal.engines.base import (
     PositionCallback,
     ProgressCallback,
 )
+from hyperlocal.engines.media.downloads import artifact_of, download
 from hyperlocal.engines.media.transcript import transcript_artifact
 from hyperlocal.engines.providers.attempts import (
     Attempt,
@@ -65,7 +66,6 @@ from hyperlocal.engines.providers.mapping import map_inputs
 from hyperlocal.engines.providers.registry import ProviderRegistry
 from hyperlocal.engines.providers.routes import RouteSpec
 from hyperlocal.engines.registry import EngineRegistry
-from hyperlocal.engines.upstream._download import artifact_of, download
 from hyperlocal.errors import GenerationError, ProviderInputError
 from hyperlocal.inputs import AddressPolicy, GuardedTransport
 from hyperlocal.inputs.addresses import is_forbidden

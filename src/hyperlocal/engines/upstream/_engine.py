@@ -18,7 +18,7 @@ from hyperlocal.engines.base import (
     GenerationResult,
     ProgressCallback,
 )
-from hyperlocal.engines.upstream._download import download
+from hyperlocal.engines.media.downloads import download
 from hyperlocal.engines.upstream._options import UpstreamOptions
 from hyperlocal.engines.upstream._results import result_of
 from hyperlocal.engines.upstream._transport import OriginRouter

@@ -1,7 +1,9 @@
-"""Bringing the upstream's outputs home, so that the runner re-hosts them in our storage.
+"""Bringing a remote engine's outputs home (an upstream's, a provider's), so that the runner
+re-hosts them in our storage: through the caller's client (the address guard's), capped in
+size, with a content type and an extension that agree.
 
-The upstream's key is never sent with a download: output URLs are public on the hosted service
-and on hyperlocal, and they may point at a CDN that has no business seeing it.
+No key is sent with a download unless the caller passes ``headers``: output URLs are public
+on the hosted service and on providers' CDNs, which have no business seeing a key.
 """
 
 from __future__ import annotations
