@@ -387,12 +387,13 @@ class SteppedClock:
         return self.now
 
 
-def notice_body(request_id: str) -> bytes:
+def notice_body(request_id: str, **fields: Any) -> bytes:
     body = {
         "request_id": request_id,
         "gateway_request_id": request_id,
         "status": "OK",
         "payload": {"images": []},
+        **fields,
     }
     return json.dumps(body).encode()
 
@@ -401,6 +402,23 @@ async def test_a_signed_webhook_verifies(fal: FalState, provider: FalProvider) -
     body = notice_body("req-1")
     notice = await provider.verify_webhook(fal.sign("req-1", body), body)
     assert notice.request_id == "req-1"
+    assert notice.answer == {"images": []}  # the output: the job may end on it
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"status": "ERROR", "error": "Invalid status code: 422", "payload": {"detail": []}},
+        {"payload": None, "payload_error": "Output not JSON serializable"},
+        {"payload": ["not", "an", "object"]},
+    ],
+)
+async def test_a_webhook_without_a_usable_output_is_only_a_wake_up(
+    fal: FalState, provider: FalProvider, fields: dict[str, Any]
+) -> None:
+    body = notice_body("req-1", **fields)
+    notice = await provider.verify_webhook(fal.sign("req-1", body), body)
+    assert notice.request_id == "req-1" and notice.answer is None
 
 
 async def test_webhooks_with_a_bad_signature_are_refused(
@@ -492,6 +510,7 @@ def webhook_receiver() -> Iterator[Receiver]:
 
 
 async def test_a_webhook_wakes_the_poll_loop(fal: FalState, http: httpx.AsyncClient) -> None:
+    """A wake-up alone (as from a notice without the output): the loop polls at once."""
     provider = create(context(fal, http, poll_interval=60.0))  # no poll before the webhook
     watch = RecordingWatch()
 
@@ -518,6 +537,37 @@ async def test_a_webhook_wakes_the_poll_loop(fal: FalState, http: httpx.AsyncCli
     [delivery] = fal.webhooks
     assert delivery.status_code == 200 and delivery.body["status"] == "OK"
     assert delivery.body["payload"]["images"][0]["url"] == result.outputs[0].url
+
+
+async def test_a_webhook_with_the_output_ends_the_job_without_polling(
+    fal: FalState, http: httpx.AsyncClient
+) -> None:
+    provider = create(context(fal, http, poll_interval=60.0))
+    watch = RecordingWatch()
+
+    async def forward(receiver: Receiver) -> None:
+        headers, body = await receiver.deliveries.get()
+        notice = await provider.verify_webhook(headers, body)
+        watch.wake(notice.request_id, notice.answer)
+
+    with webhook_receiver() as receiver:
+        forwarder = asyncio.create_task(forward(receiver))
+        async with asyncio.timeout(45):
+            result: ProviderResult = await provider.run(job(webhook_url=receiver.url), watch)
+        await forwarder
+
+    assert watch.waits == [60.0]
+    assert [r.path for r in fal.of("GET") if "/requests/" in r.path] == []  # no status, no result
+
+    async def recorded() -> bool:
+        return bool(fal.webhooks)
+
+    await eventually(recorded, 20, "the fake to record its delivery")
+    [delivery] = fal.webhooks
+    assert [o.url for o in result.outputs] == [
+        image["url"] for image in delivery.body["payload"]["images"]
+    ]
+    assert result.request_id == delivery.body["request_id"]
 
 
 async def test_a_failed_job_sends_an_error_webhook(fal: FalState, provider: FalProvider) -> None:

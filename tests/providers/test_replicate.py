@@ -455,6 +455,29 @@ async def test_a_webhook_wakes_the_poll_loop(
     assert len(polls(fake, notice.request_id)) == 1
 
 
+async def test_a_webhook_with_the_succeeded_prediction_ends_the_job_without_a_poll(
+    fake: ReplicateState, make_provider: MakeProvider
+) -> None:
+    fake.script, fake.max_wait = Script(hold=True), 0.01
+    provider = make_provider(poll_interval=300.0)
+    watch = RecordingWatch()
+    with running_receiver() as receiver:
+        task = asyncio.create_task(provider.run(call(webhook_url=receiver.url("replicate")), watch))
+        await asyncio.wait_for(watch.submitted_event.wait(), 30)
+        fake.release()
+        await eventually(lambda: _true(len(receiver.on("replicate")) == 2), 20, "2 webhooks")
+        started, completed = receiver.on("replicate")
+        for delivery in (started, completed):
+            notice = await provider.verify_webhook(delivery.headers, delivery.body)
+            assert (notice.answer is None) is (delivery is started)  # only the end is an answer
+        watch.wake(notice.request_id, notice.answer)
+        result = await asyncio.wait_for(task, 30)
+
+    assert polls(fake, notice.request_id) == []
+    output = json.loads(completed.body)["output"]
+    assert [o.url for o in result.outputs] == (output if isinstance(output, list) else [output])
+
+
 async def test_webhooks_come_only_for_the_events_asked(
     fake: ReplicateState, make_provider: MakeProvider
 ) -> None:

@@ -31,8 +31,9 @@ log = logging.getLogger(__name__)
 async def receive_webhook(
     svc: Services, name: str, headers: Mapping[str, str], body: bytes
 ) -> None:
-    """Verify a provider's webhook and wake the job waiting for it. Unknown or unconfigured
-    providers are not found; a bad signature is refused."""
+    """Verify a provider's webhook and wake the job waiting for it, with the request's final
+    answer where the signed body carries one. Unknown or unconfigured providers are not found;
+    a bad signature is refused."""
     providers = svc.router.providers
     if not providers.configured(name):
         raise NotFoundError(f"No provider '{name}' is configured here")
@@ -44,7 +45,7 @@ async def receive_webhook(
         if exc.kind is FailureKind.UNAVAILABLE:  # its keys could not be fetched: retry later
             raise ProviderUnavailableError(f"{name}: {exc.message}") from exc
         raise WebhookSignatureError(f"{name}: {exc.message}") from exc
-    svc.router.hub.notify(name, notice.request_id)
+    svc.router.hub.notify(name, notice.request_id, notice.answer)
 
 
 @dataclass(frozen=True, slots=True)

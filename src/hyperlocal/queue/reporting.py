@@ -11,6 +11,7 @@ are shown, not owed: a failed write is skipped, never raised into the engine.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import replace
@@ -61,20 +62,42 @@ def progress_reporter(db: Database, events: EventBus | None, lease: Lease) -> Pr
 
 
 def position_reporter(db: Database, lease: Lease) -> PositionCallback:
-    """Where the job waits in a provider's queue, shown as its ``queuePosition``."""
-    last: list[int | None] = [None]
+    """Where the job waits in a provider's queue, shown as its ``queuePosition``. The write
+    runs beside the engine, never in its way: a provider's answer must not wait on our
+    database to be acted on. Writes keep their order (one at a time, the latest place last)
+    and a place that changes while one is written is written next."""
+    writer = _PositionWriter(db, lease)
 
     async def report(place: int | None) -> None:
-        if place == last[0]:
-            return
-        last[0] = place
-        try:
-            async with db.transaction() as session:
-                await store.set_provider_queue_position(session, lease.job_id, lease.token, place)
-        except Exception:  # shown, not owed, like progress
-            log.warning("writing the queue position failed", extra={"job_id": lease.job_id})
+        writer.show(place)
 
     return report
+
+
+class _PositionWriter:
+    def __init__(self, db: Database, lease: Lease) -> None:
+        self._db, self._lease = db, lease
+        self._wanted: int | None = None
+        self._written: int | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def show(self, place: int | None) -> None:
+        self._wanted = place
+        if self._wanted != self._written and (self._task is None or self._task.done()):
+            self._task = asyncio.create_task(self._write())
+
+    async def _write(self) -> None:
+        while self._wanted != self._written:
+            place = self._written = self._wanted
+            try:
+                async with self._db.transaction() as session:
+                    await store.set_provider_queue_position(
+                        session, self._lease.job_id, self._lease.token, place
+                    )
+            except Exception:  # shown, not owed, like progress
+                log.warning(
+                    "writing the queue position failed", extra={"job_id": self._lease.job_id}
+                )
 
 
 async def _progress_event(

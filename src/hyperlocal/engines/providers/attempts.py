@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from hyperlocal.engines.base import GenerationRequest, PositionCallback, ProgressCallback
 from hyperlocal.engines.providers.hub import WebhookHub
@@ -98,8 +99,8 @@ class AttemptWatch:
         if fraction is not None:
             await self._progress(fraction, self._attempt.provider)
 
-    async def wait(self, request_id: str, seconds: float) -> None:
-        await self.hub.wait(self._attempt.provider, request_id, seconds)
+    async def wait(self, request_id: str, seconds: float) -> Mapping[str, Any] | None:
+        return await self.hub.wait(self._attempt.provider, request_id, seconds)
 
 
 def outcome_of(exc: BaseException) -> str:

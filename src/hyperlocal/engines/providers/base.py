@@ -118,9 +118,13 @@ class ProviderResult:
 
 @dataclass(frozen=True, slots=True)
 class WebhookNotice:
-    """A verified notification: the provider's request it is about."""
+    """A verified notification: the provider's request it is about and, where its signed
+    body carries the request's final answer (fal's ``payload``), that answer. It is as
+    trustworthy as the same answer read from the provider's API, since only the provider can
+    sign it: the adapter that asked for it may end the job on it without polling."""
 
     request_id: str
+    answer: Mapping[str, Any] | None = None
 
 
 class Watch(Protocol):
@@ -134,8 +138,9 @@ class Watch(Protocol):
         self, fraction: float | None = None, queue_position: int | None = None
     ) -> None: ...
 
-    async def wait(self, request_id: str, seconds: float) -> None:
-        """Sleep ``seconds``, or less when a verified webhook for ``request_id`` arrives."""
+    async def wait(self, request_id: str, seconds: float) -> Mapping[str, Any] | None:
+        """Sleep ``seconds``, or less when a verified webhook for ``request_id`` arrives; the
+        answer that webhook carried, if any (``WebhookNotice.answer``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,7 +49,7 @@ from hyperlocal.engines.providers.fal._outputs import OUTPUT_KEYS, result_of
 from hyperlocal.engines.providers.fal._webhooks import (
     DEFAULT_JWKS_URL,
     WebhookKeys,
-    notice_id,
+    notice_of,
     signed_message,
     verifies,
 )
@@ -96,8 +96,10 @@ class FalProvider:
         try:
             await watch.submitted(request.request_id)
             await _report(accepted.queue_position, watch)
-            status = await self._poll(request, watch)
-            return await self._result(request, status, call.category, watch)
+            ended = await self._poll(request, watch)
+            if isinstance(ended, Status):
+                return await self._result(request, ended, call.category, watch)
+            return result_of(call.category, ended, request.request_id)
         except asyncio.CancelledError:
             await asyncio.shield(self._cancel(request))
             raise
@@ -109,7 +111,7 @@ class FalProvider:
             await self._keys.refetched(), signed
         ):
             raise ProviderError(FailureKind.INVALID, "fal webhook: bad signature")
-        return WebhookNotice(notice_id(body, signed.request_id))
+        return notice_of(body, signed.request_id)
 
     async def aclose(self) -> None:
         return None  # context.http belongs to the router
@@ -135,11 +137,13 @@ class FalProvider:
             raise failure(response)
         return parsed(Accepted, response, None)
 
-    async def _poll(self, request: _Request, watch: Watch) -> Status:
-        """Wait for the request to leave the queue and finish, reporting its place in line."""
+    async def _poll(self, request: _Request, watch: Watch) -> Status | Mapping[str, Any]:
+        """Wait for the request to leave the queue and finish, reporting its place in line:
+        its final status, or its output where a verified webhook brought it."""
         delay = self._context.poll_interval
         while True:
-            await watch.wait(request.request_id, delay)
+            if (output := await watch.wait(request.request_id, delay)) is not None:
+                return output
             delay = next_poll(delay)
             response = await self._get(f"{request.url}/status", {"logs": "1"})
             if response is None or transient(response):

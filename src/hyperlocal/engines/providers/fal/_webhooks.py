@@ -16,9 +16,9 @@ import httpx
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from hyperlocal.engines.providers.base import FailureKind, ProviderError
+from hyperlocal.engines.providers.base import FailureKind, ProviderError, WebhookNotice
 
-__all__ = ["DEFAULT_JWKS_URL", "Signed", "WebhookKeys", "notice_id", "signed_message", "verifies"]
+__all__ = ["DEFAULT_JWKS_URL", "Signed", "WebhookKeys", "notice_of", "signed_message", "verifies"]
 
 DEFAULT_JWKS_URL = "https://rest.alpha.fal.ai/.well-known/jwks.json"
 JWKS_MAX_AGE_S = 24 * 3600.0  # fal: cache the key set for at most a day
@@ -66,13 +66,23 @@ def verifies(keys: list[Ed25519PublicKey], signed: Signed) -> bool:
     return False
 
 
-def notice_id(body: bytes, header_id: str) -> str:
-    """The queue request id, from the (signed) body where it says, else from the header."""
+def notice_of(body: bytes, header_id: str) -> WebhookNotice:
+    """The (verified) notice: the queue request id, from the body where it says, else from
+    the header; and, when the request succeeded and fal sent its output (``status: OK`` with a
+    ``payload`` object: fal sends ``payload: null`` with a ``payload_error`` when the output
+    was not JSON), that output, which ends the job without a status poll or a result fetch.
+    An ``ERROR`` is left to the poll, whose result fetch carries the app's own error body."""
     with contextlib.suppress(ValueError):
         notice = json.loads(body)
-        if isinstance(notice, dict) and isinstance(notice.get("request_id"), str):
-            return str(notice["request_id"])
-    return header_id
+        if isinstance(notice, dict):
+            request_id = notice.get("request_id")
+            payload = notice.get("payload")
+            ok = notice.get("status") == "OK" and isinstance(payload, dict)
+            return WebhookNotice(
+                request_id if isinstance(request_id, str) else header_id,
+                payload if ok else None,
+            )
+    return WebhookNotice(header_id)
 
 
 class WebhookKeys:

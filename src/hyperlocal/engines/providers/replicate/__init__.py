@@ -21,6 +21,7 @@ This module follows a prediction; ``_errors`` maps refusals and ``_outputs`` rea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import mimetypes
@@ -105,7 +106,9 @@ class ReplicateProvider:
         prediction_id = payload.get("id") if isinstance(payload, dict) else None
         if not isinstance(prediction_id, str) or not prediction_id:
             raise ProviderError(FailureKind.INVALID, "replicate webhook: no prediction id")
-        return WebhookNotice(prediction_id)
+        # The body is the prediction itself: a succeeded one ends the job without a poll.
+        done = payload.get("status") == "succeeded" and payload.get("output") is not None
+        return WebhookNotice(prediction_id, payload if done else None)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -160,7 +163,10 @@ class ReplicateProvider:
         delay = pause = self._context.poll_interval
         while snapshot.status not in _TERMINAL:
             shown = await report(snapshot, watch, shown)
-            await watch.wait(snapshot.id, pause)
+            if (answer := await watch.wait(snapshot.id, pause)) is not None:
+                with contextlib.suppress(KeyError, TypeError):
+                    snapshot = Snapshot.parse(answer)  # a verified webhook's prediction
+                    continue
             delay = pause = next_poll(delay)
             try:
                 snapshot = await self._look(snapshot.id)
