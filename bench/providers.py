@@ -15,7 +15,7 @@ image downloaded:
 - *direct, webhook*: submit with ``?fal_webhook=`` to a receiver in this process, wait for the
   signed webhook (verified), GET the result, download;
 - *hyperlocal, webhook*: submit with ``webhook_url`` to the same receiver, wait for hyperlocal's
-  signed webhook (verified), download; fal's webhook wakes hyperlocal instead of a poll.
+  signed webhook (verified), download; fal's signed webhook brings hyperlocal the output.
 
 See bench/README.md.
 
@@ -799,8 +799,8 @@ INCLUDES = {
     ): "submit ?fal_webhook=; the signed webhook (verified); GET result; GET the file",
     (WEBHOOK, HYPERLOCAL): (
         "POST with webhook_url (202); hyperlocal's signed webhook (verified); GET outputUrl. "
-        "Inside: fal's webhook wakes it; one status poll, GET result, the download, storing, "
-        "completing, the outbox dispatcher's POST"
+        "Inside: fal's verified webhook brings the output (no status poll, no GET result); "
+        "the download, storing, completing, the outbox dispatcher's POST"
     ),
 }
 
