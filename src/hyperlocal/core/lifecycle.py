@@ -180,7 +180,7 @@ class JobLifecycle:
             if moved:
                 if refund:
                     await self._refund_part(session, job, refund)
-                await self._outbox(session, job)
+                await self._outbox(session, job, values)
                 if then is not None:  # published before the commit shows the job completed;
                     await then()  # the row is ours now: no cancel can come between
         if not moved:
@@ -200,7 +200,7 @@ class JobLifecycle:
                 session, job.id, _check([R], F), values, owner=lease.token, uncancelled=True
             )
             if moved:
-                await self._refund_and_outbox(session, job, str(error.code))
+                await self._refund_and_outbox(session, job, values, str(error.code))
         if moved:
             await self._after(job, F)
             return endings.as_written(job, values)
@@ -213,7 +213,7 @@ class JobLifecycle:
         async with self.db.transaction() as session:
             moved = await store.move(session, job.id, _check([R], X), values, owner=lease.token)
             if moved:
-                await self._refund_and_outbox(session, job, ErrorCode.CANCELED)
+                await self._refund_and_outbox(session, job, values, ErrorCode.CANCELED)
         if not moved:
             return None
         await self._after(job, X)
@@ -297,7 +297,7 @@ class JobLifecycle:
         values = self._ended(row, endings.failure(X, "canceled", ErrorCode.CANCELED))
         if not await store.move(session, row.id, _check([Q], X), values):
             return False
-        await self._refund_and_outbox(session, row, ErrorCode.CANCELED)
+        await self._refund_and_outbox(session, row, values, ErrorCode.CANCELED)
         return True
 
     async def _tell_runner(self, job_id: str) -> None:
@@ -321,7 +321,7 @@ class JobLifecycle:
             )
             moved = await store.move(session, job_id, _check([Q], F), values, unstarted=True)
             if moved:
-                await self._refund_and_outbox(session, job, ErrorCode.START_DEADLINE)
+                await self._refund_and_outbox(session, job, values, ErrorCode.START_DEADLINE)
         if moved:
             await self._after(job, F)
         return moved
@@ -370,10 +370,10 @@ class JobLifecycle:
             return False
         keep_charge = target is X and job.category == Category.CHAT.value
         if keep_charge:
-            await self._outbox(session, job)
+            await self._outbox(session, job, values)
         else:
             note = "canceled" if target is X else "worker lost"
-            await self._refund_and_outbox(session, job, note)
+            await self._refund_and_outbox(session, job, values, note)
         return True
 
     # -- shared steps --------------------------------------------------------------------
@@ -393,16 +393,18 @@ class JobLifecycle:
         if back is not None:
             self.metrics.refunded(job.model, credits)
 
-    async def _refund_and_outbox(self, session: AsyncSession, job: Job, note: str) -> None:
+    async def _refund_and_outbox(
+        self, session: AsyncSession, job: Job, values: Mapping[str, Any], note: str
+    ) -> None:
         if await ledger.refund(session, job.key_id, job.id, note) is not None:
             self.metrics.refunded(job.model, job.credits)  # the whole charge: see core.metrics
-        await self._outbox(session, job)
+        await self._outbox(session, job, values)
 
-    async def _outbox(self, session: AsyncSession, job: Job) -> None:
+    async def _outbox(self, session: AsyncSession, job: Job, values: Mapping[str, Any]) -> None:
+        """The outbox row of ``job``'s terminal move, which wrote ``values``: its payload is
+        made from them, with no read of the row back."""
         if job.webhook_url:
-            fresh = await store.get(session, job.id)
-            assert fresh is not None
-            await webhooks.record_terminal(session, fresh, time.time())
+            await webhooks.record_terminal(session, job, time.time(), ended=values)
 
     async def _after(self, job: Job, status: JobStatus) -> None:
         """After a terminal commit: count it, tell watchers, and wake the webhook dispatcher."""

@@ -14,9 +14,10 @@ import json
 import random
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -63,20 +64,34 @@ class AttemptView:
     message_id: str
 
 
-def payload_for(job: Job) -> dict[str, object]:
-    """The hosted API's webhook payload (spec §6)."""
-    status = JobStatus(job.status)
+def payload_for(job: Job, ended: Mapping[str, Any] | None = None) -> dict[str, object]:
+    """The hosted API's webhook payload (spec §6) of ``job``, as its row reads once the
+    columns in ``ended`` (a terminal move's values, not yet read back) are written."""
+    now = {**{name: getattr(job, name) for name in _PAYLOAD_COLUMNS}, **(ended or {})}
+    status = JobStatus(now["status"])
     body: dict[str, object] = {"status": status.wire, "jobId": job.id}
     if status is JobStatus.COMPLETED:
-        body["outputUrl"] = job.output_url
+        body["outputUrl"] = now["output_url"]
     else:
-        body["error"] = job.error or "failed"
-    body.update(type=WIRE_TYPES[Category(job.category)], model=job.model, creditsUsed=job.credits)
+        body["error"] = now["error"] or "failed"
+    body.update(
+        type=WIRE_TYPES[Category(job.category)], model=job.model, creditsUsed=now["credits"]
+    )
     return body
 
 
-async def record_terminal(session: AsyncSession, job: Job, first_attempt_at: float) -> None:
-    """Write the outbox row for a job that just became terminal, in the same transaction."""
+_PAYLOAD_COLUMNS = ("status", "output_url", "error", "credits")
+
+
+async def record_terminal(
+    session: AsyncSession,
+    job: Job,
+    first_attempt_at: float,
+    *,
+    ended: Mapping[str, Any] | None = None,
+) -> None:
+    """Write the outbox row for a job that just became terminal, in the same transaction;
+    ``ended``: the values its terminal move wrote (see ``payload_for``)."""
     if not job.webhook_url:
         return
     delivery = WebhookDelivery(
@@ -85,7 +100,7 @@ async def record_terminal(session: AsyncSession, job: Job, first_attempt_at: flo
         job_id=job.id,
         key_id=job.key_id,
         url=job.webhook_url,
-        payload=json.dumps(payload_for(job), separators=(",", ":")),
+        payload=json.dumps(payload_for(job, ended), separators=(",", ":")),
         status=DeliveryStatus.PENDING.value,
         attempts=0,
         next_attempt_at=first_attempt_at,

@@ -67,7 +67,9 @@ class Database:
         if SQLAlchemy joined in). Making one per transaction cost more than its statements."""
         session = self._bypass_session
         if session is None or session.info[prepared.BYPASS].conn is not conn:
-            bypass = prepared.Bypass(conn, self.engine.dialect)
+            bypass = prepared.Bypass(
+                conn, self.engine.dialect, self.engine.url.database or "sqlite"
+            )
             session = self._bypass_session = self.sessions(info={prepared.BYPASS: bypass})
         return session
 

@@ -34,6 +34,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
+from hyperlocal import tracing
+
 __all__ = ["BYPASS", "Bypass", "BypassResult", "execute", "joined", "prepared"]
 
 # The key in ``AsyncSession.info`` under which ``Database.transaction`` leaves a ``Bypass``.
@@ -47,10 +49,11 @@ _S = TypeVar("_S", bound=Executable)
 @dataclass(frozen=True, slots=True)
 class Bypass:
     """What a prepared statement needs to bypass SQLAlchemy: the SQLite write transaction's
-    own connection, and the dialect to compile for."""
+    own connection, the dialect to compile for, and the database's name (for traces)."""
 
     conn: sqlite3.Connection
     dialect: Dialect
+    database: str = "sqlite"
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +130,8 @@ async def execute(session: AsyncSession, stmt: Executable, params: Params) -> An
     values = None if compiled is None else compiled.parameters(single)
     if compiled is None or values is None:
         return await session.execute(stmt, params)
-    return _run(bypass.conn, compiled, values)
+    with tracing.statement_span(compiled.sql, bypass.database):
+        return _run(bypass.conn, compiled, values)
 
 
 def joined(session: AsyncSession) -> bool:

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hyperlocal.store.tables import WebhookAttempt, WebhookDelivery
+from hyperlocal.store.prepared import execute
+from hyperlocal.store.tables import WebhookAttempt, WebhookDelivery, insert_stmt, set_columns
 
 __all__ = [
     "add_attempt",
@@ -23,8 +24,9 @@ PENDING = "pending"
 
 
 async def insert(session: AsyncSession, delivery: WebhookDelivery) -> None:
-    session.add(delivery)
-    await session.flush()
+    """A Core INSERT, prepared: a job's terminal transaction stays off the ORM's slow path
+    (``store.prepared``)."""
+    await execute(session, insert_stmt(WebhookDelivery), [set_columns(delivery)])
 
 
 async def claim_due(

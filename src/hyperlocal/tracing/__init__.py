@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Awaitable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
@@ -45,6 +46,7 @@ __all__ = [
     "job_span",
     "setup_tracing",
     "shutdown_tracing",
+    "statement_span",
     "storage_span",
     "trace_app",
     "traceparent",
@@ -124,6 +126,16 @@ def storage_span(step: str, work: Awaitable[T]) -> Awaitable[T]:
     """``work``, a job's outputs written to storage, inside a ``storage.write`` span; ``step``
     says which write (``stage``, ``publish``)."""
     return work if _state.tracing is None else _state.tracing.storage_span(step, work)
+
+
+def statement_span(sql: str, database: str) -> AbstractContextManager[object]:
+    """A database statement that ``store.prepared`` runs straight on SQLite, bypassing
+    SQLAlchemy (and so its instrumentation), inside a client span as that instrumentation
+    would make it: ``<VERB> <database>``, with ``db.system`` and ``db.statement``."""
+    return _OFF if _state.tracing is None else _state.tracing.statement_span(sql, database)
+
+
+_OFF = nullcontext()
 
 
 def delivery_span(delivery: WebhookDelivery, work: Awaitable[T]) -> Awaitable[T]:

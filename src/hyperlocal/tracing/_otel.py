@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, TypeVar
 
 from opentelemetry import trace
@@ -98,6 +99,13 @@ class Tracing:
 
     def storage_span(self, step: str, work: Awaitable[T]) -> Awaitable[T]:
         return self._in_span("storage.write", work, None, {"hyperlocal.storage.step": step})
+
+    def statement_span(self, sql: str, database: str) -> AbstractContextManager[object]:
+        attributes = {"db.system": "sqlite", "db.name": database, "db.statement": sql}
+        verb = sql.split(None, 1)[0].upper() if sql.strip() else "SQL"
+        return self.tracer.start_as_current_span(
+            f"{verb} {database}", kind=SpanKind.CLIENT, attributes=attributes
+        )
 
     def delivery_span(self, delivery: WebhookDelivery, work: Awaitable[T]) -> Awaitable[T]:
         attributes: dict[str, str | int] = {
