@@ -116,7 +116,7 @@ async def open_services(
     lifecycle = JobLifecycle(
         db,
         events,
-        on_outbox=dispatcher.poke,
+        dispatcher,
         input_retention_s=settings.input_retention,
         metrics=metrics,
     )

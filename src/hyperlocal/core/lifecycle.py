@@ -44,6 +44,7 @@ from hyperlocal.core.lease import Claim, ClaimOutcome, Lease, Outputs, new_lease
 from hyperlocal.core.metrics import Metrics
 from hyperlocal.core.status import MOVES, JobStatus, MoveError
 from hyperlocal.core.status import check_move as _check
+from hyperlocal.core.work import OutboxSender
 from hyperlocal.engines.base import Category
 from hyperlocal.errors import (
     ErrorCode,
@@ -55,7 +56,7 @@ from hyperlocal.errors import (
 from hyperlocal.store import jobs as store
 from hyperlocal.store import keys as key_store
 from hyperlocal.store.db import Database
-from hyperlocal.store.tables import Job
+from hyperlocal.store.tables import Job, WebhookDelivery
 
 __all__ = ["CANCEL_WAIT_S", "MOVES", "ChatEnd", "JobLifecycle", "MoveError"]
 
@@ -92,12 +93,12 @@ class JobLifecycle:
         self,
         db: Database,
         events: EventBus | None = None,
-        on_outbox: Callable[[], None] | None = None,
+        outbox: OutboxSender | None = None,
         *,
         input_retention_s: float = 86_400.0,
         metrics: Metrics | None = None,
     ) -> None:
-        self.db, self.events, self.on_outbox = db, events, on_outbox
+        self.db, self.events, self.outbox = db, events, outbox
         self.input_retention_s = input_retention_s  # see ``_ended``
         self.metrics = metrics or Metrics()  # told of each start, end and refund
 
@@ -173,6 +174,7 @@ class JobLifecycle:
             **(routes or {}),
         }
         values = self._ended(job, values)
+        handed = None
         async with self.db.transaction() as session:
             moved = await store.move(
                 session, job.id, _check([R], C), values, owner=lease.token, uncancelled=True
@@ -180,12 +182,12 @@ class JobLifecycle:
             if moved:
                 if refund:
                     await self._refund_part(session, job, refund)
-                await self._outbox(session, job, values)
+                handed = await self._outbox(session, job, values, hand=True)
                 if then is not None:  # published before the commit shows the job completed;
                     await then()  # the row is ours now: no cancel can come between
         if not moved:
             return None
-        await self._after(job, C)
+        await self._after(job, C, handed)
         return endings.as_written(job, values)
 
     async def fail(self, lease: Lease, job: Job, error: GenerationError) -> JobView | None:
@@ -400,19 +402,36 @@ class JobLifecycle:
             self.metrics.refunded(job.model, job.credits)  # the whole charge: see core.metrics
         await self._outbox(session, job, values)
 
-    async def _outbox(self, session: AsyncSession, job: Job, values: Mapping[str, Any]) -> None:
+    async def _outbox(
+        self, session: AsyncSession, job: Job, values: Mapping[str, Any], *, hand: bool = False
+    ) -> WebhookDelivery | None:
         """The outbox row of ``job``'s terminal move, which wrote ``values``: its payload is
-        made from them, with no read of the row back."""
-        if job.webhook_url:
-            await webhooks.record_terminal(session, job, time.time(), ended=values)
+        made from them, with no read of the row back. With ``hand``, where this process's
+        sender runs, the row is written held for it and returned, for ``_after`` to hand over
+        once the transaction commits: the webhook goes out without a claim's transaction."""
+        if not job.webhook_url:
+            return None
+        now = time.time()
+        hold = self.outbox.holds_for() if hand and self.outbox is not None else None
+        delivery = await webhooks.record_terminal(
+            session, job, now, ended=values, held_until=None if hold is None else now + hold
+        )
+        return delivery if hold is not None else None
 
-    async def _after(self, job: Job, status: JobStatus) -> None:
-        """After a terminal commit: count it, tell watchers, and wake the webhook dispatcher."""
+    async def _after(
+        self, job: Job, status: JobStatus, handed: WebhookDelivery | None = None
+    ) -> None:
+        """After a terminal commit: count it, tell watchers, and hand the webhook dispatcher
+        the row written for it (``_outbox``), or wake it to claim the row."""
         ran = None if job.started_at is None else time.time() - job.started_at
         self.metrics.finished(job.model, status.value, ran)
         await self._publish(job.id, status, 1.0 if status is C else 0.0)
-        if job.webhook_url and self.on_outbox is not None:
-            self.on_outbox()
+        if self.outbox is None or not job.webhook_url:
+            return
+        if handed is not None:
+            self.outbox.hand(handed)
+        else:
+            self.outbox.poke()
 
     async def _publish(self, job_id: str, status: JobStatus, progress: float) -> None:
         if self.events is None:

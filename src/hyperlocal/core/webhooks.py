@@ -89,11 +89,13 @@ async def record_terminal(
     first_attempt_at: float,
     *,
     ended: Mapping[str, Any] | None = None,
-) -> None:
+    held_until: float | None = None,
+) -> WebhookDelivery | None:
     """Write the outbox row for a job that just became terminal, in the same transaction;
-    ``ended``: the values its terminal move wrote (see ``payload_for``)."""
+    ``ended``: the values its terminal move wrote (see ``payload_for``). ``held_until``: the
+    row is not due before then, being the sender's to send (``OutboxSender.holds_for``)."""
     if not job.webhook_url:
-        return
+        return None
     delivery = WebhookDelivery(
         id="whd_" + secrets.token_hex(10),
         message_id="msg_" + job.id.removeprefix("job_"),
@@ -103,11 +105,12 @@ async def record_terminal(
         payload=json.dumps(payload_for(job, ended), separators=(",", ":")),
         status=DeliveryStatus.PENDING.value,
         attempts=0,
-        next_attempt_at=first_attempt_at,
+        next_attempt_at=first_attempt_at if held_until is None else held_until,
         created_at=time.time(),
         traceparent=tracing.traceparent() or job.traceparent,  # linked from each attempt
     )
     await store.insert(session, delivery)
+    return delivery
 
 
 def sign(secret: str, message_id: str, timestamp: int, payload: str) -> str:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from hyperlocal.core.jobs import JobView
-    from hyperlocal.store.tables import Job
+    from hyperlocal.store.tables import Job, WebhookDelivery
 
 __all__ = ["JobQueue", "OutboxSender", "WorkerSlot"]
 
@@ -72,6 +72,18 @@ class OutboxSender(Protocol):
 
     def poke(self) -> None:
         """Rows may be due now: look at once instead of at the next poll."""
+        ...
+
+    def holds_for(self) -> float | None:
+        """How far ahead a new row's first attempt is set when it is to be handed to this
+        sender (``hand``), which then sends it without claiming it: the hold is a claim made
+        in the row's own transaction, and should this process die, the row is due once it
+        ends. None when this sender is not running here: the row is written due now."""
+        ...
+
+    def hand(self, delivery: WebhookDelivery) -> None:
+        """Send ``delivery``, written held (``holds_for``), now that its transaction has
+        committed."""
         ...
 
     async def aclose(self) -> None: ...

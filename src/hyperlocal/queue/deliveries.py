@@ -6,6 +6,11 @@ answers on) may hold at most ``per_receiver`` of the ``concurrency`` slots, and 
 receiver at its cap are not claimed, so a slow or dead receiver delays only its own
 deliveries. A claimed row is held for ``timeout + 5`` s; if this process
 dies mid-send, any dispatcher sends it again later.
+
+A job that completes in this process has its row written already held for this dispatcher
+(``holds_for``) and handed to it after the commit (``hand``): it is sent at once, without a
+claim's transaction. A handed row waits in memory while the caps are full; one whose hold
+would run out before a send could end is left to the claim, which finds it due.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
@@ -90,6 +95,9 @@ class WebhookDispatcher:
             trust_env=False,
         )
         self._wake = asyncio.Event()
+        self._look = True  # claim due rows at the next turn of the loop
+        self._starved = False  # the last claim left due rows behind (no slot, or a cap)
+        self._handed: deque[WebhookDelivery] = deque()
         self._sending: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
 
@@ -98,38 +106,87 @@ class WebhookDispatcher:
 
     def poke(self) -> None:
         """A new outbox row was committed in this process: look now, not at the next poll."""
+        self._look = True
         self._wake.set()
+
+    def holds_for(self) -> float | None:
+        """How far ahead a row to be handed here is held: as long as a claim holds one."""
+        running = self._loop_task is not None and not self._loop_task.done()
+        return self._hold_s if running else None
+
+    def hand(self, delivery: WebhookDelivery) -> None:
+        """Send a row written held for this dispatcher, now that it has committed."""
+        self._handed.append(delivery)
+        self._wake.set()
+
+    @property
+    def _hold_s(self) -> float:
+        return self._timeout + 5
 
     async def _run(self) -> None:
         while True:
-            try:
-                due = await self._claim()
-            except Exception:
-                log.exception("webhook claim failed")
-                due = []
+            self._send_handed()
+            due = await self._claim_if_wanted()
             for delivery in due:
-                self._take(delivery.url)
-                task = asyncio.create_task(self._send(delivery))
-                self._sending.add(task)
-                task.add_done_callback(self._sending.discard)
+                self._spawn(delivery)
             if not due:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._poll)
-                self._wake.clear()
+                await self._sleep()
+
+    async def _sleep(self) -> None:
+        try:
+            await asyncio.wait_for(self._wake.wait(), self._poll)
+        except TimeoutError:
+            self._look = True  # the poll: retries come due, other processes' rows
+        self._wake.clear()
+
+    def _spawn(self, delivery: WebhookDelivery) -> None:
+        self._take(delivery.url)
+        task = asyncio.create_task(self._send(delivery))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    def _send_handed(self) -> None:
+        """Send the handed rows that the caps allow now; keep the others, in order."""
+        kept: deque[WebhookDelivery] = deque()
+        while self._handed:
+            delivery = self._handed.popleft()
+            if (delivery.next_attempt_at or 0.0) - time.time() < self._timeout:
+                self._look = True  # its hold ends before a send could: the claim takes it
+            elif self._has_room(receiver_of(delivery.url)):
+                self._spawn(delivery)
+            else:
+                kept.append(delivery)
+        self._handed = kept
+
+    def _has_room(self, receiver: str) -> bool:
+        free = len(self._sending) < self._concurrency
+        return free and self._in_flight[receiver] < self._per_receiver
+
+    async def _claim_if_wanted(self) -> list[WebhookDelivery]:
+        if not self._look:
+            return []
+        self._look = False
+        try:
+            return await self._claim()
+        except Exception:
+            log.exception("webhook claim failed")
+            return []
 
     async def _claim(self) -> list[WebhookDelivery]:
         free = self._concurrency - len(self._sending)
         if free <= 0:
-            await asyncio.sleep(0.05)
+            self._starved = True
             return []
         full = {r for r, n in self._in_flight.items() if n >= self._per_receiver}
         skip = [prefix for receiver, prefix in self._spellings if receiver in full]
         async with self._db.transaction() as session:
-            rows = await store.claim_due(session, time.time(), free * 4, self._timeout + 5, skip)
+            limit = free * 4
+            rows = await store.claim_due(session, time.time(), limit, self._hold_s, skip)
             chosen = self._within_caps(rows, free)
             for row in rows:
                 if row not in chosen:
                     row.next_attempt_at = time.time()  # not taken: due again at once
+        self._starved = bool(skip) or len(rows) >= limit or len(chosen) < len(rows)
         return chosen
 
     def _within_caps(self, rows: Sequence[WebhookDelivery], free: int) -> list[WebhookDelivery]:
@@ -166,7 +223,9 @@ class WebhookDispatcher:
         receiver = receiver_of(url)
         self._in_flight -= Counter({receiver: 1})  # drops what reaches 0
         self._spellings -= Counter({(receiver, _prefix_of(url)): 1})
-        self._wake.set()  # a slot is free: look for work now
+        if self._starved or self._handed:  # a slot is free for what waits: look now
+            self._look = self._look or self._starved
+            self._wake.set()
 
     async def _post(self, delivery: WebhookDelivery) -> tuple[int | None, str | None]:
         try:

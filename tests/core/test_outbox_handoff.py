@@ -1,0 +1,109 @@
+"""A completed job's webhook row, handed to this process's dispatcher: written held (a claim
+made in the job's own transaction), sent at once without a claim, and, where its hold has run
+out, left to the claim so that it is still sent exactly once. Real database, real receiver."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from hyperlocal.core import keys, webhooks
+from hyperlocal.core.generation import SubmitRequest, submit
+from hyperlocal.core.keys import KeySpec
+from hyperlocal.core.services import Services
+from hyperlocal.engines.base import Category
+from hyperlocal.inputs import AddressPolicy
+from hyperlocal.queue.deliveries import WebhookDispatcher
+from hyperlocal.runtime import close_services, open_services
+from hyperlocal.settings import Settings
+from hyperlocal.store import jobs as job_store
+from hyperlocal.store import webhooks as store
+from hyperlocal.store.tables import WebhookDelivery
+from tests.receiver import Receiver, running_receiver
+from tests.support import TEST_ENGINES, eventually
+
+TIMEOUT_S = 60.0  # a hold of 65 s: longer than any wait below, so only the hand sends in time
+
+
+@pytest.fixture
+async def services(db_settings: Settings) -> AsyncIterator[Services]:
+    svc = await open_services(db_settings, TEST_ENGINES, start_queue=False)
+    try:
+        yield svc
+    finally:
+        await close_services(svc)
+
+
+@pytest.fixture
+async def dispatcher(services: Services) -> AsyncIterator[WebhookDispatcher]:
+    sender = WebhookDispatcher(
+        services.db, policy=AddressPolicy(allow_private=True), timeout=TIMEOUT_S, poll_interval=0.05
+    )
+    assert sender.holds_for() is None  # not running: rows are written due, for a claim
+    await sender.start()
+    try:
+        yield sender
+    finally:
+        await sender.aclose()
+    assert sender.holds_for() is None
+
+
+async def _written(svc: Services, url: str, held_until: float | None) -> WebhookDelivery:
+    """A finished job's outbox row, as its terminal transaction writes it."""
+    issued = await keys.create_key(svc.db, KeySpec("handoff", 100, 1000, 15))
+    request = SubmitRequest(
+        key=issued.info,
+        model="test-slow-video",
+        categories=(Category.VIDEO,),
+        inputs={"prompt": "x", "seconds": 5},
+        webhook_url=url,
+    )
+    job_id = (await submit(svc, request)).id
+    async with svc.db.transaction() as session:
+        job = await job_store.get(session, job_id)
+        assert job is not None
+        ended = {"status": "completed", "output_url": "http://127.0.0.1/out.mp4"}
+        delivery = await webhooks.record_terminal(
+            session, job, time.time(), ended=ended, held_until=held_until
+        )
+    assert delivery is not None
+    return delivery
+
+
+async def _delivered(svc: Services, receiver: Receiver, job_id: str) -> None:
+    async def done() -> bool:
+        async with svc.db.read() as session:
+            [row] = await store.deliveries_for_job(session, job_id)
+        return row.status == "delivered"
+
+    await eventually(done, 20, "the delivery to be recorded")
+    async with svc.db.read() as session:
+        attempts = await store.attempts_for_job(session, job_id)
+    assert [a.status_code for a in attempts] == [200]  # once: never claimed as well
+    assert len(receiver.on("hook")) == 1
+
+
+async def test_a_handed_row_is_held_from_claims_and_sent_at_once(
+    services: Services, dispatcher: WebhookDispatcher
+) -> None:
+    hold = dispatcher.holds_for()
+    assert hold is not None and hold > TIMEOUT_S
+    with running_receiver() as receiver:
+        delivery = await _written(services, receiver.url("hook"), time.time() + hold)
+        async with services.db.transaction() as session:  # another dispatcher's claim
+            assert await store.claim_due(session, time.time(), 10, 1.0) == []
+        dispatcher.hand(delivery)
+        await _delivered(services, receiver, delivery.job_id)
+    body = receiver.on("hook")[0].body
+    assert b'"status":"completed"' in body and b'"outputUrl":"http://127.0.0.1/out.mp4"' in body
+
+
+async def test_a_handed_row_whose_hold_ran_out_is_claimed_and_sent_once(
+    services: Services, dispatcher: WebhookDispatcher
+) -> None:
+    with running_receiver() as receiver:
+        delivery = await _written(services, receiver.url("hook"), time.time())  # due now
+        dispatcher.hand(delivery)
+        await _delivered(services, receiver, delivery.job_id)
