@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 
-from sqlalchemy import select, update
+from sqlalchemy import Update, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hyperlocal.store.prepared import execute
-from hyperlocal.store.tables import WebhookAttempt, WebhookDelivery, insert_stmt, set_columns
+from hyperlocal.store.prepared import execute, prepared
+from hyperlocal.store.tables import (
+    WebhookAttempt,
+    WebhookDelivery,
+    insert_stmt,
+    set_columns,
+    table,
+)
 
 __all__ = [
     "add_attempt",
@@ -55,14 +62,21 @@ async def claim_due(
 
 
 async def update_delivery(session: AsyncSession, delivery_id: str, **values: object) -> None:
-    await session.execute(
-        update(WebhookDelivery).where(WebhookDelivery.id == delivery_id).values(**values)
-    )
+    params = {"p_id": delivery_id} | {f"v_{name}": value for name, value in values.items()}
+    await execute(session, _updating(tuple(values)), params)
+
+
+@cache
+def _updating(columns: tuple[str, ...]) -> Update:
+    """``UPDATE webhook_deliveries SET <columns> WHERE id``, built once per set of columns
+    and prepared (``store.prepared``)."""
+    table_ = table(WebhookDelivery)
+    sets = {name: bindparam(f"v_{name}", type_=table_.c[name].type) for name in columns}
+    return prepared(update(table_).where(table_.c.id == bindparam("p_id")).values(**sets))
 
 
 async def add_attempt(session: AsyncSession, attempt: WebhookAttempt) -> None:
-    session.add(attempt)
-    await session.flush()
+    await execute(session, insert_stmt(WebhookAttempt), [set_columns(attempt)])
 
 
 async def deliveries_for_job(session: AsyncSession, job_id: str) -> Sequence[WebhookDelivery]:
