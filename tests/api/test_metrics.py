@@ -127,3 +127,49 @@ def test_processes_sharing_a_multiprocess_dir_are_scraped_as_one(tmp_path: Path)
     assert submitted == {'{category="image",model="m"}': 2.0}
     assert _series(out, "hyperlocal_credits_charged_total") == {'{model="m"}': 6.0}
     assert "process_cpu_seconds_total" not in out  # per process: left out, as the client says
+
+
+_HOLD_A_MODEL = """
+import sys
+from hyperlocal.prometheus import PrometheusMetrics
+PrometheusMetrics().resident("cpu", 1)
+sys.stdout.write("loaded\\n")
+sys.stdout.flush()
+sys.stdin.read()  # runs until the test closes its stdin
+"""
+
+
+def _loaded(env: dict[str, str]) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, "-c", _RENDER], env=env, cwd=ROOT, check=True, capture_output=True
+    ).stdout.decode()
+    return _series(out, "hyperlocal_models_loaded")
+
+
+def test_a_process_that_ended_stops_counting_its_loaded_models(tmp_path: Path) -> None:
+    """Live gauges of a process that is gone (killed, or a uvicorn worker, which no hook
+    buries) are removed at the next scrape; those of a running one still count."""
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    holders = [
+        subprocess.Popen(
+            [sys.executable, "-c", _HOLD_A_MODEL],
+            env=env,
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
+    try:
+        for holder in holders:
+            assert holder.stdout is not None and holder.stdout.readline() == b"loaded\n"
+        assert _loaded(env) == {'{device="cpu"}': 2.0}
+        holders[0].kill()
+        holders[0].communicate()
+        assert _loaded(env) == {'{device="cpu"}': 1.0}
+    finally:
+        for holder in holders:
+            holder.kill()
+            holder.communicate()  # waits, and closes its pipes
+    assert _loaded(env) in ({}, {'{device="cpu"}': 0.0})
+    assert not list(tmp_path.glob("gauge_live*"))

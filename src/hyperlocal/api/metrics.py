@@ -8,6 +8,7 @@ that is the gateway's overhead.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from time import perf_counter
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -21,7 +22,9 @@ UNMATCHED = "unmatched"  # no route: never the path as sent, which anyone can va
 
 
 class RequestMetrics:
-    """Pure ASGI, for the little it costs: two clock reads and two cached children a request."""
+    """Pure ASGI, for the little it costs: three clock reads and one record a request. The
+    wrapped ``send`` is a plain function returning ``send``'s awaitable, not a coroutine of
+    its own: a streamed reply's every event passes through it."""
 
     def __init__(self, app: ASGIApp, metrics: PrometheusMetrics) -> None:
         self.app, self.metrics = app, metrics
@@ -32,25 +35,22 @@ class RequestMetrics:
             return
         started = perf_counter()
         status = 500  # what the server answers if the app raises
+        answered: float | None = None  # when the response started
 
-        async def counted(message: Message) -> None:
-            nonlocal status
+        def counted(message: Message) -> Awaitable[None]:
+            nonlocal status, answered
             if message["type"] == "http.response.start":
-                status = message["status"]
-                backend = scope.get(BACKEND_S)
-                if backend is not None:
-                    spent = perf_counter() - started - backend
-                    self.metrics.gateway_overhead(_template(scope), spent)
-            await send(message)
+                status, answered = message["status"], perf_counter()
+            return send(message)
 
         try:
             await self.app(scope, receive, counted)
         finally:
             seconds = perf_counter() - started
-            self.metrics.http_request(_template(scope), scope["method"], status, seconds)
-
-
-def _template(scope: Scope) -> str:
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) else UNMATCHED
+            backend = scope.get(BACKEND_S)
+            overhead = None
+            if backend is not None and answered is not None:
+                overhead = answered - started - backend
+            route = getattr(scope.get("route"), "path", None)  # its template
+            route = route if isinstance(route, str) else UNMATCHED
+            self.metrics.http_request(route, scope["method"], status, seconds, overhead)

@@ -7,7 +7,9 @@ process (the tests) never collide, and nothing is registered in the client's glo
 Process shapes:
 
 - one process (``hyperlocal serve``): its registry, with the client's process, platform and
-  garbage-collector collectors, on ``/metrics``;
+  garbage-collector collectors, on ``/metrics``; counters and histograms are kept in plain
+  Python and rendered as the client's own would be (``_families``: issue 19, what a record
+  costs a request);
 - several processes writing one ``PROMETHEUS_MULTIPROC_DIR`` (uvicorn ``--workers``, or API
   processes started apart): the client's multiprocess mode, chosen when ``prometheus_client``
   is first imported, so the variable must be set before the process starts. Any process's

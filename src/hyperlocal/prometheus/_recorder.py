@@ -1,5 +1,6 @@
-"""``PrometheusMetrics``: the metric objects, in a registry of their own, recording what
-``core.metrics.Metrics`` reports; and ``serve_bind``, an API process's bind of its own."""
+"""``PrometheusMetrics``: the metric families, in a registry of their own, recording what
+``core.metrics.Metrics`` reports (into plain numbers in one process, into the client's own
+objects across several: ``_families``); and ``serve_bind``, an API process's bind of its own."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
-from typing import Generic, TypeVar
 
 from prometheus_client import (
     CollectorRegistry,
@@ -18,7 +18,6 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.gc_collector import GCCollector
-from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
@@ -26,6 +25,15 @@ from prometheus_client.registry import Collector
 from hyperlocal.core.metrics import Metrics, QueueSnapshot, snapshot
 from hyperlocal.engines.base import DeviceMemory
 from hyperlocal.prometheus._exposition import DeviceCollector, MetricsServer, Union, queue_gauges
+from hyperlocal.prometheus._families import (
+    ClientCounter,
+    ClientHistogram,
+    Counts,
+    Observes,
+    counter_family,
+    histogram_family,
+)
+from hyperlocal.prometheus._multiproc import EveryProcess
 from hyperlocal.settings import Settings
 from hyperlocal.store.db import Database
 
@@ -39,8 +47,6 @@ _TOKEN = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _LOAD = (0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600)
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
-M = TypeVar("M", Counter, Histogram, Gauge)
-
 
 def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
@@ -49,23 +55,6 @@ def multiprocess_dir() -> str | None:
 def open_metrics(settings: Settings) -> Metrics:
     """The process's metrics: recorded when ``settings.metrics`` is on, else the silent base."""
     return PrometheusMetrics() if settings.metrics else Metrics()
-
-
-class _Children(Generic[M]):
-    """A labelled metric's children, looked up once per label values: ``labels()`` itself
-    validates and formats its arguments under a lock on every call."""
-
-    __slots__ = ("_cache", "_metric")
-
-    def __init__(self, metric: M) -> None:
-        self._metric: M = metric
-        self._cache: dict[tuple[str, ...], M] = {}
-
-    def __call__(self, *values: str) -> M:
-        child = self._cache.get(values)
-        if child is None:
-            child = self._cache[values] = self._metric.labels(*values)
-        return child
 
 
 class PrometheusMetrics(Metrics):
@@ -83,102 +72,89 @@ class PrometheusMetrics(Metrics):
         self._chat_and_webhooks()
         self.devices = DeviceCollector()
 
-    def _counter(self, name: str, doc: str, *labels: str) -> Counter:
-        return Counter(name, doc, labels, registry=self.registry)
+    def _counter(self, name: str, doc: str, *labels: str) -> Counts:
+        if self.multiprocess:
+            return ClientCounter(Counter(name, doc, labels, registry=self.registry))
+        family = counter_family(name, doc, labels)
+        self.registry.register(family)
+        return family
 
-    def _histogram(self, name: str, doc: str, buckets: Iterable[float], *labels: str) -> Histogram:
-        return Histogram(name, doc, labels, registry=self.registry, buckets=tuple(buckets))
+    def _histogram(self, name: str, doc: str, buckets: Iterable[float], *labels: str) -> Observes:
+        if self.multiprocess:
+            metric = Histogram(name, doc, labels, registry=self.registry, buckets=tuple(buckets))
+            return ClientHistogram(metric)
+        family = histogram_family(name, doc, labels, buckets)
+        self.registry.register(family)
+        return family
 
     def _http(self) -> None:
-        self.http_total = _Children(
-            self._counter(
-                "hyperlocal_http_requests", "HTTP requests answered.", "route", "method", "status"
-            )
+        self.http_total = self._counter(
+            "hyperlocal_http_requests", "HTTP requests answered.", "route", "method", "status"
         )
-        self.http_seconds = _Children(
-            self._histogram(
-                "hyperlocal_http_request_duration_seconds",
-                "Time from a request's arrival to its response's last byte.",
-                Histogram.DEFAULT_BUCKETS,
-                "route",
-            )
+        self.http_seconds = self._histogram(
+            "hyperlocal_http_request_duration_seconds",
+            "Time from a request's arrival to its response's last byte.",
+            Histogram.DEFAULT_BUCKETS,
+            "route",
         )
-        self.overhead = _Children(
-            self._histogram(
-                "hyperlocal_gateway_overhead_seconds",
-                "Time hyperlocal adds to a relayed request's first byte, on top of the backend.",
-                _FAST,
-                "route",
-            )
+        self.overhead = self._histogram(
+            "hyperlocal_gateway_overhead_seconds",
+            "Time hyperlocal adds to a relayed request's first byte, on top of the backend.",
+            _FAST,
+            "route",
         )
         self._rate_limited = self._counter(
             "hyperlocal_rate_limited", "Requests refused by their key's rolling-hour limit."
         )
 
     def _jobs(self) -> None:
-        self._submitted = _Children(
-            self._counter(
-                "hyperlocal_jobs_submitted", "Jobs created (and charged).", "model", "category"
-            )
+        self._submitted = self._counter(
+            "hyperlocal_jobs_submitted", "Jobs created (and charged).", "model", "category"
         )
-        self._finished = _Children(
-            self._counter("hyperlocal_jobs_finished", "Jobs ended.", "model", "status")
+        self._finished = self._counter("hyperlocal_jobs_finished", "Jobs ended.", "model", "status")
+        self._queued_s = self._histogram(
+            "hyperlocal_job_queue_seconds",
+            "Time from a job's creation to its first start.",
+            _JOB,
+            "model",
         )
-        self._queued_s = _Children(
-            self._histogram(
-                "hyperlocal_job_queue_seconds",
-                "Time from a job's creation to its first start.",
-                _JOB,
-                "model",
-            )
+        self._run_s = self._histogram(
+            "hyperlocal_job_run_seconds", "Time from a job's start to its end.", _JOB, "model"
         )
-        self._run_s = _Children(
-            self._histogram(
-                "hyperlocal_job_run_seconds", "Time from a job's start to its end.", _JOB, "model"
-            )
+        self._charged = self._counter(
+            "hyperlocal_credits_charged", "Credits charged for jobs.", "model"
         )
-        self._charged = _Children(
-            self._counter("hyperlocal_credits_charged", "Credits charged for jobs.", "model")
-        )
-        self._refunded = _Children(
-            self._counter("hyperlocal_credits_refunded", "Credits refunded.", "model")
-        )
+        self._refunded = self._counter("hyperlocal_credits_refunded", "Credits refunded.", "model")
         self._insufficient = self._counter(
             "hyperlocal_insufficient_credits", "Submits refused for want of credits (402)."
         )
 
     def _chat_and_webhooks(self) -> None:
-        self._tokens = _Children(
-            self._counter("hyperlocal_chat_tokens", "Chat tokens used.", "model", "kind")
+        self._tokens = self._counter("hyperlocal_chat_tokens", "Chat tokens used.", "model", "kind")
+        self._ttft = self._histogram(
+            "hyperlocal_chat_time_to_first_token_seconds",
+            "Time from a chat's opening to its first token.",
+            _TOKEN,
+            "model",
         )
-        self._ttft = _Children(
-            self._histogram(
-                "hyperlocal_chat_time_to_first_token_seconds",
-                "Time from a chat's opening to its first token.",
-                _TOKEN,
-                "model",
-            )
-        )
-        self._webhooks = _Children(
-            self._counter(
-                "hyperlocal_webhook_deliveries",
-                "Webhook requests made, by the delivery's state after each.",
-                "outcome",
-            )
+        self._webhooks = self._counter(
+            "hyperlocal_webhook_deliveries",
+            "Webhook requests made, by the delivery's state after each.",
+            "outcome",
         )
         self._webhook_s = self._histogram(
             "hyperlocal_webhook_delivery_seconds",
             "Time a webhook receiver took to answer.",
             Histogram.DEFAULT_BUCKETS,
         )
-        self._loads = _Children(
-            self._counter("hyperlocal_model_loads", "Engines and weights loaded.", "engine")
+        self._loads = self._counter(
+            "hyperlocal_model_loads", "Engines and weights loaded.", "engine"
         )
-        self._load_s = _Children(
-            self._histogram(
-                "hyperlocal_model_load_seconds", "Time to load an engine.", _LOAD, "engine"
-            )
+        self._load_s = self._histogram(
+            "hyperlocal_model_load_seconds", "Time to load an engine.", _LOAD, "engine"
         )
+        # A gauge changes at a load or a release, never per request: the client's own, in
+        # either mode (registered last, so a scrape's order is as it was).
         loaded = Gauge(
             "hyperlocal_models_loaded",
             "Models held loaded, by device.",
@@ -186,71 +162,74 @@ class PrometheusMetrics(Metrics):
             registry=self.registry,
             multiprocess_mode="livesum",
         )
-        self._resident = _Children(loaded)
+        self._resident = ClientCounter(loaded)
 
     # -- what core reports ----------------------------------------------------------------
 
     def submitted(self, model: str, category: str, credits: int) -> None:
-        self._submitted(model, category).inc()
-        self._charged(model).inc(credits)
+        self._submitted.inc((model, category))
+        self._charged.inc((model,), credits)
 
     def insufficient_credits(self) -> None:
-        self._insufficient.inc()
+        self._insufficient.inc(())
 
     def rate_limited(self) -> None:
-        self._rate_limited.inc()
+        self._rate_limited.inc(())
 
     def started(self, model: str, queued_s: float) -> None:
-        self._queued_s(model).observe(max(0.0, queued_s))
+        self._queued_s.observe((model,), queued_s if queued_s > 0 else 0.0)
 
     def finished(self, model: str, status: str, run_s: float | None) -> None:
-        self._finished(model, status).inc()
+        self._finished.inc((model, status))
         if run_s is not None:
-            self._run_s(model).observe(max(0.0, run_s))
+            self._run_s.observe((model,), run_s if run_s > 0 else 0.0)
 
     def refunded(self, model: str, credits: int) -> None:
-        self._refunded(model).inc(credits)
+        self._refunded.inc((model,), credits)
 
     def chat_tokens(self, model: str, prompt: int | None, completion: int) -> None:
         if prompt:
-            self._tokens(model, "prompt").inc(prompt)
-        self._tokens(model, "completion").inc(completion)
+            self._tokens.inc((model, "prompt"), prompt)
+        self._tokens.inc((model, "completion"), completion)
 
     def first_token(self, model: str, seconds: float) -> None:
-        self._ttft(model).observe(seconds)
+        self._ttft.observe((model,), seconds)
 
     def webhook_attempt(self, outcome: str, seconds: float) -> None:
-        self._webhooks(outcome).inc()
-        self._webhook_s.observe(seconds)
+        self._webhooks.inc((outcome,))
+        self._webhook_s.observe((), seconds)
 
     def model_loaded(self, engine: str, seconds: float) -> None:
-        self._loads(engine).inc()
-        self._load_s(engine).observe(seconds)
+        self._loads.inc((engine,))
+        self._load_s.observe((engine,), seconds)
 
     def resident(self, device: str, change: int) -> None:
-        self._resident(device).inc(change)
+        self._resident.inc((device,), change)
 
     def watch_devices(self, source: Callable[[], Sequence[DeviceMemory]]) -> None:
         self.devices.source = source
 
     # -- what the HTTP layer reports ------------------------------------------------------
 
-    def http_request(self, route: str, method: str, status: int, seconds: float) -> None:
+    def http_request(
+        self, route: str, method: str, status: int, seconds: float, overhead: float | None = None
+    ) -> None:
+        """A request answered in ``seconds``; ``overhead``: the gateway's part of a relayed
+        request's wait for its first byte (``api.metrics.BACKEND_S``)."""
         method = method if method in _METHODS else "other"
-        self.http_total(route, method, _STATUS.get(status) or str(status)).inc()
-        self.http_seconds(route).observe(seconds)
-
-    def gateway_overhead(self, route: str, seconds: float) -> None:
-        self.overhead(route).observe(max(0.0, seconds))
+        self.http_total.inc((route, method, _STATUS.get(status) or str(status)))
+        self.http_seconds.observe((route,), seconds)
+        if overhead is not None:
+            # Never below 0, as ``max(0.0, x)`` would say, less a builtin's call.
+            self.overhead.observe((route,), overhead if overhead > 0 else 0.0)
 
     # -- exposition -----------------------------------------------------------------------
 
     def collectors(self) -> list[Collector]:
         """What a scrape of this process shows, but for the database's numbers."""
-        if self.multiprocess:
-            every = CollectorRegistry()
-            MultiProcessCollector(every)  # type: ignore[no-untyped-call]
-            return [every, self.devices]
+        directory = multiprocess_dir()
+        if self.multiprocess and directory is not None:
+            return [EveryProcess(directory), self.devices]
         return [self.registry, self.devices]
 
     def render(self, queue: QueueSnapshot | None) -> bytes:
