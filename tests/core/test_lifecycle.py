@@ -22,33 +22,12 @@ from hyperlocal.core.status import JobStatus
 from hyperlocal.engines.base import Category
 from hyperlocal.queue.runner import JobRunner, Outcome
 from hyperlocal.runtime import close_services, open_services
-from hyperlocal.settings import Settings
 from hyperlocal.store import jobs as job_store
 from hyperlocal.store import ledger as ledger_store
 from hyperlocal.store.tables import Job
 from tests.conftest import SettingsFactory
+from tests.core.conftest import queued_job
 from tests.support import TEST_ENGINES, eventually
-
-
-@pytest.fixture
-async def services(db_settings: Settings) -> AsyncIterator[Services]:
-    svc = await open_services(db_settings, TEST_ENGINES, start_queue=False)
-    try:
-        yield svc
-    finally:
-        await close_services(svc)
-
-
-async def _queued_job(svc: Services, seconds: float) -> tuple[str, str]:
-    issued = await keys.create_key(svc.db, KeySpec("lease", 100, 1000, 15))
-    request = SubmitRequest(
-        key=issued.info,
-        model="test-slow-video",
-        categories=(Category.VIDEO,),
-        inputs={"prompt": "x", "seconds": seconds},
-    )
-    job = await submit(svc, request)
-    return job.id, issued.info.id
 
 
 async def _row(svc: Services, job_id: str) -> Job:
@@ -103,7 +82,7 @@ async def _dropped() -> AsyncIterator[Any]:
 
 
 async def test_failed_renewals_do_not_fail_a_finished_job(services: Services) -> None:
-    job_id, key_id = await _queued_job(services, seconds=1.2)
+    job_id, key_id = await queued_job(services, seconds=1.2)
     flaky = FlakyDatabase(services.db)
     runner = _runner(services, JobLifecycle(flaky, services.events), lease_s=0.3)  # type: ignore[arg-type]
     run = asyncio.ensure_future(runner.run(job_id))
@@ -124,7 +103,7 @@ async def test_a_run_that_lost_its_lease_writes_nothing_even_in_the_same_process
 ) -> None:
     """Run 1 stalls past its lease; the sweep requeues the job; run 2 (the same process, the
     same worker id) claims it. Run 1 finishing first must not complete the job under run 2."""
-    job_id, key_id = await _queued_job(services, seconds=1.0)
+    job_id, key_id = await queued_job(services, seconds=1.0)
     runner = _runner(services, services.lifecycle, lease_s=60)
     first = asyncio.ensure_future(runner.run(job_id))
     await eventually(lambda: _status_is(services, job_id, "running"), 30, "the first claim")

@@ -9,31 +9,18 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from hyperlocal.core import keys, webhooks
-from hyperlocal.core.generation import SubmitRequest, submit
-from hyperlocal.core.keys import KeySpec
+from hyperlocal.core import webhooks
 from hyperlocal.core.services import Services
-from hyperlocal.engines.base import Category
 from hyperlocal.inputs import AddressPolicy
 from hyperlocal.queue.deliveries import WebhookDispatcher
-from hyperlocal.runtime import close_services, open_services
-from hyperlocal.settings import Settings
 from hyperlocal.store import jobs as job_store
 from hyperlocal.store import webhooks as store
 from hyperlocal.store.tables import WebhookDelivery
+from tests.core.conftest import queued_job
 from tests.receiver import Receiver, running_receiver
-from tests.support import TEST_ENGINES, eventually
+from tests.support import eventually
 
 TIMEOUT_S = 60.0  # a hold of 65 s: longer than any wait below, so only the hand sends in time
-
-
-@pytest.fixture
-async def services(db_settings: Settings) -> AsyncIterator[Services]:
-    svc = await open_services(db_settings, TEST_ENGINES, start_queue=False)
-    try:
-        yield svc
-    finally:
-        await close_services(svc)
 
 
 @pytest.fixture
@@ -52,15 +39,7 @@ async def dispatcher(services: Services) -> AsyncIterator[WebhookDispatcher]:
 
 async def _written(svc: Services, url: str, held_until: float | None) -> WebhookDelivery:
     """A finished job's outbox row, as its terminal transaction writes it."""
-    issued = await keys.create_key(svc.db, KeySpec("handoff", 100, 1000, 15))
-    request = SubmitRequest(
-        key=issued.info,
-        model="test-slow-video",
-        categories=(Category.VIDEO,),
-        inputs={"prompt": "x", "seconds": 5},
-        webhook_url=url,
-    )
-    job_id = (await submit(svc, request)).id
+    job_id, _ = await queued_job(svc, webhook_url=url)
     async with svc.db.transaction() as session:
         job = await job_store.get(session, job_id)
         assert job is not None

@@ -8,40 +8,17 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-
-from hyperlocal.core import keys
-from hyperlocal.core.generation import SubmitRequest, submit
-from hyperlocal.core.keys import KeySpec
 from hyperlocal.core.lease import Lease
 from hyperlocal.core.services import Services
-from hyperlocal.engines.base import Category
 from hyperlocal.queue.reporting import position_reporter
-from hyperlocal.runtime import close_services, open_services
-from hyperlocal.settings import Settings
 from hyperlocal.store import jobs as job_store
-from tests.support import TEST_ENGINES, eventually
-
-
-@pytest.fixture
-async def services(settings: Settings) -> AsyncIterator[Services]:
-    svc = await open_services(settings, TEST_ENGINES, start_queue=False)
-    try:
-        yield svc
-    finally:
-        await close_services(svc)
+from tests.core.conftest import queued_job
+from tests.support import eventually
 
 
 async def _running(svc: Services) -> Lease:
-    issued = await keys.create_key(svc.db, KeySpec("report", 100, 1000, 15))
-    request = SubmitRequest(
-        key=issued.info,
-        model="test-slow-video",
-        categories=(Category.VIDEO,),
-        inputs={"prompt": "x", "seconds": 5},
-    )
-    job = await submit(svc, request)
-    claim = await svc.lifecycle.start(job.id, "w1", 60.0)
+    job_id, _ = await queued_job(svc)
+    claim = await svc.lifecycle.start(job_id, "w1", 60.0)
     assert claim.lease is not None
     return claim.lease
 
