@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["HOST", "free_port", "running", "uvicorn_options"]
+__all__ = ["HOST", "free_port", "running", "stop", "tail", "uvicorn_options", "wait_http"]
 
 HOST = "127.0.0.1"  # loopback only: the benchmark never binds or calls another address
 BENCH_DIR = Path(__file__).resolve().parent
@@ -63,24 +63,42 @@ def running(
         _wait_ready(process, port, log)
         yield f"http://{HOST}:{port}"
     finally:
-        _stop(process)
+        stop(process)
 
 
 def _wait_ready(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"server exited ({process.returncode}):\n{_tail(log)}")
+            raise RuntimeError(f"server exited ({process.returncode}):\n{tail(log)}")
         try:
             socket.create_connection((HOST, port), timeout=0.2).close()
         except OSError:
             time.sleep(0.05)
         else:
             return
-    raise RuntimeError(f"server did not start within 60 s:\n{_tail(log)}")
+    raise RuntimeError(f"server did not start within 60 s:\n{tail(log)}")
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def wait_http(process: subprocess.Popen[bytes], url: str, log: Path, seconds: float = 60.0) -> None:
+    """Return once ``url`` answers 200; fail with the log's end if ``process`` exits or
+    ``seconds`` pass first."""
+    import httpx  # only the benchmarks that start servers of their own need it
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"exited ({process.returncode}):\n{tail(log)}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {seconds:g} s:\n{tail(log)}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
     process.terminate()
     try:
         process.wait(timeout=15)
@@ -89,5 +107,5 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def _tail(log: Path, lines: int = 30) -> str:
+def tail(log: Path, lines: int = 30) -> str:
     return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])

@@ -35,7 +35,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
@@ -43,10 +42,9 @@ from datetime import datetime
 from pathlib import Path
 from time import perf_counter
 
-import httpx
 from _load import Round, Target, percentile, run_round
 from _report import Machine
-from _server import BENCH_DIR, HOST, free_port, running, uvicorn_options
+from _server import BENCH_DIR, HOST, free_port, running, stop, uvicorn_options, wait_http
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -238,28 +236,10 @@ def litellm_proxy(binary: str, root: Path, upstream: str, key: str) -> Iterator[
     with (root / "litellm.log").open("wb") as log:
         process = subprocess.Popen(command, env=env, cwd=root, stdout=log, stderr=log)
     try:
-        _wait_http(process, f"http://{HOST}:{port}/health/liveliness", root / "litellm.log")
+        wait_http(process, f"http://{HOST}:{port}/health/liveliness", root / "litellm.log", 120)
         yield f"http://{HOST}:{port}"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _wait_http(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"exited ({process.returncode}):\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer within 120 s:\n{log.read_text()[-3000:]}")
+        stop(process)
 
 
 @dataclass(slots=True)

@@ -55,7 +55,7 @@ import psutil
 import uvicorn
 from _load import percentile
 from _report import Machine
-from _server import BENCH_DIR, HOST, free_port, running, uvicorn_options
+from _server import BENCH_DIR, HOST, free_port, running, stop, tail, uvicorn_options, wait_http
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from jobs_poll import BENCH_KEY, Workspace, loop_factory
@@ -273,36 +273,13 @@ def _spawned(command: list[str], env: dict[str, str], cwd: Path, ready: str) -> 
     with log.open("wb") as out:
         process = subprocess.Popen(command, env=env, cwd=cwd, stdout=out, stderr=out)
     try:
-        _wait_ready(process, ready, log)
+        wait_http(process, ready, log)
         yield process.pid
     except BaseException:
-        console.print(f"[red]{cwd.name} server log, last lines:[/red]\n{_tail(log)}")
+        console.print(f"[red]{cwd.name} server log, last lines:[/red]\n{tail(log, 20)}")
         raise
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _tail(log: Path, lines: int = 20) -> str:
-    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
-
-
-def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"exited ({process.returncode}):\n{_tail(log)}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer within 60 s:\n{_tail(log)}")
+        stop(process)
 
 
 # -- the webhook receiver (in this process, on this event loop) ---------------------------------

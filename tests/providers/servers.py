@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -250,3 +250,21 @@ def _float(value: float) -> str:
 
 def _key(name: str) -> str:
     return json.dumps(str(name), ensure_ascii=False)
+
+
+S = TypeVar("S")
+
+
+@dataclass(frozen=True)
+class Served(Generic[S]):
+    """A fake provider's state and the loopback URL its app answers on."""
+
+    state: S
+    url: str
+
+
+@contextmanager
+def served(state: S, app: Callable[[S], FastAPI]) -> Iterator[Served[S]]:
+    """``app(state)`` served on loopback until the block ends."""
+    with serve_in_thread(app(state)) as url:
+        yield Served(state, url)

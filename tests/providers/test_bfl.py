@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import threading
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -23,29 +22,20 @@ from hyperlocal.engines.providers.base import (
 from hyperlocal.engines.providers.bfl import BflProvider, create
 from hyperlocal.engines.providers.mapping import map_inputs
 from tests.providers.fakes.bfl import BflState, create_app
+from tests.providers.servers import Served, served
 from tests.providers.watch import RecordingWatch
 from tests.support import eventually, free_port, serve_in_thread, tiny_png
 
 PROMPT = "make the sky purple"
 
 
-@dataclass
-class Fake:
-    state: BflState
-    url: str
+Fake = Served[BflState]
 
 
 @pytest.fixture
 def fake() -> Iterator[Fake]:
-    state = BflState()
-    with serve_in_thread(create_app(state)) as url:
-        yield Fake(state, url)
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
-        yield client
+    with served(BflState(), create_app) as running:
+        yield running
 
 
 def provider(

@@ -6,7 +6,7 @@ import asyncio
 import base64
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import formatdate
@@ -40,12 +40,6 @@ KLING = "fal-ai/kling-video/v3/pro/image-to-video"
 def fal() -> Iterator[FalState]:
     with serve_fal() as state:
         yield state
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(trust_env=False) as client:
-        yield client
 
 
 def context(fal: FalState, http: httpx.AsyncClient, **overrides: Any) -> ProviderContext:

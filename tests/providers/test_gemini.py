@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -30,8 +29,9 @@ from tests.providers.fakes.gemini import (
     mp4_bytes,
     png_bytes,
 )
+from tests.providers.servers import Served, served
 from tests.providers.watch import RecordingWatch
-from tests.support import eventually, free_port, serve_in_thread, tiny_png
+from tests.support import eventually, free_port, tiny_png
 
 PROMPT = "a lighthouse at dusk"
 IMAGE_MODEL = "gemini-2.5-flash-image"
@@ -41,23 +41,13 @@ LYRIA = "lyria-3-pro-preview"
 GOOGLE = "https://generativelanguage.googleapis.com"
 
 
-@dataclass
-class Fake:
-    state: GeminiState
-    url: str
+Fake = Served[GeminiState]
 
 
 @pytest.fixture
 def fake() -> Iterator[Fake]:
-    state = GeminiState()
-    with serve_in_thread(create_app(state)) as url:
-        yield Fake(state, url)
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
-        yield client
+    with served(GeminiState(), create_app) as running:
+        yield running
 
 
 Make = Callable[..., GeminiProvider]

@@ -4,7 +4,6 @@ answers in the shapes the SDK reads (and that the adapter's assumptions about th
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import httpx
 import pytest
@@ -12,24 +11,21 @@ from google import genai
 from google.genai import errors, types
 
 from tests.providers.fakes.gemini import GeminiState, create_app, mp3_bytes, mp4_bytes, png_bytes
-from tests.support import serve_in_thread, tiny_png
+from tests.providers.servers import Served, served
+from tests.support import tiny_png
 
 IMAGE_MODEL = "gemini-2.5-flash-image"
 VEO = "veo-3.1-fast-generate-preview"
 GOOGLE = "https://generativelanguage.googleapis.com"
 
 
-@dataclass
-class Fake:
-    state: GeminiState
-    url: str
+Fake = Served[GeminiState]
 
 
 @pytest.fixture
 def fake() -> Iterator[Fake]:
-    state = GeminiState()
-    with serve_in_thread(create_app(state)) as url:
-        yield Fake(state, url)
+    with served(GeminiState(), create_app) as running:
+        yield running
 
 
 @pytest.fixture

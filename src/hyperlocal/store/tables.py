@@ -20,9 +20,12 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    Update,
+    bindparam,
     insert,
     inspect,
     text,
+    update,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -248,6 +251,15 @@ def insert_stmt(model: type[Base]) -> Insert:
     """A Core INSERT into ``model``'s table, built once so that its compiled form is cached
     (and prepared: see ``store.prepared``)."""
     return prepared(insert(table(model)))
+
+
+@cache
+def update_by_id_stmt(model: type[Base], columns: tuple[str, ...]) -> Update:
+    """A Core ``UPDATE <table> SET <columns> WHERE id``, built once per set of columns (bind
+    parameters ``p_id``, and ``v_<column>`` for each value) and prepared like ``insert_stmt``."""
+    columns_ = table(model).c
+    sets = {name: bindparam(f"v_{name}", type_=columns_[name].type) for name in columns}
+    return prepared(update(table(model)).where(columns_.id == bindparam("p_id")).values(**sets))
 
 
 def set_columns(obj: Base) -> dict[str, Any]:

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cache
 
-from sqlalchemy import Update, bindparam, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hyperlocal.store.prepared import execute, prepared
+from hyperlocal.store.prepared import execute
 from hyperlocal.store.tables import (
     WebhookAttempt,
     WebhookDelivery,
     insert_stmt,
     set_columns,
-    table,
+    update_by_id_stmt,
 )
 
 __all__ = [
@@ -63,16 +62,7 @@ async def claim_due(
 
 async def update_delivery(session: AsyncSession, delivery_id: str, **values: object) -> None:
     params = {"p_id": delivery_id} | {f"v_{name}": value for name, value in values.items()}
-    await execute(session, _updating(tuple(values)), params)
-
-
-@cache
-def _updating(columns: tuple[str, ...]) -> Update:
-    """``UPDATE webhook_deliveries SET <columns> WHERE id``, built once per set of columns
-    and prepared (``store.prepared``)."""
-    table_ = table(WebhookDelivery)
-    sets = {name: bindparam(f"v_{name}", type_=table_.c[name].type) for name in columns}
-    return prepared(update(table_).where(table_.c.id == bindparam("p_id")).values(**sets))
+    await execute(session, update_by_id_stmt(WebhookDelivery, tuple(values)), params)
 
 
 async def add_attempt(session: AsyncSession, attempt: WebhookAttempt) -> None:
