@@ -309,18 +309,19 @@ def _gated(_context: EngineContext) -> GatedEngine:
     return GatedEngine()
 
 
-OVERFLOW_CATALOG = """
+OVERFLOW_WAIT_S = 0.001
+OVERFLOW_CATALOG = f"""
 [[model]]
 id = "local-flux"
 category = "image"
 name = "FLUX on the local GPU, fal behind it"
 engine = "preview-image"
-price = { kind = "flat", credits = 3 }
-inputs.prompt = { type = "string", required = true }
+price = {{ kind = "flat", credits = 3 }}
+inputs.prompt = {{ type = "string", required = true }}
 
 [[model.routes]]
 to = "engine:test-gated"
-overflow_wait_s = 0.001
+overflow_wait_s = {OVERFLOW_WAIT_S}
 
 [[model.routes]]
 to = "fal:fal-ai/flux/dev"
@@ -339,7 +340,15 @@ async def test_overflow_sends_new_jobs_to_the_provider_while_the_local_engine_is
         body = {"model": "local-flux", "prompt": "a lighthouse"}
         first = asyncio.create_task(s.image(body))
         await asyncio.wait_for(GatedEngine.entered.wait(), WAIT_S)
-        second = await s.image(body)  # the GPU is busy: on to fal
+        lane = services_of(s.app).router.lane("test-gated")
+
+        async def busy_past_the_overflow_wait() -> bool:
+            return lane.expected_wait() > OVERFLOW_WAIT_S
+
+        # On a fast machine the next job can reach the router within the millisecond.
+        await eventually(busy_past_the_overflow_wait, WAIT_S, "the engine to be busy long enough")
+        # the GPU is busy: on to fal (bounded: should the job wait for the gate, fail now)
+        second = await asyncio.wait_for(s.image(body), WAIT_S)
         assert second.status_code == 200, second.text
         GatedEngine.gate.set()
         first_done = await first
