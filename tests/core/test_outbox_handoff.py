@@ -8,8 +8,9 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from hyperlocal.core import webhooks
+from hyperlocal.core import keys, webhooks
 from hyperlocal.core.services import Services
 from hyperlocal.inputs import AddressPolicy
 from hyperlocal.queue.deliveries import WebhookDispatcher
@@ -51,7 +52,7 @@ async def _written(svc: Services, url: str, held_until: float | None) -> Webhook
     return delivery
 
 
-async def _delivered(svc: Services, receiver: Receiver, job_id: str) -> None:
+async def _delivered(svc: Services, receiver: Receiver, job_id: str, path: str = "hook") -> None:
     async def done() -> bool:
         async with svc.db.read() as session:
             [row] = await store.deliveries_for_job(session, job_id)
@@ -61,7 +62,7 @@ async def _delivered(svc: Services, receiver: Receiver, job_id: str) -> None:
     async with svc.db.read() as session:
         attempts = await store.attempts_for_job(session, job_id)
     assert [a.status_code for a in attempts] == [200]  # once: never claimed as well
-    assert len(receiver.on("hook")) == 1
+    assert len(receiver.on(path)) == 1
 
 
 async def test_a_handed_row_is_held_from_claims_and_sent_at_once(
@@ -86,3 +87,26 @@ async def test_a_handed_row_whose_hold_ran_out_is_claimed_and_sent_once(
         delivery = await _written(services, receiver.url("hook"), time.time())  # due now
         dispatcher.hand(delivery)
         await _delivered(services, receiver, delivery.job_id)
+
+
+async def test_each_keys_deliveries_are_signed_with_that_keys_own_secret(
+    services: Services, dispatcher: WebhookDispatcher
+) -> None:
+    """The dispatcher keeps the secrets it has read: after one key's delivery, another key's
+    must still verify with its own key's secret, and not with the first's."""
+    hold = dispatcher.holds_for()
+    assert hold is not None
+    secrets: list[str] = []
+    with running_receiver() as receiver:
+        for n in range(2):
+            delivery = await _written(services, receiver.url(f"hook-{n}"), time.time() + hold)
+            dispatcher.hand(delivery)
+            await _delivered(services, receiver, delivery.job_id, f"hook-{n}")
+            secrets.append(await keys.webhook_secret(services.db, delivery.key_id))
+    assert secrets[0] != secrets[1]
+    for n, secret in enumerate(secrets):
+        [got] = receiver.on(f"hook-{n}")
+        Webhook(secret).verify(got.body, got.headers)  # raises on a wrong signature
+    [second] = receiver.on("hook-1")
+    with pytest.raises(WebhookVerificationError):
+        Webhook(secrets[0]).verify(second.body, second.headers)

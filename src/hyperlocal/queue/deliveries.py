@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+SECRETS_KEPT = 4096  # webhook signing secrets held in memory, by key id
 
 # The metrics' name for where an attempt left its delivery: a failed attempt with tries left
 # is "retrying"; "failed" means the schedule ran out.
@@ -94,6 +95,7 @@ class WebhookDispatcher:
             timeout=timeout,
             trust_env=False,
         )
+        self._secrets: dict[str, str] = {}  # by key id: see ``_secret``
         self._wake = asyncio.Event()
         self._look = True  # claim due rows at the next turn of the loop
         self._starved = False  # the last claim left due rows behind (no slot, or a cap)
@@ -243,13 +245,9 @@ class WebhookDispatcher:
         return response.status_code, None if ok else f"HTTP {response.status_code}"
 
     async def _headers(self, delivery: WebhookDelivery) -> dict[str, str]:
-        async with self._db.read() as session:
-            key = await key_store.by_id(session, delivery.key_id)
-        assert key is not None
+        secret = await self._secret(delivery.key_id)
         timestamp = int(time.time())
-        signature = webhooks.sign(
-            key.webhook_secret, delivery.message_id, timestamp, delivery.payload
-        )
+        signature = webhooks.sign(secret, delivery.message_id, timestamp, delivery.payload)
         return {
             "content-type": "application/json",
             "webhook-id": delivery.message_id,
@@ -257,6 +255,20 @@ class WebhookDispatcher:
             "webhook-signature": signature,
             "user-agent": "hyperlocal-webhooks/1",
         }
+
+    async def _secret(self, key_id: str) -> str:
+        """The key's webhook signing secret. A key's secret is written once, with the key, and
+        never changed (``store.keys``), so the dispatcher keeps the last ``SECRETS_KEPT`` it
+        read: a delivery costs no read of its key."""
+        secret = self._secrets.get(key_id)
+        if secret is None:
+            async with self._db.read() as session:
+                key = await key_store.by_id(session, key_id)
+            assert key is not None, "a delivery's key is never deleted"
+            while len(self._secrets) >= SECRETS_KEPT:
+                del self._secrets[next(iter(self._secrets))]
+            secret = self._secrets[key_id] = key.webhook_secret
+        return secret
 
     async def _record(
         self, delivery: WebhookDelivery, code: int | None, error: str | None, latency_ms: float

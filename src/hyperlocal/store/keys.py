@@ -1,4 +1,9 @@
-"""API key queries. None of these commit."""
+"""API key queries. None of these commit.
+
+A key's row is never deleted (revoking sets ``revoked_at``), and its ``webhook_secret`` is
+written once, with the row, and never updated: the webhook dispatcher keeps secrets it has
+read on that promise. Rotating secrets would have to tell it (``WebhookDispatcher._secret``).
+"""
 
 from __future__ import annotations
 
