@@ -98,10 +98,11 @@ def wait_http(process: subprocess.Popen[bytes], url: str, log: Path, seconds: fl
     raise RuntimeError(f"{url} did not answer within {seconds:g} s:\n{tail(log)}")
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
+def stop(process: subprocess.Popen[bytes], wait_s: float = 15.0) -> None:
+    """SIGTERM, then SIGKILL if ``process`` has not exited within ``wait_s``."""
     process.terminate()
     try:
-        process.wait(timeout=15)
+        process.wait(timeout=wait_s)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()

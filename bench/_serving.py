@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 from _sd_models import PROMPT
-from _server import HOST, free_port
+from _server import HOST, free_port, stop, wait_http
 
 __all__ = [
     "Entry",
@@ -162,12 +162,12 @@ def serving(ws: Workspace, keys: Keys, env: Mapping[str, str] | None = None) -> 
         )
     clients = [_client(url, key) for key in (keys.user, keys.admin)]
     try:
-        _wait_healthy(process, clients[0], log)
+        wait_http(process, f"{url}/healthz", log, START_S)
         yield Server(url, process.pid, log, *clients)
     finally:
         for client in clients:
             client.close()
-        _stop(process)
+        stop(process, wait_s=60)
 
 
 def _env(ws: Workspace, url: str, extra: Mapping[str, str]) -> dict[str, str]:
@@ -189,33 +189,6 @@ def _client(url: str, key: str) -> httpx.Client:
     return httpx.Client(
         base_url=url, headers={"authorization": f"Bearer {key}"}, timeout=900.0, trust_env=False
     )
-
-
-def _wait_healthy(process: subprocess.Popen[bytes], client: httpx.Client, log: Path) -> None:
-    deadline = time.monotonic() + START_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"hyperlocal serve exited ({process.returncode}):\n{_tail(log)}")
-        try:
-            if client.get("/healthz", timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"hyperlocal serve did not start within {START_S:.0f} s:\n{_tail(log)}")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-def _tail(log: Path, lines: int = 30) -> str:
-    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
 
 
 def ms(seconds: Sequence[float]) -> dict[str, float]:
