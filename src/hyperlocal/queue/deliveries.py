@@ -26,10 +26,9 @@ from urllib.parse import urlsplit
 import httpx
 
 from hyperlocal import tracing
-from hyperlocal.core import webhooks
+from hyperlocal.core import keys, webhooks
 from hyperlocal.core.metrics import Metrics
 from hyperlocal.inputs import AddressGuardError, AddressPolicy, GuardedTransport
-from hyperlocal.store import keys as key_store
 from hyperlocal.store import webhooks as store
 from hyperlocal.store.db import Database
 from hyperlocal.store.tables import WebhookAttempt, WebhookDelivery
@@ -262,12 +261,10 @@ class WebhookDispatcher:
         read: a delivery costs no read of its key."""
         secret = self._secrets.get(key_id)
         if secret is None:
-            async with self._db.read() as session:
-                key = await key_store.by_id(session, key_id)
-            assert key is not None, "a delivery's key is never deleted"
+            secret = await keys.webhook_secret(self._db, key_id)
             while len(self._secrets) >= SECRETS_KEPT:
                 del self._secrets[next(iter(self._secrets))]
-            secret = self._secrets[key_id] = key.webhook_secret
+            self._secrets[key_id] = secret
         return secret
 
     async def _record(
