@@ -11,7 +11,8 @@ thread and a new client for each).
   status_url, cancel_url, queue_position: 0}``. The job finishes ``BENCH_FAL_JOB_MS`` after
   the submit (0, the default: at once).
 - ``GET /{owner}/{app}/requests/{id}/status`` -> 202 ``IN_PROGRESS`` until then, then 200
-  ``COMPLETED`` (with ``logs`` and ``metrics``).
+  ``COMPLETED`` (with ``logs`` and ``metrics``); ``.../status/stream``: the same statuses as
+  server-sent events, closed after COMPLETED.
 - ``GET /{owner}/{app}/requests/{id}`` -> ``{images: [{url, content_type, width, height}], ...}``;
   the image is ``BENCH_FAL_IMAGE`` (a PNG), served at ``/files/image.png``.
 - ``PUT .../cancel`` -> 202 ``CANCELLATION_REQUESTED`` or 400 ``ALREADY_COMPLETED``.
@@ -42,7 +43,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 __all__ = ["USER_ID", "create"]
@@ -141,6 +142,21 @@ def _urls(base: str, app: str, job_id: str) -> dict[str, str]:
     }
 
 
+def _status(job: _Job, request: Request) -> dict[str, Any]:
+    body: dict[str, Any] = {**_urls(_base(request), job.app, request.path_params["request_id"])}
+    if time.monotonic() < job.done_at and not job.canceled:
+        return body | {"status": "IN_PROGRESS", "logs": None}
+    return body | {"status": "COMPLETED", "logs": None, "metrics": {"inference_time": 0.0}}
+
+
+async def _events(job: _Job, request: Request) -> AsyncIterator[str]:
+    """The status stream: IN_PROGRESS while the job runs, then COMPLETED, and the end."""
+    while (status := _status(job, request))["status"] != "COMPLETED":
+        yield f"data: {json.dumps(status)}\n\n"
+        await asyncio.sleep(max(0.0, job.done_at - time.monotonic()))
+    yield f"data: {json.dumps(status)}\n\n"
+
+
 def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
@@ -178,11 +194,14 @@ class _Routes:
         job = self._job(request)
         if isinstance(job, JSONResponse):
             return job
-        job_id, base = request.path_params["request_id"], _base(request)
-        body: dict[str, Any] = {**_urls(base, job.app, job_id), "logs": None}
-        if time.monotonic() < job.done_at and not job.canceled:
-            return JSONResponse(body | {"status": "IN_PROGRESS"}, 202)
-        return JSONResponse(body | {"status": "COMPLETED", "metrics": {"inference_time": 0.0}})
+        status = _status(job, request)
+        return JSONResponse(status, 200 if status["status"] == "COMPLETED" else 202)
+
+    async def status_stream(self, request: Request) -> Response:
+        job = self._job(request)
+        if isinstance(job, JSONResponse):
+            return job
+        return StreamingResponse(_events(job, request), media_type="text/event-stream")
 
     async def result(self, request: Request) -> JSONResponse:
         job = self._job(request)
@@ -233,6 +252,7 @@ def create() -> Starlette:
             Route("/.well-known/jwks.json", routes.jwks),
             Route("/files/image.png", routes.image),
             Route(f"{requests}/status", routes.status),
+            Route(f"{requests}/status/stream", routes.status_stream),
             Route(f"{requests}/cancel", routes.cancel, methods=["PUT"]),
             Route(requests, routes.result),
             Route("/{endpoint:path}", routes.submit, methods=["POST"]),

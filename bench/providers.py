@@ -4,14 +4,16 @@ one job at a time, and jobs per second at ``--concurrency`` in flight, polled an
 
 One run starts one fal fake (``_fal_fake.py``, a uvicorn process) and two real
 ``hyperlocal serve`` processes (embedded: SQLite, in-process worker) whose ``flux-1-dev``
-route ``fal:fal-ai/flux/dev`` points at that fake: one polls fal, the other is in
+route ``fal:fal-ai/flux/dev`` points at that fake: one follows fal without webhooks (on fal's
+status stream, as hyperlocal does by default; ``--no-status-stream``: by polls), the other is in
 provider-webhook mode. Four ways to run a job, all from this process, each ending with the
 image downloaded:
 
 - *direct, polled*: what a fal user does with httpx: submit, poll the status on hyperlocal's
   own schedule until COMPLETED, GET the result, download the file;
 - *hyperlocal, polled*: ``POST /v1/images/generate`` (async), poll ``GET /v1/jobs/{id}`` on
-  the same schedule, download ``outputUrl``; hyperlocal polls fal on it too;
+  the same schedule, download ``outputUrl``; hyperlocal follows fal's status stream (or, with
+  ``--no-status-stream``, polls fal on that schedule too);
 - *direct, webhook*: submit with ``?fal_webhook=`` to a receiver in this process, wait for the
   signed webhook (verified), GET the result, download;
 - *hyperlocal, webhook*: submit with ``webhook_url`` to the same receiver, wait for hyperlocal's
@@ -107,6 +109,7 @@ class Options:
     job_ms: float  # how long the fake's jobs take
     image_px: int  # the output: a noise PNG this many pixels square
     results: Path
+    status_stream: bool = True  # the polled server follows fal on its status stream (default)
 
     @classmethod
     def preset(cls, quick: bool) -> Options:
@@ -121,7 +124,9 @@ class Options:
         return (
             f"{self.sequential} jobs per path one at a time, {self.per_round * self.rounds} at "
             f"{self.concurrency} in flight ({self.rounds} alternating rounds); polls from "
-            f"{self.poll_interval * 1e3:g} ms, x1.5; fal jobs take {self.job_ms:g} ms; "
+            f"{self.poll_interval * 1e3:g} ms, x1.5"
+            f"{'' if self.status_stream else ' (hyperlocal polls fal too)'}; "
+            f"fal jobs take {self.job_ms:g} ms; "
             f"output {self.image_px}x{self.image_px} PNG"
         )
 
@@ -147,6 +152,12 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     add("--job-ms", type=float, default=base.job_ms, help="how long fal's jobs take (0)")
     add("--image-px", type=count, default=base.image_px, help="output PNG side (256)")
     add("--results", type=Path, default=base.results)
+    add(
+        "--no-status-stream",
+        dest="status_stream",
+        action="store_false",
+        help="the polled server polls fal too, instead of following its status stream",
+    )
     a = parser.parse_args(argv)
     return Options(
         a.sequential,
@@ -158,6 +169,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         a.job_ms,
         a.image_px,
         a.results,
+        a.status_stream,
     )
 
 
@@ -225,8 +237,11 @@ def _clean_env() -> dict[str, str]:
     }
 
 
-def hyperlocal_env(ws: Workspace, url: str, fal: Fal, variant: str, poll: float) -> dict[str, str]:
+def hyperlocal_env(
+    ws: Workspace, url: str, fal: Fal, variant: str, options: Options
+) -> dict[str, str]:
     webhooks = variant == WEBHOOK
+    poll = WEBHOOK_MODE_POLL_S if webhooks else options.poll_interval
     return _clean_env() | {
         "HYPERLOCAL_DATA_DIR": str(ws.db_file.parent),
         "HYPERLOCAL_DATABASE_URL": ws.database_url,
@@ -239,7 +254,8 @@ def hyperlocal_env(ws: Workspace, url: str, fal: Fal, variant: str, poll: float)
         "HYPERLOCAL_FAL_BASE_URL": fal.url,
         "HYPERLOCAL_FAL_JWKS_URL": fal.jwks_url,
         "HYPERLOCAL_PROVIDER_WEBHOOKS": "on" if webhooks else "off",
-        "HYPERLOCAL_PROVIDER_POLL_INTERVAL": str(WEBHOOK_MODE_POLL_S if webhooks else poll),
+        "HYPERLOCAL_PROVIDER_POLL_INTERVAL": str(poll),
+        "HYPERLOCAL_PROVIDER_STATUS_STREAM": str(options.status_stream).lower(),
     }
 
 
@@ -260,7 +276,7 @@ async def start_hyperlocal(
     issued = await issue_key(ws)
     port = free_port()
     url = f"http://{HOST}:{port}"
-    env = hyperlocal_env(ws, url, fal, variant, options.poll_interval)
+    env = hyperlocal_env(ws, url, fal, variant, options)
     command = [sys.executable, "-m", "hyperlocal", "serve", "--host", HOST, "--port", str(port)]
     pid = stack.enter_context(_spawned(command, env, ws.root, f"{url}/healthz"))
     return Hyperlocal(variant, url, issued, ws, pid)
@@ -767,7 +783,8 @@ INCLUDES = {
     (POLLED, DIRECT): "submit; poll status until COMPLETED; GET result; GET the file",
     (POLLED, HYPERLOCAL): (
         "POST /v1/images/generate (202); poll GET /v1/jobs/{id} until completed; GET outputUrl. "
-        "Inside: its submit to fal, its polls of fal on the same schedule, GET result, the "
+        "Inside: its submit to fal, fal's status stream (or its polls, on the same schedule), "
+        "GET result, the "
         "download, storing, completing"
     ),
     (

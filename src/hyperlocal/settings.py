@@ -267,6 +267,11 @@ class Settings(BaseSettings):
     provider_poll_interval: float = Field(
         2.0, gt=0, description="First pause between polls of a provider job; it grows to 30 s."
     )
+    provider_status_stream: bool = Field(
+        True,
+        description="Follow a provider job without a webhook by the provider's status stream, "
+        "where it has one (fal), to learn of its end at once; off: by polls alone.",
+    )
     provider_retry_after_budget: float = Field(
         30.0,
         ge=0,

@@ -28,12 +28,22 @@ from hyperlocal.engines.providers.base import (
     ProviderResult,
 )
 from hyperlocal.engines.providers.fal import FalProvider, create, result_of
-from tests.providers.fakes.fal import FalState, JobScript, Reply, file_bytes, serve_fal
+from hyperlocal.engines.providers.registry import ProviderRegistry
+from tests.conftest import SettingsFactory
+from tests.providers.fakes.fal import (
+    FalState,
+    JobScript,
+    Recorded,
+    Reply,
+    file_bytes,
+    serve_fal,
+)
 from tests.providers.watch import RecordingWatch
 from tests.support import eventually, free_port, serve_in_thread, tiny_png
 
 FLUX = "fal-ai/flux/dev"
 KLING = "fal-ai/kling-video/v3/pro/image-to-video"
+WAIT_S = 60.0  # bounds a failure only: each wait is for a condition
 
 
 @pytest.fixture
@@ -57,6 +67,12 @@ def context(fal: FalState, http: httpx.AsyncClient, **overrides: Any) -> Provide
 @pytest.fixture
 def provider(fal: FalState, http: httpx.AsyncClient) -> FalProvider:
     return create(context(fal, http))
+
+
+@pytest.fixture
+def polling(fal: FalState, http: httpx.AsyncClient) -> FalProvider:
+    """An adapter told not to use status streams: it follows requests by polls alone."""
+    return create(context(fal, http, stream_status=False))
 
 
 def job(
@@ -100,12 +116,12 @@ async def test_is_a_provider(provider: FalProvider) -> None:
 
 
 async def test_queued_job_reports_its_place_in_line_and_returns_the_files(
-    fal: FalState, provider: FalProvider, http: httpx.AsyncClient
+    fal: FalState, polling: FalProvider, http: httpx.AsyncClient
 ) -> None:
     fal.script(JobScript(queued=2, running=1))
     watch = RecordingWatch()
 
-    result = await provider.run(job(), watch)
+    result = await polling.run(job(), watch)
 
     request_id = result.request_id
     assert request_id is not None and watch.request_ids == [request_id]
@@ -336,20 +352,20 @@ async def test_an_infrastructure_failure_after_acceptance_is_unavailable(
 
 
 async def test_transient_poll_errors_are_polled_through(
-    fal: FalState, provider: FalProvider
+    fal: FalState, polling: FalProvider
 ) -> None:
     fal.script(JobScript(running=1))
     fal.fail_status(Reply.server_error(), Reply.rate_limited(0), Reply.infrastructure())
-    result = await provider.run(job(), RecordingWatch())
+    result = await polling.run(job(), RecordingWatch())
     assert result.outputs and len(fal.of("GET", "/status")) == 5
 
 
 async def test_a_status_fal_client_does_not_know_ends_the_job(
-    fal: FalState, provider: FalProvider
+    fal: FalState, polling: FalProvider
 ) -> None:
     fal.script(JobScript(running=1))
     fal.fail_status(Reply(200, {"status": "CANCELED", "logs": None}))
-    error = await failure(provider, job())
+    error = await failure(polling, job())
     assert error.kind is FailureKind.FAILED and "CANCELED" in error.message
 
 
@@ -368,6 +384,128 @@ async def test_cancel_reaches_fal(fal: FalState, provider: FalProvider) -> None:
     assert cancel.path == f"/fal-ai/flux/requests/{request_id}/cancel"
     assert cancel.headers["authorization"] == f"Key {fal.key}"
     assert fal.jobs[request_id].canceled
+
+
+# --- the status stream ----------------------------------------------------------------------
+
+
+def streams(fal: FalState) -> list[Recorded]:
+    return fal.of("GET", "/status/stream")
+
+
+def polls(fal: FalState) -> list[Recorded]:
+    return fal.of("GET", "/status")
+
+
+async def test_without_a_webhook_the_status_stream_tells_the_end_with_no_poll(
+    fal: FalState, http: httpx.AsyncClient
+) -> None:
+    # One poll an hour: only the stream can end this job within the test's patience.
+    provider = create(context(fal, http, poll_interval=3600.0))
+    fal.script(JobScript(queued=2, running=1))
+    watch = RecordingWatch()
+
+    async with asyncio.timeout(WAIT_S):
+        result = await provider.run(job(), watch)
+
+    assert watch.queue_positions == [2, 1, 0] and watch.waits == [] and polls(fal) == []
+    [stream] = streams(fal)
+    assert stream.path == f"/fal-ai/flux/requests/{result.request_id}/status/stream"
+    assert stream.headers["authorization"] == f"Key {fal.key}"
+    assert stream.query == {}  # statuses only: no logs asked for
+    assert [o.url for o in result.outputs] == [f"{fal.url}/files/image.png"]
+    [fetched] = fal.of("GET", f"/requests/{result.request_id}")  # the result: not asking for SSE
+    assert "event-stream" not in fetched.headers.get("accept", "")
+
+
+async def test_a_long_job_is_followed_on_its_stream_until_it_ends(
+    fal: FalState, http: httpx.AsyncClient
+) -> None:
+    provider = create(context(fal, http, poll_interval=3600.0))
+    fal.script(JobScript(hold=True))
+    watch = RecordingWatch()
+    task = asyncio.create_task(provider.run(job(), watch))
+    await watch.submitted_event.wait()
+    [request_id] = watch.request_ids
+
+    async def running_at_fal() -> bool:
+        return fal.jobs[request_id].state == "IN_PROGRESS"
+
+    await eventually(running_at_fal, WAIT_S, "the stream to see the job run")
+    assert not task.done()
+    fal.release(request_id)
+    async with asyncio.timeout(WAIT_S):
+        result = await task
+    assert result.request_id == request_id and len(streams(fal)) == 1 and polls(fal) == []
+
+
+async def test_a_dropped_stream_is_polled_then_opened_again(
+    fal: FalState, provider: FalProvider
+) -> None:
+    fal.script(JobScript(queued=3))
+    fal.cut_stream()  # the first stream ends after one event, the request still queued
+    watch = RecordingWatch()
+
+    result = await provider.run(job(), watch)
+
+    assert watch.queue_positions == [3, 2, 1, 0]  # stream, poll, then the second stream
+    assert len(streams(fal)) == 2 and len(polls(fal)) == 1
+    assert watch.waits == [0.01] and result.outputs
+
+
+async def test_a_stream_answering_a_5xx_is_opened_again_after_a_poll(
+    fal: FalState, provider: FalProvider
+) -> None:
+    fal.script(JobScript(running=2))
+    fal.fail_stream(Reply.server_error())
+    result = await provider.run(job(), RecordingWatch())
+    assert result.outputs and len(streams(fal)) == 2 and len(polls(fal)) == 1
+
+
+async def test_a_refused_stream_leaves_the_request_to_polls(
+    fal: FalState, provider: FalProvider
+) -> None:
+    fal.script(JobScript(running=2))
+    fal.fail_stream(Reply(404, {"detail": "Not Found"}))
+    watch = RecordingWatch()
+    result = await provider.run(job(), watch)
+    assert result.outputs and len(streams(fal)) == 1 and len(polls(fal)) == 3
+    assert watch.waits[0] == 0.01 and watch.waits[-1] > watch.waits[0]  # backing off
+
+
+async def test_a_stream_of_something_else_leaves_the_request_to_polls(
+    fal: FalState, provider: FalProvider
+) -> None:
+    fal.script(JobScript(running=1))
+    fal.fail_stream(Reply(200, {"status": "IN_PROGRESS"}))  # JSON, not server-sent events
+    result = await provider.run(job(), RecordingWatch())
+    assert result.outputs and len(streams(fal)) == 1 and len(polls(fal)) == 2
+
+
+async def test_a_failure_told_on_the_stream_fails_with_the_apps_words(
+    fal: FalState, provider: FalProvider
+) -> None:
+    fal.script(JobScript(running=1))
+    error = await failure(provider, job(payload={}))  # no prompt: the app refuses it
+    assert error.kind is FailureKind.INVALID and "prompt" in error.message
+    assert len(streams(fal)) == 1 and polls(fal) == []
+
+
+async def test_cancel_while_streaming_reaches_fal(fal: FalState, provider: FalProvider) -> None:
+    fal.script(JobScript(hold=True))
+    watch = RecordingWatch()
+    task = asyncio.create_task(provider.run(job(), watch))
+    await watch.submitted_event.wait()
+
+    async def streaming() -> bool:
+        return bool(streams(fal))
+
+    await eventually(streaming, WAIT_S, "the status stream to open")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    [request_id] = watch.request_ids
+    assert fal.jobs[request_id].canceled and len(fal.of("PUT", "/cancel")) == 1
 
 
 # --- webhooks -------------------------------------------------------------------------------
@@ -572,3 +710,37 @@ async def test_a_failed_job_sends_an_error_webhook(fal: FalState, provider: FalP
     assert notice["status"] == "ERROR" and notice["error"] == "Invalid status code: 422"
     assert notice["payload"]["detail"][0]["loc"] == ["body", "prompt"]
     assert (await provider.verify_webhook(headers, body)).request_id == notice["request_id"]
+
+
+# --- the connection pool ------------------------------------------------------------------
+
+
+async def test_a_stream_for_every_job_in_flight_fits_the_providers_connection_pool(
+    fal: FalState, make_settings: SettingsFactory
+) -> None:
+    # More jobs in flight than httpx's default pool of 100 connections: each holds one open
+    # for its stream, and none may wait for another's to end.
+    cap = 110
+    settings = make_settings(
+        fal_key=fal.key,
+        fal_base_url=fal.url,
+        provider_concurrency={"fal": cap},
+        provider_poll_interval=3600.0,
+    )
+    registry = ProviderRegistry(settings)
+    try:
+        provider = await registry.get("fal")
+        fal.script(*[JobScript(hold=True)] * cap)
+        runs = [asyncio.create_task(provider.run(job(), RecordingWatch())) for _ in range(cap)]
+
+        async def all_streaming() -> bool:
+            return len(streams(fal)) == cap and all(not run.done() for run in runs)
+
+        await eventually(all_streaming, WAIT_S, f"{cap} status streams open at once")
+        for request_id in list(fal.jobs):
+            fal.release(request_id)
+        async with asyncio.timeout(WAIT_S):
+            results = await asyncio.gather(*runs)
+    finally:
+        await registry.aclose()
+    assert len({result.request_id for result in results}) == cap

@@ -456,6 +456,30 @@ async def test_a_verified_webhook_wakes_the_job_long_before_its_next_poll(
     assert [d.status_code for d in providers.fal.webhooks] == [204]
 
 
+async def test_without_a_webhook_the_job_ends_when_fal_says_so_not_at_its_next_poll(
+    make_settings: SettingsFactory, providers: Providers
+) -> None:
+    providers.fal.script(JobScript(hold=True))
+    # No webhook, and one poll an hour: fal's status stream must tell the end.
+    settings = providers.settings(
+        make_settings, provider_webhooks="off", provider_poll_interval=3600
+    )
+    async with served(settings) as s:
+        job_id = await _video(s, IMAGE)
+
+        async def running_at_fal() -> bool:
+            return any(job.state == "IN_PROGRESS" for job in providers.fal.jobs.values())
+
+        await eventually(running_at_fal, WAIT_S, "fal to run the job")
+        (fal_job,) = providers.fal.jobs.values()
+        assert fal_job.webhook_url is None
+        providers.fal.release(fal_job.request_id)
+        ended = await s.ended(job_id)
+        assert ended["status"] == "completed", ended
+    assert providers.fal.of("GET", "/status") == []  # not one poll
+    assert len(providers.fal.of("GET", "/status/stream")) == 1
+
+
 async def test_a_webhook_with_a_bad_signature_is_refused_and_wakes_nothing(
     make_settings: SettingsFactory, providers: Providers
 ) -> None:

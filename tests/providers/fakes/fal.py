@@ -9,6 +9,8 @@ Use::
         fal.script(JobScript(queued=2, running=1))      # how the next submitted job behaves
         fal.fail_submit(Reply.rate_limited(3))          # answer the next submit with an error
         fal.fail_status(Reply.server_error())           # ... or the next status poll
+        fal.fail_stream(Reply.server_error())           # ... or the next status stream's open
+        fal.cut_stream()                          # end the next status stream after one event
         fal.release(request_id)                   # finish a job scripted with hold=True
         fal.requests                              # every request received (Recorded), in order
         fal.jobs[request_id]                      # a job: its endpoint, input, state, cancel
@@ -22,6 +24,10 @@ What it reproduces:
   -> 202 ``IN_QUEUE`` + ``queue_position`` (counting down), 202 ``IN_PROGRESS`` + ``logs``,
   200 ``COMPLETED`` + ``logs`` + ``metrics`` (+ ``error``, ``error_type`` when it failed).
   ``logs`` is present always, null unless asked for.
+- ``GET /{owner}/{app}/requests/{id}/status/stream[?logs=1]`` -> 200 ``text/event-stream``: one
+  ``data:`` event per status, each a step of the job as one poll would see it (same fields),
+  ``STREAM_STEP_S`` apart, a comment line after each, closed after COMPLETED. A held job's
+  stream waits for ``release`` or a cancel.
 - ``GET /{owner}/{app}/requests/{id}`` -> the output JSON, or the failed job's error body.
 - ``PUT /{owner}/{app}/requests/{id}/cancel`` -> 202 ``CANCELLATION_REQUESTED``, 400
   ``ALREADY_COMPLETED``, 404 ``NOT_FOUND``.
@@ -40,6 +46,7 @@ What it reproduces:
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
 import hashlib
@@ -49,7 +56,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -59,7 +66,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from tests.support import serve_in_thread
 
@@ -78,6 +85,7 @@ __all__ = [
 
 USER_ID = "fake-fal-user"
 NAMESPACES = ("workflows", "comfy")
+STREAM_STEP_S = 0.005  # a status stream's pace: one step of the job, or a look for a release
 
 # Fields that an app will not run without (its main input, per providers.md §6). Endpoints not
 # listed only check their ``*_url`` fields; ``text-to-*`` endpoints also need a prompt.
@@ -198,6 +206,8 @@ class FalState:
         self._scripts: deque[JobScript] = deque()
         self._submit_replies: deque[Reply] = deque()
         self._status_replies: deque[Reply] = deque()
+        self._stream_replies: deque[Reply] = deque()
+        self._cuts = 0
         self._lock = threading.RLock()
 
     @property
@@ -212,6 +222,14 @@ class FalState:
 
     def fail_status(self, *replies: Reply) -> None:
         self._status_replies.extend(replies)
+
+    def fail_stream(self, *replies: Reply) -> None:
+        self._stream_replies.extend(replies)
+
+    def cut_stream(self, count: int = 1) -> None:
+        """End the next ``count`` status streams after their first event, as a dropped
+        connection would, without COMPLETED."""
+        self._cuts += count
 
     def rotate_key(self) -> None:
         """Sign with a new key from now on; the key set then holds only the new one."""
@@ -274,6 +292,21 @@ class FalState:
 
     def next_status_reply(self) -> Reply | None:
         return self._status_replies.popleft() if self._status_replies else None
+
+    def next_stream_reply(self) -> Reply | None:
+        return self._stream_replies.popleft() if self._stream_replies else None
+
+    def take_cut(self) -> bool:
+        with self._lock:
+            if self._cuts == 0:
+                return False
+            self._cuts -= 1
+            return True
+
+    def waiting(self, job: FalJob) -> bool:
+        """A held job that no poll can move on: its stream waits for a release or a cancel."""
+        with self._lock:
+            return job.state == "IN_PROGRESS" and job.held and job.running == 0
 
     def advance(self, job: FalJob) -> int | None:
         """One status poll's worth of progress; the queue position while queued."""
@@ -472,6 +505,7 @@ def create_app(state: FalState) -> FastAPI:
     app.add_api_route("/files/{name}", routes.files, methods=["GET"])
     requests = "/{app_path:path}/requests/{request_id}"
     app.add_api_route(f"{requests}/status", routes.status, methods=["GET"])
+    app.add_api_route(f"{requests}/status/stream", routes.status_stream, methods=["GET"])
     app.add_api_route(requests, routes.result, methods=["GET"])
     app.add_api_route(f"{requests}/cancel", routes.cancel, methods=["PUT"])
     app.add_api_route("/{endpoint:path}", routes.submit, methods=["POST"])
@@ -503,6 +537,19 @@ class _Routes:
         position = self.state.advance(job)
         logs = request.query_params.get("logs", "").lower() in ("1", "true")
         return _status_response(job, position, logs)
+
+    async def status_stream(self, app_path: str, request_id: str, request: Request) -> Response:
+        job = await self._job(request, app_path, request_id)
+        if isinstance(job, JSONResponse):
+            return job
+        scripted = self.state.next_stream_reply()
+        if scripted is not None:
+            return scripted.response()
+        logs = request.query_params.get("logs", "").lower() in ("1", "true")
+        cut = self.state.take_cut()
+        return StreamingResponse(
+            _events(self.state, job, logs, cut), media_type="text/event-stream"
+        )
 
     async def result(self, app_path: str, request_id: str, request: Request) -> JSONResponse:
         job = await self._job(request, app_path, request_id)
@@ -604,6 +651,18 @@ def _status_response(job: FalJob, position: int | None, logs: bool) -> JSONRespo
         if error_type:
             body["error_type"] = error_type
     return JSONResponse(body, 200)
+
+
+async def _events(state: FalState, job: FalJob, logs: bool, cut: bool) -> AsyncIterator[str]:
+    """A status stream: each step of the job, as a poll would see it, until COMPLETED."""
+    while True:
+        answer = _status_response(job, state.advance(job), logs)
+        yield f"data: {bytes(answer.body).decode()}\n\n: keep-alive\n\n"
+        if cut or answer.status_code == 200:
+            return
+        await asyncio.sleep(STREAM_STEP_S)
+        while state.waiting(job):  # a held job: until a release or a cancel
+            await asyncio.sleep(STREAM_STEP_S)
 
 
 def _log_line(message: str) -> dict[str, Any]:

@@ -155,6 +155,7 @@ class ProviderContext:
     webhook_secret: str | None = None  # where the provider signs with a shared secret
     jwks_url: str | None = None  # where it signs with published keys (fal)
     poll_interval: float = 2.0  # the first pause between polls; adapters grow it to MAX_POLL_S
+    stream_status: bool = True  # follow a job by its status stream, where the provider has one
 
 
 MAX_POLL_S = 30.0

@@ -20,6 +20,7 @@ import httpx
 
 from hyperlocal import __version__
 from hyperlocal.engines.providers.base import Provider, ProviderContext
+from hyperlocal.engines.providers.health import DEFAULT_CAP
 from hyperlocal.engines.registry import discover
 from hyperlocal.errors import EngineUnavailableError
 from hyperlocal.settings import Settings
@@ -119,7 +120,10 @@ class ProviderRegistry:
         settings = self._settings
         secret = settings.replicate_webhook_secret if name == "replicate" else None
         client = httpx.AsyncClient(
-            trust_env=False, timeout=_TIMEOUT, headers={"User-Agent": f"hyperlocal/{__version__}"}
+            trust_env=False,
+            timeout=_TIMEOUT,
+            limits=_limits(settings.provider_concurrency.get(name, DEFAULT_CAP)),
+            headers={"User-Agent": f"hyperlocal/{__version__}"},
         )
         self._clients.append(client)
         context = ProviderContext(
@@ -130,6 +134,7 @@ class ProviderRegistry:
             webhook_secret=secret.get_secret_value() if secret is not None else None,
             jwks_url=settings.fal_jwks_url if name == "fal" else None,
             poll_interval=settings.provider_poll_interval,
+            stream_status=settings.provider_status_stream,
         )
         return self._factories[name](context)
 
@@ -140,3 +145,9 @@ class ProviderRegistry:
         clients, self._clients = self._clients, []
         for client in clients:
             await client.aclose()
+
+
+def _limits(cap: int) -> httpx.Limits:
+    """Connections for ``cap`` jobs in flight: each may hold one open for its status stream
+    while it submits, polls or cancels on another, so the pool never makes a job wait."""
+    return httpx.Limits(max_connections=2 * cap + 8, max_keepalive_connections=cap + 8)

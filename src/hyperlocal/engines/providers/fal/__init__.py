@@ -6,13 +6,16 @@ be pointed at ``context.base_url``; the queue is four small calls::
     POST {base}/{endpoint}[?fal_webhook=<url>]          -> {request_id, ...}
     GET  {base}/{owner}/{app}/requests/{id}/status?logs=1 -> 202 IN_QUEUE | IN_PROGRESS,
                                                            200 COMPLETED [+ error, error_type]
+    GET  {base}/{owner}/{app}/requests/{id}/status/stream -> the same statuses, as SSE
     GET  {base}/{owner}/{app}/requests/{id}              -> the app's output JSON, or its error
     PUT  {base}/{owner}/{app}/requests/{id}/cancel
 
-Status, result and cancel take the app's owner/name only, never the endpoint's subpath, and
-they are built from ``base_url`` rather than taken from the URLs in fal's answer: the key goes
-only where the operator sent it. Media inputs travel as ``data:`` URIs, which fal's URL fields
-take. Webhooks are ED25519-signed by keys that fal publishes as a JWKS (§1.4).
+Without a webhook, a request is followed by its status stream, so that its end is known at
+once (``_stream``); polls with backoff fill in where a stream stops short, and catch a lost
+webhook. Status, result and cancel take the app's owner/name only, never the endpoint's
+subpath, and they are built from ``base_url`` rather than taken from the URLs in fal's answer:
+the key goes only where the operator sent it. Media inputs travel as ``data:`` URIs, which
+fal's URL fields take. Webhooks are ED25519-signed by keys that fal publishes as a JWKS (§1.4).
 
 This module is the queue; its private neighbours hold the answers' shapes (``_answers``), the
 error mapping (``_errors``), the outputs (``_outputs``) and the webhook keys (``_webhooks``).
@@ -26,6 +29,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar
 
 import httpx
@@ -43,9 +47,16 @@ from hyperlocal.engines.providers.base import (
     WebhookNotice,
     next_poll,
 )
-from hyperlocal.engines.providers.fal._answers import Accepted, Status, json_object, parsed
+from hyperlocal.engines.providers.fal._answers import (
+    RUNNING,
+    Accepted,
+    Status,
+    json_object,
+    parsed,
+)
 from hyperlocal.engines.providers.fal._errors import failure, infrastructure, transient
 from hyperlocal.engines.providers.fal._outputs import OUTPUT_KEYS, result_of
+from hyperlocal.engines.providers.fal._stream import Cut, streamed_status
 from hyperlocal.engines.providers.fal._webhooks import (
     DEFAULT_JWKS_URL,
     WebhookKeys,
@@ -62,7 +73,6 @@ SUBMIT_TIMEOUT = httpx.Timeout(120.0, connect=10.0)  # data URIs make large bodi
 POLL_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 _NAMESPACES = frozenset({"workflows", "comfy"})  # "workflows/<owner>/<app>/...": fal_client
-_RUNNING = frozenset({"IN_QUEUE", "IN_PROGRESS"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +106,8 @@ class FalProvider:
         try:
             await watch.submitted(request.request_id)
             await _report(accepted.queue_position, watch)
-            ended = await self._poll(request, watch)
+            stream = self._context.stream_status and call.webhook_url is None
+            ended = await self._follow(request, watch, stream=stream)
             if isinstance(ended, Status):
                 return await self._result(request, ended, call.category, watch)
             return result_of(call.category, ended, request.request_id)
@@ -137,23 +148,47 @@ class FalProvider:
             raise failure(response)
         return parsed(Accepted, response, None)
 
-    async def _poll(self, request: _Request, watch: Watch) -> Status | Mapping[str, Any]:
+    async def _follow(
+        self, request: _Request, watch: Watch, *, stream: bool
+    ) -> Status | Mapping[str, Any]:
         """Wait for the request to leave the queue and finish, reporting its place in line:
-        its final status, or its output where a verified webhook brought it."""
+        its final status, or its output where a verified webhook brought it. With ``stream``,
+        its status stream tells; polls (with backoff) fill in where the stream stops short."""
         delay = self._context.poll_interval
         while True:
+            if stream:
+                streamed = await streamed_status(
+                    self._http,
+                    f"{request.url}/status",
+                    self._headers,
+                    partial(_report, watch=watch),
+                )
+                if isinstance(streamed, Status):
+                    return streamed
+                log.info(
+                    "fal status stream cut",
+                    extra={"request_id": request.request_id, "cut": streamed.value},
+                )
+                stream = streamed is Cut.DROPPED
             if (output := await watch.wait(request.request_id, delay)) is not None:
                 return output
             delay = next_poll(delay)
-            response = await self._get(f"{request.url}/status", {"logs": "1"})
-            if response is None or transient(response):
-                continue
-            if not response.is_success:
-                raise failure(response, request.request_id)
-            status = parsed(Status, response, request.request_id)
-            if status.status not in _RUNNING:
+            if (status := await self._polled(request, watch)) is not None:
                 return status
-            await _report(status.queue_position, watch)
+
+    async def _polled(self, request: _Request, watch: Watch) -> Status | None:
+        """The request's final status from one poll, or None while it runs (its place in line
+        reported) or when the poll should simply be made again later."""
+        response = await self._get(f"{request.url}/status", {"logs": "1"})
+        if response is None or transient(response):
+            return None
+        if not response.is_success:
+            raise failure(response, request.request_id)
+        status = parsed(Status, response, request.request_id)
+        if status.status not in RUNNING:
+            return status
+        await _report(status.queue_position, watch)
+        return None
 
     async def _result(
         self, request: _Request, status: Status, category: Category, watch: Watch

@@ -11,7 +11,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from hyperlocal.engines.providers.base import FailureKind, ProviderError
 
-__all__ = ["Accepted", "Status", "json_object", "parsed"]
+__all__ = ["RUNNING", "Accepted", "Status", "json_object", "parsed"]
+
+RUNNING = frozenset({"IN_QUEUE", "IN_PROGRESS"})  # every other status is a request's last
 
 
 class _Wire(BaseModel):
