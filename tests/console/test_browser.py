@@ -250,3 +250,47 @@ def test_webhook_deliveries_are_listed_per_job(page: Page, console: Console) -> 
         expect(deliveries.locator("tbody tr")).to_contain_text(receiver.url("hook"))
         deliveries.scroll_into_view_if_needed()
         screenshot(page, "25-job-webhook-deliveries")
+
+
+def test_a_link_to_a_model_never_shows_the_last_models_form(page: Page, console: Console) -> None:
+    """Text typed into the playground right after following a model link must not land in a
+    form about to be replaced: the linked model's form is the first one shown."""
+    sign_in(page, console, console.user_key)
+    page.goto(f"{console.url}#/playground/image?model=flux-1-schnell")  # now the kept one
+    expect(page.locator("#model")).to_have_value("flux-1-schnell")
+    page.goto(f"{console.url}#/models")
+    expect(page.locator(".model-card").first).to_be_visible()
+    page.evaluate(
+        """() => {
+            window.shownModels = [];
+            new MutationObserver(() => {
+                const select = document.querySelector("#model");
+                if (select) window.shownModels.push(select.value);
+            }).observe(document.body, {childList: true, subtree: true, attributes: true});
+        }"""
+    )
+    page.goto(f"{console.url}#/playground/image?model=gemini-3-1-flash-t2i")
+    expect(page.locator("#model")).to_have_value("gemini-3-1-flash-t2i")
+    shown = page.evaluate("() => window.shownModels")
+    assert shown and set(shown) == {"gemini-3-1-flash-t2i"}, shown
+
+
+def test_text_typed_as_the_playground_first_shows_is_counted(page: Page, console: Console) -> None:
+    """A keystroke that lands after the form first shows, before the page has subscribed to
+    its kept values, still reaches the page (its counter, and what Generate sends)."""
+    sign_in(page, console, console.user_key)
+    page.goto(f"{console.url}#/playground/audio?model=audio-tts")
+    expect(page.locator("select[name=voice] option")).to_have_text(["Default", "en_US-joe-medium"])
+    page.evaluate(
+        """async () => {
+            location.hash = "#/playground/image?model=gemini-3-1-flash-t2i";
+            let box = null;
+            for (let i = 0; i < 1000 && !box; i++) {
+                await new Promise((resolve) => setTimeout(resolve, 0));
+                box = document.querySelector("textarea[name=prompt]");
+            }
+            box.value = "   ";
+            box.dispatchEvent(new Event("input", {bubbles: true}));
+        }"""
+    )
+    expect(page.locator("[data-field=prompt] .field-count")).to_have_text("3 / 2,500")

@@ -27,15 +27,28 @@ function setterFor<T>(key: string): Setter<T> {
 /** Like useState, under ``key`` for the tab's lifetime; the setter works after unmount too. */
 export function useKept<T>(key: string, initial: T | (() => T)): [T, Setter<T>] {
   if (!values.has(key)) values.set(key, typeof initial === "function" ? (initial as () => T)() : initial);
+  const shown = values.get(key) as T;
   const [, setTick] = useState(0);
   useEffect(() => {
     const rerender = () => setTick((n) => n + 1);
     const all = listeners.get(key) ?? new Set();
     listeners.set(key, all);
     all.add(rerender);
+    // A write between the render and this subscription (a keystroke, say) told no one.
+    if (values.get(key) !== shown) rerender();
     return () => void all.delete(rerender);
   }, [key]);
-  return [values.get(key) as T, setterFor<T>(key)];
+  return [shown, setterFor<T>(key)];
+}
+
+/** The value kept under ``key``, if any, read outside a component's hooks. */
+export function keptValue<T>(key: string): T | undefined {
+  return values.get(key) as T | undefined;
+}
+
+/** Sets ``key`` as its setter would, from anywhere: during a render, before the value is read. */
+export function setKept<T>(key: string, next: T | ((prev: T) => T)): void {
+  setterFor<T>(key)(next);
 }
 
 /** Drops everything kept: another key may sign in next. Call it once no page is shown. */

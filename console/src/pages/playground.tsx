@@ -6,7 +6,7 @@ import { Badge, Button, Card, Empty, ErrorBox, Loading, PageHeader, Progress, St
 import { ApiError, api } from "../lib/api";
 import { CATEGORIES, bytes, costLabel, credits, duration, priceLabel, took } from "../lib/format";
 import { refunded, shownState, useLiveJob } from "../lib/jobs";
-import { useKept } from "../lib/kept";
+import { keptValue, setKept, useKept } from "../lib/kept";
 import { href } from "../lib/router";
 import { useSession } from "../lib/session";
 import type { Category, ImageResult, Job, JobAccepted, MediaResult, Model } from "../lib/types";
@@ -89,15 +89,31 @@ function useQuote(model: Model, input: Record<string, unknown>): { cost: number 
   return { cost: quotes.get(key) ?? null, problem: problem?.key === key ? problem.error : null };
 }
 
+/** Make a link's model (``?model=``) the kept one before the page shows anything. Switched in
+ * an effect, the page would first show the last model's form, and text typed into it then would
+ * be lost as the switch replaced its fields. Whether it switched. */
+function followLink(kept: string, models: Model[], wanted: string | null): boolean {
+  const next = models.find((m) => m.id === wanted);
+  if (!next || keptValue<string>(`${kept}:model`) === next.id) return false;
+  setKept(`${kept}:model`, next.id);
+  setKept<FormValues | undefined>(`${kept}:values`, (prev) => initialValues(next, prev));
+  return true;
+}
+
 function Playground({ category, models, wanted }: { category: Category; models: Model[]; wanted: string | null }) {
   const { session, refreshAccount } = useSession();
   const kept = `playground:${category}`;
+  const [invalid, setInvalid] = useState<Record<string, string>>({});
+  const linked = useRef<string | null | undefined>(undefined);
+  if (wanted !== linked.current) {
+    linked.current = wanted;
+    if (followLink(kept, models, wanted) && Object.keys(invalid).length) setInvalid({});
+  }
   const [modelId, setModelId] = useKept(`${kept}:model`, () => firstModel(models, wanted).id);
   const model = models.find((m) => m.id === modelId) ?? firstModel(models, wanted);
   const [values, setValues] = useKept<FormValues>(`${kept}:values`, () => initialValues(model));
   const [run, setRun] = useKept<Run | null>(`${kept}:run`, null);
   const [webhook, setWebhook] = useKept(`${kept}:webhook`, "");
-  const [invalid, setInvalid] = useState<Record<string, string>>({});
   const resultCard = useRef<HTMLDivElement>(null);
   const [main, more] = useMemo(() => splitFields(model), [model]);
   const input = buildInput(model, values);
@@ -110,10 +126,6 @@ function Playground({ category, models, wanted }: { category: Category; models: 
     setValues((prev) => initialValues(next, prev));
     setInvalid({});
   };
-
-  useEffect(() => {
-    if (wanted && wanted !== model.id && models.some((m) => m.id === wanted)) pick(wanted);
-  }, [wanted]);
 
   const change = (name: string, v: FormValues[string]) => {
     setValues((prev) => ({ ...prev, [name]: v }));
