@@ -89,14 +89,20 @@ function useQuote(model: Model, input: Record<string, unknown>): { cost: number 
   return { cost: quotes.get(key) ?? null, problem: problem?.key === key ? problem.error : null };
 }
 
+/** Make ``next`` the playground's kept model, keeping what was typed into the fields it shares
+ * with the last one. */
+function switchModel(kept: string, next: Model): void {
+  setKept(`${kept}:model`, next.id);
+  setKept<FormValues | undefined>(`${kept}:values`, (prev) => initialValues(next, prev));
+}
+
 /** Make a link's model (``?model=``) the kept one before the page shows anything. Switched in
  * an effect, the page would first show the last model's form, and text typed into it then would
  * be lost as the switch replaced its fields. Whether it switched. */
 function followLink(kept: string, models: Model[], wanted: string | null): boolean {
   const next = models.find((m) => m.id === wanted);
   if (!next || keptValue<string>(`${kept}:model`) === next.id) return false;
-  setKept(`${kept}:model`, next.id);
-  setKept<FormValues | undefined>(`${kept}:values`, (prev) => initialValues(next, prev));
+  switchModel(kept, next);
   return true;
 }
 
@@ -109,7 +115,7 @@ function Playground({ category, models, wanted }: { category: Category; models: 
     linked.current = wanted;
     if (followLink(kept, models, wanted) && Object.keys(invalid).length) setInvalid({});
   }
-  const [modelId, setModelId] = useKept(`${kept}:model`, () => firstModel(models, wanted).id);
+  const [modelId] = useKept(`${kept}:model`, () => firstModel(models, wanted).id);
   const model = models.find((m) => m.id === modelId) ?? firstModel(models, wanted);
   const [values, setValues] = useKept<FormValues>(`${kept}:values`, () => initialValues(model));
   const [run, setRun] = useKept<Run | null>(`${kept}:run`, null);
@@ -121,9 +127,7 @@ function Playground({ category, models, wanted }: { category: Category; models: 
   const short = cost !== null && cost > session.account.credits;
 
   const pick = (id: string) => {
-    const next = models.find((m) => m.id === id)!;
-    setModelId(next.id);
-    setValues((prev) => initialValues(next, prev));
+    switchModel(kept, models.find((m) => m.id === id)!);
     setInvalid({});
   };
 

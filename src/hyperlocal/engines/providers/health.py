@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-__all__ = ["DEFAULT_CAP", "Breaker", "InFlight", "Lane"]
+__all__ = ["DEFAULT_CAP", "Breaker", "InFlight", "Lane", "cap_of"]
 
 DEFAULT_CAP = 32
 _EWMA = 0.3  # weight of the newest run in a lane's mean run time
@@ -61,16 +61,21 @@ class Breaker:
         return "half-open" if circuit and circuit.opened_at is not None else "closed"
 
 
+def cap_of(caps: Mapping[str, int], provider: str) -> int:
+    """How many of ``provider``'s jobs may be in flight at once (``provider_concurrency``)."""
+    return max(1, caps.get(provider, DEFAULT_CAP))
+
+
 class InFlight:
-    def __init__(self, caps: Mapping[str, int], default: int = DEFAULT_CAP) -> None:
-        self._caps, self._default = dict(caps), default
+    def __init__(self, caps: Mapping[str, int]) -> None:
+        self._caps = dict(caps)
         self._slots: dict[str, asyncio.Semaphore] = {}
 
     @asynccontextmanager
     async def slot(self, provider: str) -> AsyncIterator[None]:
         semaphore = self._slots.get(provider)
         if semaphore is None:
-            semaphore = asyncio.Semaphore(max(1, self._caps.get(provider, self._default)))
+            semaphore = asyncio.Semaphore(cap_of(self._caps, provider))
             self._slots[provider] = semaphore
         async with semaphore:
             yield

@@ -20,7 +20,7 @@ import httpx
 
 from hyperlocal import __version__
 from hyperlocal.engines.providers.base import Provider, ProviderContext
-from hyperlocal.engines.providers.health import DEFAULT_CAP
+from hyperlocal.engines.providers.health import cap_of
 from hyperlocal.engines.registry import discover
 from hyperlocal.errors import EngineUnavailableError
 from hyperlocal.settings import Settings
@@ -122,7 +122,7 @@ class ProviderRegistry:
         client = httpx.AsyncClient(
             trust_env=False,
             timeout=_TIMEOUT,
-            limits=_limits(settings.provider_concurrency.get(name, DEFAULT_CAP)),
+            limits=_limits(cap_of(settings.provider_concurrency, name)),
             headers={"User-Agent": f"hyperlocal/{__version__}"},
         )
         self._clients.append(client)

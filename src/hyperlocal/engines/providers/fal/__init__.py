@@ -159,7 +159,7 @@ class FalProvider:
             if stream:
                 streamed = await streamed_status(
                     self._http,
-                    f"{request.url}/status",
+                    f"{request.url}/status/stream",
                     self._headers,
                     partial(_report, watch=watch),
                 )

@@ -40,13 +40,13 @@ class Cut(Enum):
 async def streamed_status(
     http: httpx.AsyncClient, url: str, headers: Mapping[str, str], report: Report
 ) -> Status | Cut:
-    """The request's final status, read from its stream at ``url`` (the status URL), each
-    queue position on the way told to ``report``; or where the stream stopped short."""
+    """The request's final status, read from its stream at ``url``, each queue position on the
+    way told to ``report``; or where the stream stopped short."""
     try:
         async with aconnect_sse(
             http,
             "GET",
-            f"{url}/stream",  # without logs=1: statuses only, not every line the app logs
+            url,  # without logs=1: statuses only, not every line the app logs
             headers=dict(headers),  # a copy: it adds its own
             timeout=STREAM_TIMEOUT,
         ) as source:
